@@ -1,0 +1,86 @@
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.db.models import Prefetch
+
+from apps.accounts import services
+from apps.accounts.admin_site import MSPModelAdmin, MSPRolePermissions
+from apps.accounts.forms import UserAdminForm
+from apps.accounts.models import Membership, User
+from apps.audit.choices import AuditAction
+from apps.audit.services import record
+
+admin.site.unregister(Group)
+
+
+class MembershipInline(MSPRolePermissions, admin.TabularInline):
+    model = Membership
+    extra = 0
+    fields = ("company", "on_call")
+    autocomplete_fields = ("company",)
+
+
+@admin.register(User)
+class UserAdmin(MSPModelAdmin):
+    form = UserAdminForm
+    list_display = ("email", "full_name", "role_name", "companies", "is_active", "last_login")
+    list_filter = ("is_active", "groups", "memberships__company")
+    search_fields = ("email", "full_name")
+    ordering = ("email",)
+    inlines = (MembershipInline,)
+    fieldsets = ((None, {"fields": ("email", "full_name", "role", "password1", "is_active")}),)
+    actions = ("deactivate_users",)
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(
+                "groups",
+                Prefetch("memberships", queryset=Membership.objects.select_related("company")),
+            )
+        )
+
+    @admin.display(description="role")
+    def role_name(self, obj: User) -> str:
+        return obj.role.label if obj.role else "—"
+
+    @admin.display(description="companies")
+    def companies(self, obj: User) -> str:
+        return ", ".join(m.company.name for m in obj.memberships.all()) or "—"
+
+    def save_model(self, request, obj: User, form, change: bool) -> None:
+        role = form.cleaned_data["role"]
+        password = form.cleaned_data.get("password1")
+        if change:
+            if password:
+                obj.set_password(password)
+            changed = [f for f in form.changed_data if f != "role"]
+            changed = ["password" if f == "password1" else f for f in changed]
+            services.user_update(user=obj, changed=changed, role=role, actor=request.user)
+        else:
+            services.user_create(user=obj, password=password, role=role, actor=request.user)
+
+    def save_formset(self, request, form, formset, change: bool) -> None:
+        saved = formset.save()
+        if saved or formset.deleted_objects:
+            record(
+                action=AuditAction.MEMBERSHIP_CHANGED,
+                actor=request.user,
+                target=form.instance,
+                details={
+                    "saved": [m.company_id for m in saved],
+                    "deleted": [m.company_id for m in formset.deleted_objects],
+                },
+            )
+
+    def delete_model(self, request, obj: User) -> None:
+        services.user_delete(user=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for user in queryset:
+            services.user_delete(user=user, actor=request.user)
+
+    @admin.action(description="Deactivate selected users")
+    def deactivate_users(self, request, queryset) -> None:
+        for user in queryset.filter(is_active=True):
+            services.user_deactivate(user=user, actor=request.user)

@@ -1,0 +1,46 @@
+"""DRF glue: one error shape, ``{"error": code, "message": text, "fields": {...}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from apps.common.errors import ApplicationError
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "non_field_errors" and prefix == "":
+                name = "non_field_errors"
+            out.update(_flatten(value, name))
+        return out
+    if isinstance(detail, list) and detail and all(isinstance(d, dict | list) for d in detail):
+        out = {}
+        for i, value in enumerate(detail):
+            out.update(_flatten(value, f"{prefix}.{i}" if prefix else str(i)))
+        return out
+    items = detail if isinstance(detail, list) else [detail]
+    return {prefix or "non_field_errors": [str(i) for i in items]}
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, ApplicationError):
+        return Response(exc.as_dict(), status=exc.status_code, headers=exc.headers)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        summary = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
+        response.data = {"error": "invalid", "message": summary, "fields": fields}
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+        response.data = {"error": code, "message": str(detail)}
+    return response

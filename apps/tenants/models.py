@@ -1,0 +1,244 @@
+"""Client companies, their assets, API keys and maintenance windows."""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from apps.tenants.choices import (
+    AGGREGATION_FIELDS,
+    AssetType,
+    Weekday,
+    WindowKind,
+)
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(
+            f"“{value}” is not a known IANA time zone (for example Europe/Paris)."
+        )
+
+
+def validate_aggregation_key(value: str) -> None:
+    parts = [p.strip() for p in value.split("|")]
+    unknown = [p for p in parts if p not in AGGREGATION_FIELDS]
+    if not value or unknown:
+        allowed = ", ".join(AGGREGATION_FIELDS)
+        raise ValidationError(
+            f"Aggregation key must be fields joined by “|”, each one of: {allowed}"
+            + (f" (unknown: {', '.join(unknown)})." if unknown else ".")
+        )
+    if len(set(parts)) != len(parts):
+        raise ValidationError("Aggregation key repeats a field.")
+
+
+class Company(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    is_active = models.BooleanField(default=True)
+
+    # Policy
+    auto_approve_low_risk = models.BooleanField(
+        default=True, help_text="Run low-risk runbooks without asking anyone."
+    )
+
+    # Correlation
+    correlation_window_minutes = models.PositiveIntegerField(
+        default=15,
+        validators=[MinValueValidator(1), MaxValueValidator(1440)],
+        help_text="Alerts with the same key within this many minutes join one incident (1–1440).",
+    )
+    aggregation_key = models.CharField(
+        max_length=100,
+        default="asset|signature",
+        validators=[validate_aggregation_key],
+        help_text="Fields that make alerts the same problem, joined by “|”.",
+    )
+    auto_correlate = models.BooleanField(
+        default=True, help_text="Off: every alert opens its own incident."
+    )
+    min_alerts = models.PositiveIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="An incident stays pending until it has this many alerts (1–1000).",
+    )
+    asset_label = models.CharField(
+        max_length=100,
+        default="instance",
+        validators=[
+            RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "Must be a Prometheus label name.")
+        ],
+        help_text="Alertmanager/Grafana label that names the asset.",
+    )
+
+    # Webhook protection
+    rate_limit_per_minute = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="Sustained webhook requests per minute (1–1000).",
+    )
+    rate_limit_burst = models.PositiveIntegerField(
+        default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(10000)],
+        help_text="Requests allowed at once before the per-minute rate applies (1–10000).",
+    )
+    hmac_enabled = models.BooleanField(default=False)
+    hmac_secret = models.CharField(max_length=128, blank=True, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "companies"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def clean(self) -> None:
+        if self.hmac_enabled and not self.hmac_secret:
+            raise ValidationError(
+                {"hmac_enabled": "Enable HMAC with “Enable HMAC”, which creates the secret."}
+            )
+
+
+class ApiKey(models.Model):
+    """A company's webhook key. Only a SHA-256 hash and a short visible prefix are stored."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="api_keys")
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company"],
+                condition=Q(revoked_at__isnull=True),
+                name="one_active_api_key_per_company",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({'revoked' if self.revoked_at else 'active'})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Asset(models.Model):
+    instance_id_validator = RegexValidator(
+        r"^(i-[0-9a-f]{8}([0-9a-f]{9})?|mi-[0-9a-f]{17})$",
+        "Instance id must be an EC2 id (i-0123456789abcdef0) or a hybrid id (mi-…, 17 hex).",
+    )
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="assets")
+    name = models.CharField(max_length=255)
+    asset_type = models.CharField(
+        max_length=20, choices=AssetType.choices, default=AssetType.SERVER
+    )
+    os = models.CharField("OS", max_length=100, blank=True)
+    is_critical = models.BooleanField(default=False)
+    instance_id = models.CharField(
+        max_length=20, blank=True, validators=[instance_id_validator], help_text="For AWS SSM."
+    )
+    tags = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "name"], name="asset_name_unique_per_company"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if not isinstance(self.tags, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.tags.items()
+        ):
+            raise ValidationError(
+                {"tags": 'Tags must be an object of strings, like {"env": "prod"}.'}
+            )
+
+
+class MaintenanceWindow(models.Model):
+    """A weekly recurring window in the company's time zone, or a one-off period.
+
+    A weekly window whose end is not after its start crosses midnight: "Sat 22:00–02:00"
+    runs from Saturday 22:00 to Sunday 02:00, local time.
+    """
+
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="maintenance_windows"
+    )
+    kind = models.CharField(max_length=10, choices=WindowKind.choices, default=WindowKind.WEEKLY)
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices, null=True, blank=True)
+    start_time = models.TimeField(null=True, blank=True)
+    end_time = models.TimeField(null=True, blank=True)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["kind", "weekday", "start_time", "starts_at"]
+
+    def __str__(self) -> str:
+        if self.kind == WindowKind.WEEKLY:
+            day = Weekday(self.weekday).label[:3] if self.weekday is not None else "?"
+            return f"{day} {self.start_time:%H:%M}–{self.end_time:%H:%M}"
+        return f"{self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        errors = {}
+        if self.kind == WindowKind.WEEKLY:
+            for field in ("weekday", "start_time", "end_time"):
+                if getattr(self, field) is None:
+                    errors[field] = "Required for a weekly window."
+            if self.start_time is not None and self.start_time == self.end_time:
+                errors["end_time"] = "End must differ from start (a window cannot be empty)."
+        else:
+            for field in ("starts_at", "ends_at"):
+                if getattr(self, field) is None:
+                    errors[field] = "Required for a one-off window."
+            if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+                errors["ends_at"] = "End must be after start."
+        if errors:
+            raise ValidationError(errors)
+
+    def is_active(self, at: datetime, tz: zoneinfo.ZoneInfo) -> bool:
+        """Whether ``at`` (an aware datetime) falls inside this window."""
+        if self.kind == WindowKind.ONE_OFF:
+            return self.starts_at <= at < self.ends_at
+        local = at.astimezone(tz)
+        crosses_midnight = self.end_time <= self.start_time
+        for day in (local.date(), local.date() - timedelta(days=1)):
+            if day.weekday() != self.weekday:
+                continue
+            start = datetime.combine(day, self.start_time, tzinfo=tz)
+            end_day = day + timedelta(days=1) if crosses_midnight else day
+            end = datetime.combine(end_day, self.end_time, tzinfo=tz)
+            if start <= at < end:
+                return True
+        return False

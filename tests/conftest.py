@@ -1,0 +1,44 @@
+import pytest
+from django.core.cache import cache
+
+from apps.accounts.roles import Role
+from tests.factories import CompanyFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Every test starts with an empty cache (Redis in CI): no key, bucket or replay
+    marker leaks from one test to the next."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def company_a(db):
+    return CompanyFactory(name="Acme Corp", slug="acme")
+
+
+@pytest.fixture
+def company_b(db):
+    return CompanyFactory(name="Globex", slug="globex")
+
+
+@pytest.fixture
+def msp_admin(db):
+    return UserFactory(email="msp@example.com", role=Role.MSP_ADMIN)
+
+
+@pytest.fixture
+def company_admin_a(company_a):
+    return UserFactory(email="ca@acme.example", role=Role.COMPANY_ADMIN, companies=[company_a])
+
+
+@pytest.fixture
+def technician_a(company_a):
+    return UserFactory(email="tech@acme.example", role=Role.TECHNICIAN, companies=[company_a])
+
+
+@pytest.fixture
+def technician_b(company_b):
+    return UserFactory(email="tech@globex.example", role=Role.TECHNICIAN, companies=[company_b])
