@@ -57,11 +57,14 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "django_filters",
     "channels",
     "apps.common",
     "apps.tenants",
     "apps.accounts",
     "apps.audit",
+    "apps.alerts",
+    "apps.incidents",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,86 @@
+"""Incidents: alerts of one company that share an aggregation key within the window."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.alerts.choices import Severity
+from apps.incidents.choices import OPEN_STATUSES, IncidentStatus, Resolution
+
+
+class Incident(models.Model):
+    company = models.ForeignKey(
+        "tenants.Company", on_delete=models.CASCADE, related_name="incidents"
+    )
+    key = models.CharField(max_length=600, help_text="The aggregation key's value.")
+    accepting = models.BooleanField(
+        default=True,
+        help_text="The incident new alerts of its key may join (at most one per key).",
+    )
+    title = models.CharField(max_length=600)
+    asset = models.ForeignKey(
+        "tenants.Asset", null=True, blank=True, on_delete=models.SET_NULL, related_name="incidents"
+    )
+    asset_name = models.CharField(max_length=255)
+    signature = models.CharField(max_length=255)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    status = models.CharField(
+        max_length=20, choices=IncidentStatus.choices, default=IncidentStatus.NEW
+    )
+    visible = models.BooleanField(
+        default=True, help_text="False while pending: fewer alerts than the company's minimum."
+    )
+    in_maintenance = models.BooleanField(default=False)
+    alert_count = models.PositiveIntegerField(default=0)
+    open_alert_count = models.PositiveIntegerField(default=0)
+    tool_sources = models.JSONField(default=list)
+    first_alert_at = models.DateTimeField()
+    last_alert_at = models.DateTimeField()
+    priority_score = models.IntegerField(default=0, db_index=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_incidents",
+    )
+    resolution = models.CharField(max_length=20, choices=Resolution.choices, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-priority_score", "-last_alert_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "key"],
+                condition=Q(accepting=True),
+                name="one_accepting_incident_per_key",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["company", "status", "-priority_score"], name="incident_company_status"
+            ),
+            models.Index(
+                fields=["assigned_to"],
+                condition=Q(status__in=OPEN_STATUSES),
+                name="incident_open_assignee",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
