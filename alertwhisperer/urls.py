@@ -3,11 +3,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from apps.accounts.views import home
+from apps.alerts.api.webhook import AlertWebhookView
 
 urlpatterns = [
     path("", home, name="home"),
     path("accounts/", include("apps.accounts.urls")),
     path("companies/", include("apps.tenants.urls")),
     path("admin/", admin.site.urls),
+    path("api/webhooks/alerts", AlertWebhookView.as_view(), name="webhook"),
+    path("api/webhooks/alerts/", AlertWebhookView.as_view()),
+    path("api/webhooks/alerts/<str:source>", AlertWebhookView.as_view(), name="webhook-source"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

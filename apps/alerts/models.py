@@ -25,6 +25,9 @@ class Delivery(models.Model):
             models.UniqueConstraint(fields=["company", "delivery_id"], name="delivery_once")
         ]
 
+    def __str__(self) -> str:
+        return self.delivery_id
+
 
 class Alert(models.Model):
     company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="alerts")

@@ -19,3 +19,4 @@ class AuditAction(models.TextChoices):
     LOGIN_FAILED = "login_failed", "Login failed"
     INCIDENT_ASSIGNED = "incident_assigned", "Incident assigned"
     INCIDENT_STATUS_CHANGED = "incident_status_changed", "Incident status changed"
+    SNS_SUBSCRIPTION_CONFIRMED = "sns_subscription_confirmed", "SNS subscription confirmed"

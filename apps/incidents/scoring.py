@@ -1,10 +1,10 @@
 """The product guide's priority score, with the points each term contributes.
 
-    score = severity base (critical 90, high 60, medium 30, low 10)
-          + 20 if the asset is critical
-          + 2 per duplicate alert (alert count − 1), at most 20
-          + 10 if two or more tools reported it
-          − 1 per full hour since the first alert, at most 10
+score = severity base (critical 90, high 60, medium 30, low 10)
+      + 20 if the asset is critical
+      + 2 per duplicate alert (alert count − 1), at most 20
+      + 10 if two or more tools reported it
+      − 1 per full hour since the first alert, at most 10
 """
 
 from __future__ import annotations

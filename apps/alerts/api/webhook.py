@@ -1,0 +1,78 @@
+from django.http.request import RawPostDataException
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.alerts import webhook
+
+
+class AlertWebhookView(APIView):
+    """Monitoring tools post here. The API key authenticates the company; no user session."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    parser_classes: list = []
+    renderer_classes = [JSONRenderer]
+    throttle_classes: list = []
+
+    @extend_schema(
+        operation_id="webhook_alerts",
+        summary="Receive alerts from a monitoring tool",
+        description=(
+            "Body: the tool's own webhook payload (Alertmanager, Grafana, Datadog, Zabbix, "
+            "Amazon SNS with CloudWatch alarms) or the generic JSON. Optional headers: "
+            "X-Delivery-ID (idempotency for 24 h), X-Timestamp and X-Signature (HMAC)."
+        ),
+        request=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter("api_key", str, OpenApiParameter.QUERY, required=False),
+            OpenApiParameter("X-API-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("X-Delivery-ID", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("X-Timestamp", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("X-Signature", str, OpenApiParameter.HEADER, required=False),
+        ],
+        responses={
+            202: inline_serializer(
+                "WebhookAccepted",
+                {
+                    "accepted": serializers.IntegerField(),
+                    "alert_ids": serializers.ListField(child=serializers.IntegerField()),
+                    "duplicate": serializers.BooleanField(),
+                },
+            ),
+            200: OpenApiResponse(description="SNS subscription confirmation handled."),
+            400: OpenApiResponse(description="The payload is invalid; the message says why."),
+            401: OpenApiResponse(description="Missing or bad API key or signature."),
+            404: OpenApiResponse(description="Unknown source in the URL."),
+            413: OpenApiResponse(description="Body over 1 MiB."),
+            415: OpenApiResponse(description="Unsupported content type."),
+            429: OpenApiResponse(description="Rate limit exceeded; see Retry-After."),
+        },
+    )
+    def post(self, request: Request, source: str | None = None) -> Response:
+        django_request = request._request
+        webhook.check_size(django_request.META.get("CONTENT_LENGTH"))
+        try:
+            body = django_request.body
+        except RawPostDataException:
+            body = b""
+        result = webhook.receive(
+            webhook.WebhookRequest(
+                api_key=django_request.GET.get("api_key")
+                or django_request.headers.get("X-API-Key", ""),
+                source=source,
+                body=body,
+                content_type=django_request.META.get("CONTENT_TYPE", ""),
+                headers=django_request.headers,
+            )
+        )
+        return Response(result.body, status=result.status, headers=result.headers)

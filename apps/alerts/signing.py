@@ -1,0 +1,77 @@
+"""Webhook signatures: ``X-Signature: sha256=<hex HMAC-SHA256(secret, "<X-Timestamp>.<body>")>``.
+
+A signature is accepted once: its first use is remembered in the cache for longer than the
+timestamp tolerance, so a captured request cannot be replayed. The one exception is an
+exact retry of a delivery that carries the same ``X-Delivery-ID`` as the first use: it is
+let through to the idempotency check, which answers with the first delivery's alerts and
+stores nothing (a tool retrying after a lost response must not be refused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+
+from django.core.cache import cache
+
+from apps.common.errors import AuthenticationError
+
+TOLERANCE_SECONDS = 300
+REPLAY_MEMORY_SECONDS = 2 * TOLERANCE_SECONDS + 60
+PREFIX = "sha256="
+
+
+def verify_signature(
+    *,
+    company_id: int,
+    secret: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    delivery_id: str,
+    now: float | None = None,
+) -> None:
+    """Raise AuthenticationError (401) naming the problem unless the request is signed."""
+    timestamp = headers.get("X-Timestamp", "")
+    signature = headers.get("X-Signature", "")
+    if not timestamp or not signature:
+        missing = [h for h, v in (("X-Signature", signature), ("X-Timestamp", timestamp)) if not v]
+        raise AuthenticationError(
+            f"This company requires signed webhooks: missing {' and '.join(missing)} header.",
+            code="signature_missing",
+        )
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise AuthenticationError(
+            "X-Timestamp must be Unix time in whole seconds.", code="signature_invalid"
+        ) from None
+    now = time.time() if now is None else now
+    if abs(now - sent_at) > TOLERANCE_SECONDS:
+        raise AuthenticationError(
+            f"X-Timestamp is {int(abs(now - sent_at))} s from the server clock; "
+            f"signatures are valid for {TOLERANCE_SECONDS} s.",
+            code="signature_expired",
+        )
+    if not signature.startswith(PREFIX):
+        raise AuthenticationError(
+            "X-Signature must look like sha256=<hex digest>.", code="signature_invalid"
+        )
+    expected = hmac.new(
+        secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256
+    ).hexdigest()
+    if not hmac.compare_digest(expected, signature[len(PREFIX) :].strip().lower()):
+        raise AuthenticationError(
+            'X-Signature does not match the body: sign f"{X-Timestamp}.{raw body}" '
+            "with HMAC-SHA256 and the company's secret.",
+            code="signature_invalid",
+        )
+    seen_key = f"aw:hmac-seen:{company_id}:{expected}"
+    marker = f"delivery:{delivery_id}" if delivery_id else "used"
+    first_use = cache.add(seen_key, marker, REPLAY_MEMORY_SECONDS)
+    if not first_use and not (delivery_id and cache.get(seen_key) == marker):
+        raise AuthenticationError(
+            "This signature was already used: the request is a replay.",
+            code="signature_replayed",
+        )

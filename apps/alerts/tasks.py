@@ -1,0 +1,45 @@
+"""Periodic upkeep of the ingest path, and the SNS subscription handshake."""
+
+from __future__ import annotations
+
+import boto3
+from botocore.config import Config
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from apps.alerts.services import deliveries_purge
+from apps.audit.choices import AuditAction
+from apps.audit.services import record
+from apps.tenants.models import Company
+
+
+@shared_task(soft_time_limit=240, time_limit=300)
+def purge_deliveries() -> int:
+    return deliveries_purge(now=timezone.now())
+
+
+@shared_task(
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=30,
+    time_limit=40,
+)
+def confirm_sns_subscription(company_id: int, topic_arn: str, token: str, region: str) -> str:
+    """Answer an SNS SubscriptionConfirmation with ConfirmSubscription (no AWS credentials
+    are needed: the token proves the request)."""
+    client = boto3.client(
+        "sns",
+        region_name=region,
+        endpoint_url=settings.AWS_ENDPOINT_URL,
+        config=Config(signature_version="unsigned", retries={"mode": "standard"}),
+    )
+    response = client.confirm_subscription(TopicArn=topic_arn, Token=token)
+    company = Company.objects.get(pk=company_id)
+    record(
+        action=AuditAction.SNS_SUBSCRIPTION_CONFIRMED,
+        company=company,
+        details={"topic_arn": topic_arn, "subscription_arn": response.get("SubscriptionArn", "")},
+    )
+    return response.get("SubscriptionArn", "")

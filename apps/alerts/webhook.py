@@ -1,0 +1,157 @@
+"""The ingest path of one webhook request, in the order ARCHITECTURE.md fixes:
+API key → size → HMAC → rate limit → parse → store → 202, correlation after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.alerts import adapters
+from apps.alerts.ratelimit import take_token
+from apps.alerts.services import alerts_ingest
+from apps.alerts.signing import verify_signature
+from apps.alerts.tasks import confirm_sns_subscription
+from apps.common.errors import (
+    AuthenticationError,
+    PayloadTooLarge,
+    RateLimited,
+    ValidationError,
+)
+from apps.tenants.services import company_for_api_key
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_DELIVERY_ID_LENGTH = 200
+SNS_SOURCES = {"sns", "cloudwatch"}
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    api_key: str
+    source: str | None
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str]
+
+
+@dataclass
+class WebhookResponse:
+    status: int
+    body: dict
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def check_size(content_length: str | None) -> None:
+    try:
+        length = int(content_length or 0)
+    except ValueError:
+        length = 0
+    if length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(
+            f"The body is {length} bytes; the limit is {MAX_BODY_BYTES} bytes (1 MiB). "
+            "Split large batches into several deliveries."
+        )
+
+
+def _is_sns(request: WebhookRequest) -> bool:
+    return (request.source or "").lower() in SNS_SOURCES or bool(
+        request.headers.get("x-amz-sns-message-type")
+    )
+
+
+def _delivery_id(request: WebhookRequest) -> str:
+    delivery_id = request.headers.get("X-Delivery-ID", "").strip()
+    if not delivery_id and _is_sns(request):
+        delivery_id = request.headers.get("x-amz-sns-message-id", "").strip()
+    if len(delivery_id) > MAX_DELIVERY_ID_LENGTH:
+        raise ValidationError(
+            f"X-Delivery-ID is {len(delivery_id)} characters; at most "
+            f"{MAX_DELIVERY_ID_LENGTH} are allowed.",
+            code="invalid_delivery_id",
+        )
+    return delivery_id
+
+
+def receive(request: WebhookRequest) -> WebhookResponse:
+    if not request.api_key:
+        raise AuthenticationError(
+            "Missing API key: pass it as ?api_key=… or in the X-API-Key header.",
+            code="api_key_missing",
+        )
+    company = company_for_api_key(request.api_key)
+    if company is None:
+        raise AuthenticationError("Unknown or revoked API key.", code="api_key_invalid")
+    if len(request.body) > MAX_BODY_BYTES:
+        check_size(str(len(request.body)))
+    delivery_id = _delivery_id(request)
+    # SNS deliveries carry Amazon's own signature, verified by the SNS adapter.
+    if company.hmac_enabled and not _is_sns(request):
+        verify_signature(
+            company_id=company.pk,
+            secret=company.hmac_secret,
+            body=request.body,
+            headers=request.headers,
+            delivery_id=delivery_id,
+        )
+    decision = take_token(
+        company_id=company.pk,
+        rate_per_minute=company.rate_limit_per_minute,
+        burst=company.rate_limit_burst,
+    )
+    if not decision.allowed:
+        raise RateLimited(
+            f"Rate limit exceeded: {company.rate_limit_per_minute} requests per minute "
+            f"(burst {company.rate_limit_burst}). Retry after {decision.retry_after} s.",
+            headers=decision.headers(),
+        )
+    result = adapters.parse(
+        request.source,
+        body=request.body,
+        content_type=request.content_type,
+        headers=request.headers,
+        options=adapters.AdapterOptions(asset_label=company.asset_label),
+    )
+    if result.subscription_confirmation is not None:
+        return _subscription(company.pk, result.subscription_confirmation, decision.headers())
+    stored = alerts_ingest(
+        company=company,
+        alerts=result.alerts,
+        source=result.source,
+        delivery_id=delivery_id,
+        received_at=timezone.now(),
+    )
+    return WebhookResponse(
+        status=202,
+        body={
+            "accepted": len(stored.alert_ids),
+            "alert_ids": stored.alert_ids,
+            "duplicate": stored.duplicate,
+        },
+        headers=decision.headers(),
+    )
+
+
+def _subscription(company_id: int, confirmation: dict, headers: dict[str, str]) -> WebhookResponse:
+    if confirmation["type"] != "SubscriptionConfirmation":
+        return WebhookResponse(
+            status=200,
+            body={"accepted": 0, "alert_ids": [], "subscription": "unsubscribed"},
+            headers=headers,
+        )
+    transaction.on_commit(
+        lambda: confirm_sns_subscription.delay(
+            company_id, confirmation["topic_arn"], confirmation["token"], confirmation["region"]
+        )
+    )
+    return WebhookResponse(
+        status=200,
+        body={
+            "accepted": 0,
+            "alert_ids": [],
+            "subscription": "confirming",
+            "topic_arn": confirmation["topic_arn"],
+        },
+        headers=headers,
+    )
