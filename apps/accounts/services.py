@@ -16,7 +16,7 @@ from apps.audit.services import record
 
 def user_set_role(*, user: User, role: Role | str) -> None:
     role = Role(role)
-    user.groups.set([Group.objects.get(name=role.value)])
+    user.groups.set([Group.objects.get_or_create(name=role.value)[0]])
     user.is_staff = role == Role.MSP_ADMIN
     User.objects.filter(pk=user.pk).update(is_staff=user.is_staff)
     user.__dict__.pop("role", None)

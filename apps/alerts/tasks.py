@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import boto3
+from botocore import UNSIGNED
 from botocore.config import Config
 from celery import shared_task
 from django.conf import settings
@@ -27,13 +28,18 @@ def purge_deliveries() -> int:
     time_limit=40,
 )
 def confirm_sns_subscription(company_id: int, topic_arn: str, token: str, region: str) -> str:
-    """Answer an SNS SubscriptionConfirmation with ConfirmSubscription (no AWS credentials
-    are needed: the token proves the request)."""
-    client = boto3.client(
-        "sns",
-        region_name=region,
-        endpoint_url=settings.AWS_ENDPOINT_URL,
-        config=Config(signature_version="unsigned", retries={"mode": "standard"}),
+    """Answer an SNS SubscriptionConfirmation with ConfirmSubscription. The token proves the
+    request, so no AWS credentials are needed; when the platform has some, the call is
+    signed with them."""
+    session = boto3.session.Session()
+    retries = {"mode": "standard"}
+    config = (
+        Config(retries=retries)
+        if session.get_credentials() is not None
+        else Config(signature_version=UNSIGNED, retries=retries)
+    )
+    client = session.client(
+        "sns", region_name=region, endpoint_url=settings.AWS_ENDPOINT_URL, config=config
     )
     response = client.confirm_subscription(TopicArn=topic_arn, Token=token)
     company = Company.objects.get(pk=company_id)

@@ -1,0 +1,301 @@
+"""The webhook endpoint over HTTP: keys, signatures, rate limits, idempotency, bad input."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from apps.alerts.models import Alert, Delivery
+from apps.common.redis import get_redis
+from apps.incidents.models import Incident
+from apps.tenants.services import api_key_regenerate, company_update
+from tests.alerts.conftest import WEBHOOK, generic, sign
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+pytestmark = pytest.mark.django_db
+
+
+def assert_error(response, status: int, code: str, *fragments: str) -> dict:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["error"] == code
+    for fragment in fragments:
+        assert fragment in body["message"]
+    return body
+
+
+def test_generic_alert_is_stored_and_correlated(tenant, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = tenant.post(generic(), **{"X-Delivery-ID": "dd-1"})
+    assert response.status_code == 202
+    body = response.json()
+    assert body == {"accepted": 1, "alert_ids": body["alert_ids"], "duplicate": False}
+    alert = Alert.objects.get(pk=body["alert_ids"][0])
+    assert (alert.company, alert.asset_name, alert.signature) == (
+        tenant.company,
+        "srv-db-01",
+        "disk_full",
+    )
+    assert alert.severity == "critical" and alert.status == "firing"
+    assert alert.delivery_id == "dd-1" and alert.source == "generic"
+    assert alert.received_at is not None and alert.correlated_at is not None
+    assert alert.incident.title == "disk_full on srv-db-01"
+    assert response["X-RateLimit-Limit"] == "60"
+    assert response["X-RateLimit-Burst"] == "100"
+    assert response["X-RateLimit-Remaining"] == "99"
+
+
+def test_api_key_in_query_string_and_trailing_slash(tenant):
+    raw = json.dumps(generic()).encode()
+    for path in (f"{WEBHOOK}?api_key={tenant.key}", f"{WEBHOOK}/?api_key={tenant.key}"):
+        response = tenant.client.post(path, raw, content_type="application/json")
+        assert response.status_code == 202
+
+
+def test_alertmanager_group_is_many_alerts(tenant):
+    body = (FIXTURES / "alertmanager" / "alertmanager_group_firing_2_alerts.json").read_bytes()
+    response = tenant.post(body, path=f"{WEBHOOK}/alertmanager")
+    assert response.json()["accepted"] == 2
+    assert set(Alert.objects.values_list("source", "tool_source").distinct()) == {
+        ("alertmanager", "Alertmanager")
+    }
+
+
+def test_missing_and_unknown_keys_are_refused(tenant):
+    raw = json.dumps(generic()).encode()
+    response = tenant.client.post(WEBHOOK, raw, content_type="application/json")
+    assert_error(response, 401, "api_key_missing", "X-API-Key")
+    response = tenant.client.post(
+        WEBHOOK, raw, content_type="application/json", headers={"X-API-Key": "aw_nope_x"}
+    )
+    assert_error(response, 401, "api_key_invalid")
+    assert not Alert.objects.exists()
+
+
+def test_regenerated_key_stops_at_once(tenant):
+    assert tenant.post(generic()).status_code == 202
+    new_key = api_key_regenerate(company=tenant.company)
+    assert_error(tenant.post(generic()), 401, "api_key_invalid")
+    tenant.key = new_key
+    assert tenant.post(generic()).status_code == 202
+
+
+# --- HMAC -------------------------------------------------------------------------------------
+def test_signed_request_passes(signed_tenant):
+    raw = json.dumps(generic()).encode()
+    response = signed_tenant.post(raw, **sign(signed_tenant.secret, raw))
+    assert response.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("headers", "code", "fragment"),
+    [
+        ({}, "signature_missing", "missing X-Signature and X-Timestamp"),
+        ({"X-Timestamp": "1"}, "signature_missing", "missing X-Signature"),
+        ({"X-Timestamp": "soon", "X-Signature": "sha256=00"}, "signature_invalid", "Unix time"),
+        ({"X-Signature": "md5=abc"}, "signature_invalid", "sha256="),
+        ({"X-Signature": "sha256=" + "0" * 64}, "signature_invalid", "does not match"),
+    ],
+)
+def test_unsigned_or_badly_signed_requests_are_refused(signed_tenant, headers, code, fragment):
+    raw = json.dumps(generic()).encode()
+    base = {"X-Timestamp": str(int(time.time()))}
+    response = signed_tenant.post(raw, **{**base, **headers} if headers else {})
+    assert_error(response, 401, code, fragment)
+    assert not Alert.objects.exists()
+
+
+def test_signature_of_another_body_is_refused(signed_tenant):
+    raw = json.dumps(generic()).encode()
+    tampered = json.dumps(generic(severity="low")).encode()
+    response = signed_tenant.post(tampered, **sign(signed_tenant.secret, raw))
+    assert_error(response, 401, "signature_invalid")
+
+
+def test_signature_with_another_secret_is_refused(signed_tenant):
+    raw = json.dumps(generic()).encode()
+    assert_error(signed_tenant.post(raw, **sign("not-the-secret", raw)), 401, "signature_invalid")
+
+
+@pytest.mark.parametrize("skew", [-301, 301, -3600])
+def test_stale_or_future_timestamps_are_refused(signed_tenant, skew):
+    raw = json.dumps(generic()).encode()
+    headers = sign(signed_tenant.secret, raw, int(time.time()) + skew)
+    assert_error(signed_tenant.post(raw, **headers), 401, "signature_expired", "300 s")
+
+
+def test_timestamp_within_tolerance_passes(signed_tenant):
+    raw = json.dumps(generic()).encode()
+    headers = sign(signed_tenant.secret, raw, int(time.time()) - 290)
+    assert signed_tenant.post(raw, **headers).status_code == 202
+
+
+def test_replayed_request_is_refused(signed_tenant):
+    raw = json.dumps(generic()).encode()
+    headers = sign(signed_tenant.secret, raw)
+    assert signed_tenant.post(raw, **headers).status_code == 202
+    assert_error(signed_tenant.post(raw, **headers), 401, "signature_replayed")
+    assert Alert.objects.count() == 1
+
+
+def test_exact_retry_of_a_delivery_returns_its_alerts_instead_of_a_replay_error(signed_tenant):
+    raw = json.dumps(generic()).encode()
+    headers = {**sign(signed_tenant.secret, raw), "X-Delivery-ID": "retry-1"}
+    first = signed_tenant.post(raw, **headers)
+    again = signed_tenant.post(raw, **headers)
+    assert again.status_code == 202
+    assert again.json() == {**first.json(), "duplicate": True}
+    other_id = signed_tenant.post(raw, **{**headers, "X-Delivery-ID": "retry-2"})
+    assert_error(other_id, 401, "signature_replayed")
+    assert Alert.objects.count() == 1
+
+
+def test_companies_without_hmac_accept_unsigned_requests(signed_tenant, other_tenant):
+    assert_error(signed_tenant.post(generic()), 401, "signature_missing")
+    assert other_tenant.company.hmac_enabled is False
+    assert other_tenant.post(generic()).status_code == 202
+
+
+# --- rate limiting ----------------------------------------------------------------------------
+def test_token_bucket_per_company(tenant, other_tenant):
+    tenant.company.rate_limit_burst = 3
+    company_update(company=tenant.company, changed=["rate_limit_burst"])
+    statuses = [tenant.post(generic()).status_code for _ in range(3)]
+    assert statuses == [202, 202, 202]
+    limited = tenant.post(generic())
+    body = assert_error(limited, 429, "rate_limited", "60 requests per minute", "burst 3")
+    assert body["message"].endswith(f"Retry after {limited['Retry-After']} s.")
+    assert 1 <= int(limited["Retry-After"]) <= 1
+    assert limited["X-RateLimit-Limit"] == "60"
+    assert limited["X-RateLimit-Burst"] == "3"
+    assert limited["X-RateLimit-Remaining"] == "0"
+    assert other_tenant.post(generic()).status_code == 202
+    assert Alert.objects.filter(company=tenant.company).count() == 3
+    if settings.REDIS_URL:
+        assert get_redis().exists(f"aw:ratelimit:{tenant.company.pk}")
+
+
+def test_tokens_refill_at_the_per_minute_rate(tenant):
+    tenant.company.rate_limit_burst = 1
+    tenant.company.rate_limit_per_minute = 1000  # one token every 60 ms
+    company_update(company=tenant.company, changed=["rate_limit_burst", "rate_limit_per_minute"])
+    assert tenant.post(generic()).status_code == 202
+    assert tenant.post(generic()).status_code == 429
+    time.sleep(0.15)
+    assert tenant.post(generic()).status_code == 202
+
+
+# --- idempotency ------------------------------------------------------------------------------
+def test_repeated_delivery_id_returns_the_first_alerts(tenant):
+    first = tenant.post(generic(), **{"X-Delivery-ID": "abc"})
+    second = tenant.post(generic(message="changed"), **{"X-Delivery-ID": "abc"})
+    assert second.status_code == 202
+    assert second.json() == {**first.json(), "duplicate": True}
+    assert Alert.objects.count() == 1
+    assert Delivery.objects.get().alert_ids == first.json()["alert_ids"]
+
+
+def test_delivery_ids_are_per_company(tenant, other_tenant):
+    tenant.post(generic(), **{"X-Delivery-ID": "same"})
+    response = other_tenant.post(generic(), **{"X-Delivery-ID": "same"})
+    assert response.json()["duplicate"] is False
+    assert Alert.objects.count() == 2
+
+
+def test_delivery_id_older_than_a_day_is_new_again(tenant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    tenant.post(generic(), **{"X-Delivery-ID": "old"})
+    Delivery.objects.update(received_at=timezone.now() - timedelta(hours=25))
+    response = tenant.post(generic(), **{"X-Delivery-ID": "old"})
+    assert response.json()["duplicate"] is False
+    assert Alert.objects.count() == 2
+
+
+# --- bad input --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code", "fragment"),
+    [
+        (
+            b"asset_name=x",
+            "application/x-www-form-urlencoded",
+            415,
+            "unsupported_media_type",
+            "x-www-form-urlencoded",
+        ),
+        (b'{"asset_name": ', "application/json", 400, "malformed_json", "not valid JSON"),
+        (b"[1, 2]", "application/json", 400, "invalid_payload", "JSON object"),
+        (b"", "application/json", 400, "malformed_json", "empty"),
+        (
+            json.dumps(generic(severity="urgent")).encode(),
+            "application/json",
+            400,
+            "invalid_payload",
+            "severity",
+        ),
+        (b"\xff\xfe{}", "application/json", 400, "invalid_encoding", "UTF-8"),
+        (
+            json.dumps({"hello": "world"}).encode(),
+            "application/json",
+            400,
+            "unknown_source",
+            "/api/webhooks/alerts/<source>",
+        ),
+    ],
+)
+def test_bad_input_is_a_clear_4xx_and_stores_nothing(
+    tenant, body, content_type, status, code, fragment
+):
+    response = tenant.post(body, content_type=content_type)
+    assert_error(response, status, code, fragment)
+    assert not Alert.objects.exists()
+
+
+def test_missing_fields_are_each_named(tenant):
+    response = tenant.post({"severity": "low"}, path=f"{WEBHOOK}/generic")
+    body = assert_error(response, 400, "invalid_payload")
+    assert {"asset_name", "signature", "message", "tool_source"} <= set(body["fields"])
+
+
+def test_unknown_source_in_the_path_is_404(tenant):
+    response = tenant.post(generic(), path=f"{WEBHOOK}/nagios")
+    assert_error(response, 404, "unknown_source", "nagios", "alertmanager")
+
+
+def test_zabbix_macro_left_unexpanded_is_refused(tenant):
+    envelope = json.loads((FIXTURES / "documented" / "zabbix_webhook_problem.json").read_text())
+    body = {**envelope["body"], "host_host": "{HOST.HOST}"}
+    response = tenant.post(body, path=f"{WEBHOOK}/zabbix")
+    assert_error(response, 400, "unexpanded_macro", "{HOST.HOST}")
+    assert not Alert.objects.exists()
+
+
+def test_body_over_one_mebibyte_is_413(tenant):
+    big = json.dumps(generic(message="x" * (1024 * 1024))).encode()
+    response = tenant.post(big)
+    assert_error(response, 413, "payload_too_large", "1 MiB")
+    assert not Alert.objects.exists()
+
+
+def test_overlong_delivery_id_is_refused(tenant):
+    response = tenant.post(generic(), **{"X-Delivery-ID": "x" * 201})
+    assert_error(response, 400, "invalid_delivery_id", "200")
+
+
+def test_hot_path_query_count(tenant, django_assert_max_num_queries):
+    tenant.post(generic())  # warms the API key cache
+    with django_assert_max_num_queries(4):
+        assert tenant.post(generic(), **{"X-Delivery-ID": "q-1"}).status_code == 202
+    with django_assert_max_num_queries(4):
+        body = (FIXTURES / "alertmanager" / "alertmanager_group_firing_2_alerts.json").read_bytes()
+        assert tenant.post(body).status_code == 202
+
+
+def test_nothing_correlates_before_commit(tenant):
+    tenant.post(generic())
+    assert not Incident.objects.exists()
+    assert Alert.objects.get().correlated_at is None

@@ -1,0 +1,302 @@
+"""Correlation rules: window on event time, key template, min alerts, auto-correlate off,
+resolution, maintenance windows, tenants never meet, assignment."""
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.alerts.adapters import NormalizedAlert
+from apps.alerts.models import Alert
+from apps.alerts.services import alerts_ingest
+from apps.audit.models import AuditLog
+from apps.incidents.correlation import correlate_company
+from apps.incidents.models import Incident
+from apps.incidents.services import incidents_rescore
+from apps.incidents.tasks import after_correlation
+from tests.factories import AssetFactory, CompanyFactory, MaintenanceWindowFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def alert(**changes) -> NormalizedAlert:
+    values = {
+        "asset_name": "srv-app-01",
+        "signature": "disk_full",
+        "severity": "critical",
+        "message": "disk full",
+        "tool_source": "Datadog",
+        "status": "firing",
+        "fingerprint": "",
+        "event_time": T0,
+        "labels": {},
+        "raw": {},
+    }
+    values.update(changes)
+    return NormalizedAlert(**values)
+
+
+def ingest(company, *alerts, delivery_id=""):
+    return alerts_ingest(
+        company=company,
+        alerts=list(alerts),
+        source="generic",
+        delivery_id=delivery_id,
+        received_at=timezone.now(),
+    )
+
+
+def sweep(company):
+    result = correlate_company(company_id=company.pk)
+    after_correlation(result)
+    return result
+
+
+@pytest.fixture
+def company():
+    return CompanyFactory(name="Acme", slug="acme")
+
+
+def test_the_guide_example_three_alerts_one_incident(company):
+    ingest(company, *(alert(event_time=T0 + timedelta(minutes=m)) for m in (0, 2, 5)))
+    sweep(company)
+    incident = Incident.objects.get()
+    assert incident.alert_count == 3
+    assert incident.title == "disk_full on srv-app-01"
+    assert incident.first_alert_at == T0 and incident.last_alert_at == T0 + timedelta(minutes=5)
+    assert set(Alert.objects.values_list("incident", flat=True)) == {incident.pk}
+    assert not Alert.objects.filter(correlated_at__isnull=True).exists()
+
+
+def test_window_is_measured_from_the_latest_alert_on_event_time(company):
+    times = [T0, T0 + timedelta(minutes=14), T0 + timedelta(minutes=28), T0 + timedelta(minutes=44)]
+    ingest(company, *(alert(event_time=t) for t in times))
+    sweep(company)
+    first, second = Incident.objects.order_by("first_alert_at")
+    assert first.alert_count == 3  # 0, 14 and 28: each within 15 min of the previous
+    assert second.alert_count == 1  # 44 is 16 min after 28
+    assert first.accepting is False and second.accepting is True
+
+
+def test_window_uses_event_time_not_arrival_order(company):
+    ingest(company, alert(event_time=T0 + timedelta(minutes=20)))
+    sweep(company)
+    ingest(company, alert(event_time=T0 + timedelta(minutes=10)))  # late arrival, older event
+    sweep(company)
+    assert Incident.objects.get().alert_count == 2
+
+
+def test_company_window_setting_is_used(company):
+    company.correlation_window_minutes = 5
+    company.save()
+    ingest(company, alert(event_time=T0), alert(event_time=T0 + timedelta(minutes=6)))
+    sweep(company)
+    assert Incident.objects.count() == 2
+
+
+def test_different_keys_make_different_incidents(company):
+    ingest(
+        company,
+        alert(),
+        alert(asset_name="srv-db-01"),
+        alert(signature="cpu_high"),
+        alert(tool_source="Zabbix"),
+    )
+    sweep(company)
+    counts = dict(Incident.objects.values_list("key", "alert_count"))
+    assert counts == {"srv-app-01|disk_full": 2, "srv-db-01|disk_full": 1, "srv-app-01|cpu_high": 1}
+    incident = Incident.objects.get(key="srv-app-01|disk_full")
+    assert incident.tool_sources == ["Datadog", "Zabbix"]
+
+
+def test_key_template_with_tool(company):
+    company.aggregation_key = "asset|signature|tool"
+    company.save()
+    ingest(company, alert(), alert(tool_source="Zabbix"))
+    sweep(company)
+    assert Incident.objects.count() == 2
+
+
+def test_incident_severity_is_the_highest_and_score_follows(company):
+    AssetFactory(company=company, name="srv-app-01", is_critical=True)
+    ingest(company, alert(severity="medium"), alert(severity="high", tool_source="Zabbix"))
+    sweep(company)
+    incident = Incident.objects.get()
+    assert incident.severity == "high"
+    assert incident.asset.name == "srv-app-01"
+    now = timezone.now()
+    hours = min(int((now - T0).total_seconds() // 3600), 10)
+    assert incident.priority_score == 60 + 20 + 2 + 10 - hours
+    assert set(Alert.objects.values_list("asset__name", flat=True)) == {"srv-app-01"}
+
+
+def test_auto_correlate_off_opens_one_incident_per_alert(company):
+    company.auto_correlate = False
+    company.save()
+    ingest(company, alert(), alert(), alert())
+    sweep(company)
+    assert Incident.objects.count() == 3
+    assert set(Incident.objects.values_list("alert_count", flat=True)) == {1}
+
+
+def test_min_alerts_keeps_incident_pending_until_reached(company):
+    company.min_alerts = 3
+    company.save()
+    UserFactory(role="Technician", companies=[company])
+    ingest(company, alert(), alert())
+    sweep(company)
+    incident = Incident.objects.get()
+    assert incident.visible is False and incident.assigned_to is None
+    ingest(company, alert(event_time=T0 + timedelta(minutes=1)))
+    result = sweep(company)
+    incident.refresh_from_db()
+    assert incident.visible is True and incident.alert_count == 3
+    assert result.became_visible == [incident.pk]
+    assert incident.assigned_to is not None
+
+
+def test_resolved_alert_closes_firing_alert_and_resolves_incident(company):
+    ingest(
+        company,
+        alert(fingerprint="fp-1"),
+        alert(fingerprint="fp-2", event_time=T0 + timedelta(minutes=1)),
+    )
+    sweep(company)
+    incident = Incident.objects.get()
+    assert incident.open_alert_count == 2
+    ingest(
+        company, alert(fingerprint="fp-1", status="resolved", event_time=T0 + timedelta(minutes=3))
+    )
+    sweep(company)
+    incident.refresh_from_db()
+    assert incident.status == "new" and incident.open_alert_count == 1
+    assert Alert.objects.get(fingerprint="fp-1", status="firing").resolved_at == T0 + timedelta(
+        minutes=3
+    )
+    ingest(
+        company, alert(fingerprint="fp-2", status="resolved", event_time=T0 + timedelta(minutes=4))
+    )
+    sweep(company)
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+    assert incident.resolution == "source"
+    assert incident.resolved_at == T0 + timedelta(minutes=4)
+    assert incident.accepting is False
+    assert incident.alert_count == 2  # resolutions are not duplicates
+    assert Alert.objects.filter(status="resolved", incident=incident).count() == 2
+
+
+def test_firing_and_resolved_in_one_batch(company):
+    ingest(
+        company,
+        alert(fingerprint="fp"),
+        alert(fingerprint="fp", status="resolved", event_time=T0 + timedelta(minutes=1)),
+    )
+    sweep(company)
+    incident = Incident.objects.get()
+    assert incident.status == "resolved"
+    assert Alert.objects.get(status="firing").resolved_at == T0 + timedelta(minutes=1)
+
+
+def test_alert_after_resolution_opens_a_new_incident(company):
+    ingest(
+        company,
+        alert(fingerprint="fp"),
+        alert(fingerprint="fp", status="resolved", event_time=T0 + timedelta(minutes=1)),
+        alert(fingerprint="fp", event_time=T0 + timedelta(minutes=2)),
+    )
+    sweep(company)
+    resolved, reopened = Incident.objects.order_by("first_alert_at")
+    assert resolved.status == "resolved"
+    assert reopened.status == "new" and reopened.accepting
+
+
+def test_resolution_for_an_unknown_alert_is_stored_without_incident(company):
+    ingest(company, alert(fingerprint="ghost", status="resolved"))
+    sweep(company)
+    stored = Alert.objects.get()
+    assert stored.incident is None and stored.correlated_at is not None
+    assert not Incident.objects.exists()
+
+
+def test_generic_alerts_without_fingerprint_resolve_by_asset_signature_and_tool(company):
+    ingest(company, alert())
+    sweep(company)
+    ingest(company, alert(status="resolved", event_time=T0 + timedelta(minutes=1)))
+    sweep(company)
+    assert Incident.objects.get().status == "resolved"
+
+
+def test_maintenance_window_marks_incident_and_skips_assignment(company):
+    company.timezone = "UTC"
+    company.save()
+    UserFactory(role="Technician", companies=[company])
+    MaintenanceWindowFactory(
+        company=company, weekday=T0.weekday(), start_time=time(9), end_time=time(11)
+    )
+    ingest(company, alert(), alert(signature="cpu", event_time=T0 + timedelta(hours=2)))
+    sweep(company)
+    during = Incident.objects.get(signature="disk_full")
+    after = Incident.objects.get(signature="cpu")
+    assert during.in_maintenance is True and during.assigned_to is None
+    assert after.in_maintenance is False and after.assigned_to is not None
+
+
+def test_companies_never_share_incidents(company):
+    other = CompanyFactory()
+    ingest(company, alert())
+    ingest(other, alert())
+    sweep(company)
+    sweep(other)
+    assert Incident.objects.count() == 2
+    for c in (company, other):
+        incident = Incident.objects.get(company=c)
+        assert list(Alert.objects.filter(incident=incident).values_list("company", flat=True)) == [
+            c.pk
+        ]
+
+
+def test_assignment_goes_to_the_on_call_technician_with_fewest_open_incidents(company):
+    busy = UserFactory(role="Technician", companies=[company])
+    free = UserFactory(role="Technician", companies=[company])
+    off_call = UserFactory(role="Technician", companies=[company])
+    off_call.memberships.update(on_call=False)
+    UserFactory(role="Company Admin", companies=[company])
+    UserFactory(role="Technician", companies=[CompanyFactory()])
+    ingest(company, alert(signature="a"))
+    sweep(company)
+    first = Incident.objects.get(signature="a")
+    assert first.assigned_to == busy  # all at zero: the longest-standing account
+    ingest(company, alert(signature="b"), alert(signature="c"))
+    sweep(company)
+    assert Incident.objects.get(signature="b").assigned_to == free
+    assert Incident.objects.get(signature="c").assigned_to in (busy, free)
+    assert not Incident.objects.filter(assigned_to=off_call).exists()
+    log = AuditLog.objects.filter(action="incident_assigned").first()
+    assert log.details["automatic"] is True and log.company_id == company.pk
+
+
+def test_no_technician_leaves_incident_unassigned(company):
+    ingest(company, alert())
+    sweep(company)
+    assert Incident.objects.get().assigned_to is None
+
+
+def test_rescore_applies_age_decay():
+    company = CompanyFactory()
+    ingest(company, alert(event_time=timezone.now()))
+    sweep(company)
+    incident = Incident.objects.get()
+    assert incident.priority_score == 90
+    assert incidents_rescore(now=timezone.now() + timedelta(hours=3)) == 1
+    incident.refresh_from_db()
+    assert incident.priority_score == 87
+    assert incidents_rescore(now=timezone.now() + timedelta(hours=3)) == 0
+
+
+def test_sweep_processes_more_than_one_batch(company):
+    ingest(company, *(alert(event_time=T0 + timedelta(seconds=i)) for i in range(25)))
+    result = correlate_company(company_id=company.pk, batch_size=10)
+    assert result.alerts == 25
+    assert Incident.objects.get().alert_count == 25
