@@ -3,7 +3,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from apps.accounts.views import home
-from apps.alerts.api.webhook import AlertWebhookView
+from apps.alerts.api.webhook import (
+    AlertWebhookSlashView,
+    AlertWebhookSourceView,
+    AlertWebhookView,
+)
 
 urlpatterns = [
     path("", home, name="home"),
@@ -11,7 +15,10 @@ urlpatterns = [
     path("companies/", include("apps.tenants.urls")),
     path("admin/", admin.site.urls),
     path("api/webhooks/alerts", AlertWebhookView.as_view(), name="webhook"),
-    path("api/webhooks/alerts/", AlertWebhookView.as_view()),
-    path("api/webhooks/alerts/<str:source>", AlertWebhookView.as_view(), name="webhook-source"),
+    path("api/webhooks/alerts/", AlertWebhookSlashView.as_view()),
+    path(
+        "api/webhooks/alerts/<str:source>", AlertWebhookSourceView.as_view(), name="webhook-source"
+    ),
+    path("api/v1/", include("alertwhisperer.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

@@ -1,0 +1,19 @@
+"""The read API under /api/v1/: incidents, alerts, and the token exchange."""
+
+from django.urls import path
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import SimpleRouter
+
+from apps.alerts.api.views import AlertViewSet
+from apps.incidents.api.views import IncidentViewSet
+
+app_name = "api"
+
+router = SimpleRouter()
+router.register("incidents", IncidentViewSet, basename="incident")
+router.register("alerts", AlertViewSet, basename="alert")
+
+urlpatterns = [
+    path("token/", obtain_auth_token, name="token"),
+    *router.urls,
+]

@@ -1,0 +1,57 @@
+"""Incidents through the read API, scoped to the companies the user may see."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers, viewsets
+from rest_framework.pagination import CursorPagination
+
+from apps.accounts.permissions import scope
+from apps.alerts.models import Alert
+from apps.incidents.api.filters import IncidentFilter
+from apps.incidents.api.serializers import IncidentDetailSerializer, IncidentSerializer
+from apps.incidents.models import Incident
+
+LATEST_ALERTS = 100
+
+
+class IncidentPagination(CursorPagination):
+    ordering = ("-last_alert_at", "-id")
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List incidents",
+        description="Most recent last alert first; pending incidents only on request.",
+    ),
+    retrieve=extend_schema(
+        summary="Fetch an incident",
+        description="With its latest 100 alerts. Another company's incident is a 404.",
+    ),
+)
+@extend_schema(tags=["incidents"])
+class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = IncidentFilter
+    pagination_class = IncidentPagination
+
+    def get_queryset(self) -> QuerySet[Incident]:
+        queryset = Incident.objects.select_related("company", "asset", "assigned_to")
+        if self.action == "retrieve":
+            latest = Alert.objects.order_by("-event_time", "-id")[:LATEST_ALERTS]
+            queryset = queryset.prefetch_related(
+                Prefetch("alerts", queryset=latest, to_attr="latest_alerts")
+            )
+        return scope(queryset, self.request.user)
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return IncidentDetailSerializer if self.action == "retrieve" else IncidentSerializer
+
+    def filter_queryset(self, queryset: QuerySet[Incident]) -> QuerySet[Incident]:
+        # Filters narrow the list only: a retrieve finds any incident the user may see,
+        # pending ones included, so every alert's incident link resolves.
+        return super().filter_queryset(queryset) if self.action == "list" else queryset

@@ -1,0 +1,335 @@
+"""The incident read API: token auth, tenant scoping, filters, the priority breakdown, and
+the OpenAPI schema. API tokens (exchange and admin) are tested here too."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import PASSWORD, AssetFactory, UserFactory
+from tests.incidents.factories import AlertFactory, IncidentFactory
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("api:incident-list")
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def api(user) -> APIClient:
+    token, _ = Token.objects.get_or_create(user=user)
+    return APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+
+def detail(incident) -> str:
+    return reverse("api:incident-detail", args=[incident.pk])
+
+
+def listed_ids(response) -> list[int]:
+    assert response.status_code == 200, response.content
+    return [row["id"] for row in response.json()["results"]]
+
+
+# --- Authentication -------------------------------------------------------------------------
+
+
+def test_token_in_authorization_header_authenticates(technician_a, company_a):
+    incident = IncidentFactory(company=company_a)
+    assert listed_ids(api(technician_a).get(LIST)) == [incident.pk]
+
+
+def test_no_token_is_401_in_error_shape():
+    response = APIClient().get(LIST)
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": "not_authenticated",
+        "message": "Authentication credentials were not provided.",
+    }
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_bad_token_is_401():
+    response = APIClient(HTTP_AUTHORIZATION="Token not-a-real-token").get(LIST)
+    assert response.status_code == 401
+    assert response.json() == {"error": "authentication_failed", "message": "Invalid token."}
+
+
+def test_email_and_password_exchange_for_a_working_token(technician_a):
+    response = APIClient().post(
+        reverse("api:token"), {"username": "tech@acme.example", "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    key = response.json()["token"]
+    assert key == Token.objects.get(user=technician_a).key
+    assert APIClient(HTTP_AUTHORIZATION=f"Token {key}").get(LIST).status_code == 200
+
+
+def test_wrong_password_gets_no_token(technician_a):
+    response = APIClient().post(
+        reverse("api:token"), {"username": "tech@acme.example", "password": "wrong"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid"
+    assert "non_field_errors" in response.json()["fields"]
+    assert not Token.objects.exists()
+
+
+def test_msp_admin_issues_a_token_in_django_admin(client, msp_admin, technician_a):
+    client.force_login(msp_admin)
+    response = client.post(
+        reverse("admin:authtoken_tokenproxy_add"), {"user": technician_a.pk, "_save": "Save"}
+    )
+    assert response.status_code == 302
+    token = Token.objects.get(user=technician_a)
+    changelist = client.get(reverse("admin:authtoken_tokenproxy_changelist"))
+    assert changelist.status_code == 200
+    assert token.key in changelist.content.decode()
+
+
+def test_technician_cannot_reach_token_admin(client, technician_a):
+    client.force_login(technician_a)
+    response = client.get(reverse("admin:authtoken_tokenproxy_changelist"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+# --- Tenant scoping --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_tenants(company_a, company_b):
+    return IncidentFactory(company=company_a), IncidentFactory(company=company_b)
+
+
+def test_technician_lists_only_their_company(technician_a, two_tenants):
+    mine, _ = two_tenants
+    assert listed_ids(api(technician_a).get(LIST)) == [mine.pk]
+
+
+def test_other_company_incident_is_404(technician_a, two_tenants):
+    mine, theirs = two_tenants
+    client = api(technician_a)
+    assert client.get(detail(mine)).status_code == 200
+    response = client.get(detail(theirs))
+    assert response.status_code == 404
+    assert set(response.json()) == {"error", "message"}
+
+
+def test_company_filter_does_not_reach_another_company(technician_a, two_tenants):
+    assert listed_ids(api(technician_a).get(LIST, {"company": "globex"})) == []
+
+
+def test_msp_admin_sees_every_company(msp_admin, two_tenants):
+    assert set(listed_ids(api(msp_admin).get(LIST))) == {i.pk for i in two_tenants}
+
+
+def test_user_without_role_sees_nothing(two_tenants):
+    nobody = UserFactory(email="nobody@example.com")
+    assert listed_ids(api(nobody).get(LIST)) == []
+    assert api(nobody).get(detail(two_tenants[0])).status_code == 404
+
+
+# --- Filters ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "match", "other"),
+    [
+        ("severity", "critical", {"severity": "critical"}, {"severity": "low"}),
+        ("priority_min", "50", {"priority_score": 50}, {"priority_score": 49}),
+        ("priority_max", "50", {"priority_score": 50}, {"priority_score": 51}),
+        ("asset", "db-01", {"asset_name": "db-01"}, {"asset_name": "db-011"}),
+        (
+            "since",
+            T0.isoformat(),
+            {"first_alert_at": T0},
+            {"first_alert_at": T0 - timedelta(seconds=1)},
+        ),
+        (
+            "until",
+            T0.isoformat(),
+            {"first_alert_at": T0 - timedelta(seconds=1)},
+            {"first_alert_at": T0},
+        ),
+    ],
+)
+def test_filter_includes_matches_and_excludes_the_rest(
+    technician_a, company_a, param, value, match, other
+):
+    included = IncidentFactory(company=company_a, **match)
+    IncidentFactory(company=company_a, **other)
+    assert listed_ids(api(technician_a).get(LIST, {param: value})) == [included.pk]
+
+
+def test_status_filter_takes_several_values(technician_a, company_a):
+    new = IncidentFactory(company=company_a, status="new")
+    in_progress = IncidentFactory(company=company_a, status="in_progress")
+    IncidentFactory(company=company_a, status="resolved")
+    response = api(technician_a).get(LIST, {"status": ["new", "in_progress"]})
+    assert set(listed_ids(response)) == {new.pk, in_progress.pk}
+
+
+def test_company_filter_by_slug(msp_admin, two_tenants):
+    acme, _ = two_tenants
+    assert listed_ids(api(msp_admin).get(LIST, {"company": "acme"})) == [acme.pk]
+
+
+def test_assigned_to_by_id_or_me(technician_a, company_admin_a, company_a):
+    mine = IncidentFactory(company=company_a, assigned_to=technician_a)
+    admins = IncidentFactory(company=company_a, assigned_to=company_admin_a)
+    IncidentFactory(company=company_a)
+    client = api(technician_a)
+    assert listed_ids(client.get(LIST, {"assigned_to": "me"})) == [mine.pk]
+    assert listed_ids(client.get(LIST, {"assigned_to": company_admin_a.pk})) == [admins.pk]
+
+
+def test_pending_incidents_are_hidden_unless_asked_for(technician_a, company_a):
+    visible = IncidentFactory(company=company_a)
+    pending = IncidentFactory(company=company_a, visible=False)
+    client = api(technician_a)
+    assert listed_ids(client.get(LIST)) == [visible.pk]
+    assert listed_ids(client.get(LIST, {"include_pending": "false"})) == [visible.pk]
+    both = client.get(LIST, {"include_pending": "true"})
+    assert set(listed_ids(both)) == {visible.pk, pending.pk}
+    response = client.get(detail(pending))
+    assert response.status_code == 200
+    assert response.json()["visible"] is False
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [
+        ("status", "bogus"),
+        ("severity", "urgent"),
+        ("priority_min", "high"),
+        ("priority_max", "12.5"),
+        ("since", "yesterday"),
+        ("assigned_to", "someone"),
+        ("include_pending", "yes"),
+    ],
+)
+def test_invalid_filter_value_is_400_in_error_shape(technician_a, param, value):
+    response = api(technician_a).get(LIST, {param: value})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "invalid"
+    assert list(body["fields"]) == [param]
+    assert body["message"].startswith(f"{param}: ")
+
+
+# --- Representation --------------------------------------------------------------------------
+
+
+def test_priority_breakdown_matches_the_guides_worked_example(technician_a, company_a):
+    asset = AssetFactory(company=company_a, name="db-01", is_critical=True)
+    incident = IncidentFactory(
+        company=company_a,
+        asset=asset,
+        asset_name="db-01",
+        severity="critical",
+        alert_count=6,
+        tool_sources=["Datadog", "Zabbix"],
+        first_alert_at=timezone.now() - timedelta(hours=2, minutes=5),
+    )
+    row = api(technician_a).get(detail(incident)).json()
+    assert row["priority_breakdown"] == {
+        "severity": 90,
+        "critical_asset": 20,
+        "duplicates": 10,
+        "multi_tool": 10,
+        "age_decay": 2,
+        "total": 128,
+    }
+
+
+def test_incident_fields(technician_a, company_a):
+    incident = IncidentFactory(company=company_a, assigned_to=technician_a)
+    unassigned = IncidentFactory(company=company_a, last_alert_at=T0)
+    rows = api(technician_a).get(LIST).json()["results"]
+    assert [r["id"] for r in rows] == [incident.pk, unassigned.pk]
+    row = rows[0]
+    assert row["company"] == "acme"
+    assert row["assigned_to"] == {
+        "id": technician_a.pk,
+        "email": "tech@acme.example",
+        "name": technician_a.full_name,
+    }
+    assert row["url"] == f"http://testserver{detail(incident)}"
+    assert row["tool_sources"] == ["Datadog"]
+    assert row["resolution"] == ""
+    assert "alerts" not in row
+    assert rows[1]["assigned_to"] is None
+
+
+def test_retrieve_shows_the_latest_100_alerts(technician_a, company_a):
+    incident = IncidentFactory(company=company_a)
+    alerts = [
+        AlertFactory(incident=incident, event_time=T0 + timedelta(seconds=i)) for i in range(101)
+    ]
+    other = IncidentFactory(company=company_a)
+    AlertFactory(incident=other, event_time=T0 + timedelta(hours=1))
+    shown = api(technician_a).get(detail(incident)).json()["alerts"]
+    assert [a["id"] for a in shown] == [a.pk for a in reversed(alerts[1:])]
+    assert set(shown[0]) == {"id", "severity", "status", "tool_source", "event_time"}
+
+
+def test_pages_follow_the_cursor(technician_a, company_a):
+    incidents = [
+        IncidentFactory(company=company_a, first_alert_at=T0 - timedelta(minutes=i))
+        for i in range(5)
+    ]
+    client = api(technician_a)
+    seen = []
+    url, params = LIST, {"page_size": 2}
+    while url:
+        page = client.get(url, params).json()
+        assert len(page["results"]) <= 2
+        seen += [row["id"] for row in page["results"]]
+        url, params = page["next"], None
+    assert seen == [i.pk for i in incidents]
+
+
+def test_list_queries_do_not_grow_with_rows(
+    technician_a, company_admin_a, company_a, django_assert_max_num_queries
+):
+    for i in range(30):
+        IncidentFactory(
+            company=company_a,
+            asset=AssetFactory(company=company_a),
+            assigned_to=(technician_a, company_admin_a)[i % 2],
+        )
+    client = api(technician_a)
+    with django_assert_max_num_queries(4):
+        response = client.get(LIST)
+    assert len(response.json()["results"]) == 30
+
+
+def test_retrieve_queries_are_bounded(technician_a, company_a, django_assert_max_num_queries):
+    incident = IncidentFactory(company=company_a, asset=AssetFactory(company=company_a))
+    AlertFactory.create_batch(10, incident=incident)
+    client = api(technician_a)
+    with django_assert_max_num_queries(5):
+        response = client.get(detail(incident))
+    assert len(response.json()["alerts"]) == 10
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------
+
+
+def test_schema_lists_the_read_api(client, technician_a):
+    client.force_login(technician_a)
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    for path in (
+        "/api/v1/incidents/",
+        "/api/v1/incidents/{id}/",
+        "/api/v1/alerts/",
+        "/api/v1/alerts/{id}/",
+        "/api/v1/token/",
+    ):
+        assert "get" in paths[path] or "post" in paths[path], path
+    params = {p["name"] for p in paths["/api/v1/incidents/"]["get"]["parameters"]}
+    assert {"status", "priority_min", "assigned_to", "include_pending", "cursor"} <= params
