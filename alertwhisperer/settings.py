@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.alerts",
     "apps.incidents",
+    "apps.notifications",
+    "apps.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -205,6 +207,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Webhook ingestion and the incident/alert REST API.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStatusEnum": "apps.alerts.choices.AlertStatus",
+        "IncidentStatusEnum": "apps.incidents.choices.IncidentStatus",
+    },
 }
 
 # --- AWS ----------------------------------------------------------------------------------

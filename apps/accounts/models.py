@@ -20,6 +20,10 @@ class UserManager(BaseUserManager):
         user.save(using=self._db)
         return user
 
+    def get_by_natural_key(self, email: str):
+        """Log-in is case-insensitive: emails are stored lower-case."""
+        return self.get(email=str(email).strip().lower())
+
     def create_user(self, email: str, password: str | None = None, **extra):
         extra.setdefault("is_staff", False)
         extra.setdefault("is_superuser", False)

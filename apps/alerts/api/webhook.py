@@ -4,6 +4,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_view,
     inline_serializer,
 )
 from rest_framework import serializers
@@ -76,3 +77,13 @@ class AlertWebhookView(APIView):
             )
         )
         return Response(result.body, status=result.status, headers=result.headers)
+
+
+@extend_schema_view(post=extend_schema(operation_id="webhook_alerts_by_source"))
+class AlertWebhookSourceView(AlertWebhookView):
+    """The same endpoint with the source named in the path."""
+
+
+@extend_schema(exclude=True)
+class AlertWebhookSlashView(AlertWebhookView):
+    """``/api/webhooks/alerts/``: the same endpoint for tools configured with a slash."""
