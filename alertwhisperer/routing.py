@@ -1,3 +1,7 @@
-"""WebSocket routes; each app's consumers are added here as they appear."""
+"""WebSocket routes."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from apps.notifications.consumers import LiveConsumer
+
+websocket_urlpatterns = [path("ws/live/", LiveConsumer.as_asgi())]

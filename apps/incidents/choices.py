@@ -14,3 +14,12 @@ class Resolution(models.TextChoices):
     MANUAL = "manual", "Resolved by a technician"
     SOURCE = "source", "Resolved by the monitoring tool"
     SELF_HEALED = "self_healed", "Self-healed by a runbook"
+
+
+class EventKind(models.TextChoices):
+    OPENED = "opened", "Opened"
+    STATUS = "status", "Status changed"
+    ASSIGNED = "assigned", "Assigned"
+    NOTE = "note", "Note"
+    RESOLVED_BY_SOURCE = "resolved_by_source", "Resolved by the monitoring tool"
+    RUNBOOK = "runbook", "Runbook"

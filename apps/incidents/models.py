@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.alerts.choices import Severity
-from apps.incidents.choices import OPEN_STATUSES, IncidentStatus, Resolution
+from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
 
 
 class Incident(models.Model):
@@ -84,3 +84,24 @@ class Incident(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+
+class IncidentEvent(models.Model):
+    """The incident's timeline besides its alerts: status changes, assignments, notes,
+    runbook runs. Append-only by convention (services only create)."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=30, choices=EventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["incident", "created_at"], name="incident_event_time")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on #{self.incident_id}"

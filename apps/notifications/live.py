@@ -1,0 +1,63 @@
+"""Live updates over Channels.
+
+Groups: ``company_<id>`` (members of that company), ``msp`` (MSP admins, who see every
+company) and ``user_<id>``. A change in a company does not push its data: it marks the
+company dirty, and at most once per ``COALESCE_SECONDS`` a small signal is sent to the
+company's viewers, whose pages then re-fetch their partials with their own filters and
+scope. So a storm of 500 alerts is a handful of messages per browser, and no message can
+carry data a viewer may not see. Per-user pushes (the notification bell) are rendered
+partials swapped in place.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+COALESCE_SECONDS = 1.0
+MSP_GROUP = "msp"
+
+
+def company_group(company_id: int) -> str:
+    return f"company_{company_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user_{user_id}"
+
+
+def _pending_key(company_id: int) -> str:
+    return f"aw:live-pending:{company_id}"
+
+
+def company_changed(company_id: int) -> None:
+    """Something the company's dashboards show changed; signal them once the transaction
+    commits, coalesced."""
+    transaction.on_commit(lambda: _schedule(company_id))
+
+
+def _schedule(company_id: int) -> None:
+    from apps.notifications.tasks import flush_company_signal
+
+    if cache.add(_pending_key(company_id), 1, int(COALESCE_SECONDS * 5)):
+        flush_company_signal.apply_async((company_id,), countdown=COALESCE_SECONDS)
+
+
+def send_company_signal(company_id: int) -> None:
+    cache.delete(_pending_key(company_id))
+    html = render_to_string(
+        "notifications/partials/_live_signal.html",
+        {"company_id": company_id, "at": timezone.now()},
+    )
+    layer = get_channel_layer()
+    for group in (company_group(company_id), MSP_GROUP):
+        async_to_sync(layer.group_send)(group, {"type": "live.message", "html": html})
+
+
+def send_to_user(user_id: int, html: str) -> None:
+    layer = get_channel_layer()
+    async_to_sync(layer.group_send)(user_group(user_id), {"type": "live.message", "html": html})

@@ -1,0 +1,49 @@
+"""Creating in-app notifications and pushing the bell of each recipient live."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from apps.notifications.live import send_to_user
+from apps.notifications.models import Kind, Level, Notification
+from apps.notifications.selectors import unread_count
+
+
+def notify(
+    *,
+    users: Iterable[Any],
+    kind: Kind | str,
+    title: str,
+    level: Level | str = Level.INFO,
+    body: str = "",
+    url: str = "",
+    company: Any = None,
+) -> list[Notification]:
+    """Notify each of ``users`` (inactive ones are skipped); bells update after commit."""
+    created = Notification.objects.bulk_create(
+        Notification(
+            user=user,
+            company=company,
+            kind=kind,
+            level=level,
+            title=title[:200],
+            body=body[:500],
+            url=url,
+        )
+        for user in users
+        if user.is_active
+    )
+    transaction.on_commit(lambda: [push_bell(n) for n in created])
+    return created
+
+
+def push_bell(notification: Notification) -> None:
+    html = render_to_string(
+        "notifications/partials/_bell_push.html",
+        {"unread": unread_count(user_id=notification.user_id), "notification": notification},
+    )
+    send_to_user(notification.user_id, html)
