@@ -2,15 +2,16 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from apps.accounts.views import home
 from apps.alerts.api.webhook import (
     AlertWebhookSlashView,
     AlertWebhookSourceView,
     AlertWebhookView,
 )
+from apps.dashboard.views import dashboard
 
 urlpatterns = [
-    path("", home, name="home"),
+    path("", dashboard, name="home"),
+    path("dashboard/", include("apps.dashboard.urls")),
     path("accounts/", include("apps.accounts.urls")),
     path("companies/", include("apps.tenants.urls")),
     path("admin/", admin.site.urls),

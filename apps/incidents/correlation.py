@@ -29,8 +29,8 @@ from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
 from apps.alerts.models import Alert
-from apps.incidents.choices import OPEN_STATUSES, IncidentStatus, Resolution
-from apps.incidents.models import Incident
+from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
+from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
 from apps.tenants.models import Asset, Company, MaintenanceWindow
 
@@ -120,6 +120,7 @@ class _Batch:
         # Firing alerts still open, by fingerprint: (alert id, event time, incident).
         self.open_firing: dict[str, list[tuple[int, datetime, Incident | None]]] = defaultdict(list)
         self.closed_earlier: dict[datetime, list[int]] = defaultdict(list)
+        self.resolved_now: list[Incident] = []
 
     def run(self) -> None:
         self._load()
@@ -242,8 +243,7 @@ class _Batch:
                     incident.resolution = Resolution.SOURCE
                     incident.resolved_at = alert.event_time
                     incident.accepting = False
-                    if incident.pk:
-                        self.result.resolved.append(incident.pk)
+                    self.resolved_now.append(incident)
                 if incident.pk:
                     self.changed[incident.pk] = incident
                 closed_incident = incident
@@ -301,6 +301,12 @@ class _Batch:
             for pk, i in self.changed.items()
             if i.visible and not self.was_visible.get(pk, True) and i.status in OPEN_STATUSES
         )
-        for incident in self.new:
-            if incident.status == IncidentStatus.RESOLVED:
-                self.result.resolved.append(incident.pk)
+        self.result.resolved.extend(i.pk for i in self.resolved_now)
+        IncidentEvent.objects.bulk_create(
+            IncidentEvent(
+                incident=incident,
+                kind=EventKind.RESOLVED_BY_SOURCE,
+                text="Every alert was resolved by the monitoring tool.",
+            )
+            for incident in self.resolved_now
+        )

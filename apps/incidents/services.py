@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -14,9 +14,11 @@ from apps.accounts.models import User
 from apps.accounts.roles import Role
 from apps.audit.choices import AuditAction
 from apps.audit.services import record
-from apps.incidents.choices import OPEN_STATUSES
-from apps.incidents.models import Incident
+from apps.incidents.choices import OPEN_STATUSES, EventKind
+from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
+from apps.notifications.models import Kind, Level
+from apps.notifications.services import notify
 
 RESCORE_CHUNK = 1000
 
@@ -66,13 +68,62 @@ def incident_auto_assign(*, incident_id: int) -> User | None:
         return None
     incident.assigned_to = technician
     incident.save(update_fields=["assigned_to", "updated_at"])
+    IncidentEvent.objects.create(
+        incident=incident,
+        kind=EventKind.ASSIGNED,
+        text=f"Assigned to {technician} (on call, fewest open incidents)",
+        details={"assigned_to": technician.pk, "automatic": True},
+    )
     record(
         action=AuditAction.INCIDENT_ASSIGNED,
         company=incident.company,
         target=incident,
         details={"assigned_to": technician.email, "automatic": True},
     )
+    notify_assignment(incident=incident, assignee=technician)
     return technician
+
+
+def notify_assignment(*, incident: Incident, assignee: User) -> None:
+    notify(
+        users=[assignee],
+        kind=Kind.ASSIGNMENT,
+        level=Level.CRITICAL if incident.severity == "critical" else Level.WARNING,
+        title=f"Assigned to you: {incident.title}",
+        body=f"{incident.company.name} · priority {incident.priority_score}",
+        url=incident_url(incident.pk),
+        company=incident.company,
+    )
+
+
+def incident_url(incident_id: int) -> str:
+    return f"/incidents/{incident_id}/"
+
+
+def incidents_announce(*, incident_ids: list[int]) -> None:
+    """Tell the people of a company about its new critical incidents (not in maintenance):
+    its members and the MSP admins."""
+    incidents = Incident.objects.filter(
+        pk__in=incident_ids, severity="critical", in_maintenance=False
+    ).select_related("company")
+    for incident in incidents:
+        users = (
+            User.objects.filter(is_active=True)
+            .filter(
+                Q(memberships__company_id=incident.company_id)
+                | Q(groups__name=Role.MSP_ADMIN.value)
+            )
+            .distinct()
+        )
+        notify(
+            users=users,
+            kind=Kind.CRITICAL_ALERT,
+            level=Level.CRITICAL,
+            title=f"Critical: {incident.title}",
+            body=f"{incident.company.name} · priority {incident.priority_score}",
+            url=incident_url(incident.pk),
+            company=incident.company,
+        )
 
 
 def incidents_rescore(*, now: datetime | None = None, ids: Iterable[int] | None = None) -> int:

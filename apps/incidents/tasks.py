@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from apps.alerts.models import Alert
 from apps.incidents.correlation import SweepResult, correlate_company
-from apps.incidents.services import incident_auto_assign, incidents_rescore
+from apps.incidents.services import incident_auto_assign, incidents_announce, incidents_rescore
+from apps.notifications.live import company_changed
 
 PENDING_FLAG_SECONDS = 30
 
@@ -25,9 +26,14 @@ def schedule_correlation(company_id: int) -> None:
         correlate_company_task.delay(company_id)
 
 
-def after_correlation(result: SweepResult) -> None:
+def after_correlation(company_id: int, result: SweepResult) -> None:
+    """What follows a committed sweep: notifications, assignment, live signal."""
+    if result.became_visible:
+        incidents_announce(incident_ids=result.became_visible)
     for incident_id in result.became_visible:
         incident_auto_assign(incident_id=incident_id)
+    if result.alerts:
+        company_changed(company_id)
 
 
 @shared_task(
@@ -40,7 +46,7 @@ def after_correlation(result: SweepResult) -> None:
 def correlate_company_task(company_id: int) -> int:
     cache.delete(_pending_key(company_id))
     result = correlate_company(company_id=company_id)
-    after_correlation(result)
+    after_correlation(company_id, result)
     return result.alerts
 
 

@@ -49,7 +49,7 @@ def ingest(company, *alerts, delivery_id=""):
 
 def sweep(company):
     result = correlate_company(company_id=company.pk)
-    after_correlation(result)
+    after_correlation(company.pk, result)
     return result
 
 
@@ -184,6 +184,7 @@ def test_resolved_alert_closes_firing_alert_and_resolves_incident(company):
     assert incident.resolved_at == T0 + timedelta(minutes=4)
     assert incident.accepting is False
     assert incident.alert_count == 2  # resolutions are not duplicates
+    assert list(incident.events.values_list("kind", flat=True)) == ["resolved_by_source"]
     assert Alert.objects.filter(status="resolved", incident=incident).count() == 2
 
 

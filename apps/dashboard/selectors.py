@@ -1,0 +1,85 @@
+"""Reads for the dashboard, over a set of company ids the caller has already scoped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from apps.alerts.choices import AlertStatus, Severity
+from apps.alerts.models import Alert
+from apps.incidents.choices import OPEN_STATUSES
+from apps.incidents.models import Incident
+
+PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+DEFAULT_PERIOD = "24h"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    critical_alerts: int
+    high_alerts: int
+    active_incidents: int
+    period_alerts: int
+    period_incidents: int
+
+    @property
+    def noise_reduction(self) -> float | None:
+        """(1 − incidents / alerts) × 100 over the period; None without alerts."""
+        if not self.period_alerts:
+            return None
+        return max(0.0, (1 - self.period_incidents / self.period_alerts) * 100)
+
+
+def period_start(period: str, *, now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) - PERIODS.get(period, PERIODS[DEFAULT_PERIOD])
+
+
+def active_alerts(company_ids: list[int]) -> QuerySet[Alert]:
+    """Firing alerts not yet resolved, in open incidents that are shown."""
+    return Alert.objects.filter(
+        company_id__in=company_ids,
+        status=AlertStatus.FIRING,
+        resolved_at__isnull=True,
+        incident__status__in=OPEN_STATUSES,
+        incident__visible=True,
+    )
+
+
+def dashboard_metrics(*, company_ids: list[int], since: datetime) -> Metrics:
+    active = active_alerts(company_ids)
+    return Metrics(
+        critical_alerts=active.filter(severity=Severity.CRITICAL).count(),
+        high_alerts=active.filter(severity=Severity.HIGH).count(),
+        active_incidents=Incident.objects.filter(
+            company_id__in=company_ids, status__in=OPEN_STATUSES, visible=True
+        ).count(),
+        period_alerts=Alert.objects.filter(
+            company_id__in=company_ids, event_time__gte=since, status=AlertStatus.FIRING
+        ).count(),
+        period_incidents=Incident.objects.filter(
+            company_id__in=company_ids, first_alert_at__gte=since
+        ).count(),
+    )
+
+
+def alert_list(*, company_ids: list[int], severity: str = "", query: str = "") -> QuerySet[Alert]:
+    alerts = Alert.objects.filter(company_id__in=company_ids).select_related("company")
+    if severity in Severity.values:
+        alerts = alerts.filter(severity=severity)
+    if query:
+        alerts = alerts.filter(Q(message__icontains=query) | Q(signature__icontains=query))
+    return alerts.order_by("-event_time", "-id")
+
+
+def incident_list(*, company_ids: list[int], status: str = "") -> QuerySet[Incident]:
+    incidents = Incident.objects.filter(company_id__in=company_ids, visible=True).select_related(
+        "company", "assigned_to"
+    )
+    if status == "open":
+        incidents = incidents.filter(status__in=OPEN_STATUSES)
+    elif status:
+        incidents = incidents.filter(status=status)
+    return incidents.order_by("-priority_score", "-last_alert_at", "-id")

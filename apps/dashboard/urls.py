@@ -1,0 +1,11 @@
+from django.urls import path
+
+from apps.dashboard import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("cards/", views.cards, name="cards"),
+    path("alerts/", views.alerts, name="alerts"),
+    path("incidents/", views.incidents, name="incidents"),
+]
