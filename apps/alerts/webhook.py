@@ -20,6 +20,7 @@ from apps.common.errors import (
     RateLimited,
     ValidationError,
 )
+from apps.tenants.models import Company
 from apps.tenants.services import company_for_api_key
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -83,6 +84,11 @@ def receive(request: WebhookRequest) -> WebhookResponse:
     company = company_for_api_key(request.api_key)
     if company is None:
         raise AuthenticationError("Unknown or revoked API key.", code="api_key_invalid")
+    return receive_for_company(company, request)
+
+
+def receive_for_company(company: Company, request: WebhookRequest) -> WebhookResponse:
+    """Everything after the API key, for an authenticated company."""
     if len(request.body) > MAX_BODY_BYTES:
         check_size(str(len(request.body)))
     delivery_id = _delivery_id(request)

@@ -8,4 +8,5 @@ urlpatterns = [
     path("cards/", views.cards, name="cards"),
     path("alerts/", views.alerts, name="alerts"),
     path("incidents/", views.incidents, name="incidents"),
+    path("demo-storm/", views.demo_storm, name="demo_storm"),
 ]

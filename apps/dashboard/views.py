@@ -4,14 +4,20 @@ filters and scope; without JavaScript the filter forms reload the whole page."""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
-from apps.accounts.selection import companies_in_view
+from apps.accounts.permissions import is_msp_admin
+from apps.accounts.selection import companies_in_view, selected_company, visible_companies_list
 from apps.alerts.choices import Severity
 from apps.common.pagination import paginate
 from apps.dashboard import selectors
+from apps.dashboard.demo import start_storm_in_background
 from apps.incidents.choices import IncidentStatus
 
 STATUS_FILTERS = [("open", "Open"), *IncidentStatus.choices]
@@ -62,7 +68,27 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         **_alerts(request, company_ids),
         **_incidents(request, company_ids),
     }
+    context["demo_mode"] = settings.DEBUG
     return render(request, "dashboard/index.html", context)
+
+
+@login_required
+@require_POST
+def demo_storm(request: HttpRequest) -> HttpResponse:
+    """Demo mode only: an MSP admin starts an alert storm for the selected (or first) company."""
+    if not (settings.DEBUG and is_msp_admin(request.user)):
+        raise PermissionDenied("The demo storm is for MSP admins in the demo mode.")
+    company = selected_company(request) or next(iter(visible_companies_list(request)), None)
+    if company is None:
+        messages.error(request, "Create a company first: the storm needs one to send alerts for.")
+        return redirect("home")
+    start_storm_in_background(company_id=company.pk)
+    messages.success(
+        request,
+        f"An alert storm for {company.name} has started: watch alerts arrive, correlate into "
+        "incidents and get scored over the next minute.",
+    )
+    return redirect("home")
 
 
 @login_required
