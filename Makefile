@@ -26,7 +26,7 @@ run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 ifeq ($(strip $(DATABASE_URL)$(REDIS_URL)),)
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/honcho start -f Procfile.embedded
 else
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/honcho start -f Procfile
@@ -43,6 +43,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The webhook ingest benchmark (bench/README.md): a throw-away database
+# alertwhisperer_bench, the production processes on this machine, wrk as load generator.
+bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache
