@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "apps.incidents",
     "apps.notifications",
     "apps.dashboard",
+    "apps.runbooks",
+    "apps.approvals",
 ]
 
 MIDDLEWARE = [
@@ -157,6 +159,8 @@ CELERY_BEAT_SCHEDULE = {
     "correlation-sweep": {"task": "apps.incidents.tasks.correlation_sweep", "schedule": 15.0},
     "rescore-incidents": {"task": "apps.incidents.tasks.rescore_incidents", "schedule": 300.0},
     "purge-deliveries": {"task": "apps.alerts.tasks.purge_deliveries", "schedule": 3600.0},
+    "resume-executions": {"task": "apps.runbooks.tasks.executions_resume", "schedule": 30.0},
+    "expire-approvals": {"task": "apps.runbooks.tasks.expire_approvals", "schedule": 60.0},
 }
 
 # --- Auth ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from apps.alerts.models import Alert
 from apps.incidents.correlation import SweepResult, correlate_company
 from apps.incidents.services import incident_auto_assign, incidents_announce, incidents_rescore
 from apps.notifications.live import company_changed
+from apps.runbooks.services import autoheal_incidents
 
 PENDING_FLAG_SECONDS = 30
 
@@ -30,8 +31,10 @@ def after_correlation(company_id: int, result: SweepResult) -> None:
     """What follows a committed sweep: notifications, assignment, live signal."""
     if result.became_visible:
         incidents_announce(incident_ids=result.became_visible)
+    healing = autoheal_incidents(incident_ids=result.became_visible)
     for incident_id in result.became_visible:
-        incident_auto_assign(incident_id=incident_id)
+        if incident_id not in healing:
+            incident_auto_assign(incident_id=incident_id)
     if result.alerts:
         company_changed(company_id)
 

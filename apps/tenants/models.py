@@ -242,3 +242,31 @@ class MaintenanceWindow(models.Model):
             if start <= at < end:
                 return True
         return False
+
+
+class AwsLink(models.Model):
+    """How Alert Whisperer reaches the company's AWS account: a role it assumes with STS,
+    protected by an External ID that the product generates (the confused-deputy guard)."""
+
+    role_arn_validator = RegexValidator(
+        r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$",
+        "Role ARN must look like arn:aws:iam::123456789012:role/AlertWhisperer.",
+    )
+    region_validator = RegexValidator(
+        r"^[a-z]{2}(-gov)?-[a-z]+-\d$", "Region must be a code like us-east-1 or eu-west-3."
+    )
+
+    company = models.OneToOneField(Company, on_delete=models.CASCADE, related_name="aws_link")
+    region = models.CharField(max_length=30, default="us-east-1", validators=[region_validator])
+    role_arn = models.CharField(max_length=600, blank=True, validators=[role_arn_validator])
+    external_id = models.CharField(max_length=64, editable=False)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"AWS link of {self.company}"
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.role_arn)

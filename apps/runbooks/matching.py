@@ -1,0 +1,31 @@
+"""Which runbook heals which signature: the company's own runbooks win over MSP-wide ones;
+within one scope an exact pattern wins over a glob, and a longer glob over a shorter one."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from django.db.models import Q
+
+from apps.runbooks.models import Runbook
+from apps.tenants.models import Company
+
+GLOB_CHARACTERS = set("*?[")
+
+
+def is_glob(pattern: str) -> bool:
+    return bool(GLOB_CHARACTERS & set(pattern))
+
+
+def _rank(runbook: Runbook) -> tuple[int, int, int]:
+    return (
+        0 if runbook.company_id else 1,
+        1 if is_glob(runbook.signature_pattern) else 0,
+        -len(runbook.signature_pattern),
+    )
+
+
+def runbook_for(*, company: Company, signature: str) -> Runbook | None:
+    candidates = Runbook.objects.filter(Q(company=company) | Q(company__isnull=True), enabled=True)
+    matches = [r for r in candidates if fnmatchcase(signature, r.signature_pattern)]
+    return min(matches, key=_rank) if matches else None
