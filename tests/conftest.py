@@ -1,9 +1,22 @@
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from moto.server import ThreadedMotoServer
 
 from apps.accounts.roles import Role
 from tests.factories import CompanyFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Factories hash a password per user; production-strength hashing would dominate."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +67,89 @@ def technician_a(company_a):
 @pytest.fixture
 def technician_b(company_b):
     return UserFactory(email="tech@globex.example", role=Role.TECHNICIAN, companies=[company_b])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_aws_clients():
+    from apps.tenants.aws import forget_clients
+
+    forget_clients()
+    yield
+    forget_clients()
+
+
+@pytest.fixture(scope="session")
+def _moto_server():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto_endpoint(_moto_server, settings, monkeypatch):
+    """A real moto server on 127.0.0.1 (boto3 talks HTTP to it), emptied for each test,
+    with test credentials."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    urllib.request.urlopen(
+        urllib.request.Request(f"{_moto_server}/moto-api/reset", method="POST"), timeout=10
+    ).close()
+    settings.AWS_ENDPOINT_URL = _moto_server
+    return _moto_server
+
+
+@pytest.fixture
+def celery_worker_process():
+    """A real Celery worker process on the Redis broker and the PostgreSQL test database
+    (use with transaction=True tests). Extra environment via the returned starter."""
+    from django.db import connection
+
+    from alertwhisperer.celery import app
+
+    assert settings.REDIS_URL, "make test runs with Redis"
+    assert connection.vendor == "postgresql", "make test runs on PostgreSQL"
+    app.conf.task_always_eager = False
+    app.control.purge()
+    processes: list[subprocess.Popen] = []
+
+    def start(**extra_env: str) -> subprocess.Popen:
+        db = connection.settings_dict
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "REDIS_URL": settings.REDIS_URL,
+            **extra_env,
+        }
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "alertwhisperer",
+                "worker",
+                "--pool=solo",
+                "--loglevel=WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    app.control.purge()

@@ -2,65 +2,23 @@
 broker, correlated by a real Celery worker process against the PostgreSQL test database."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
-from alertwhisperer.celery import app
 from apps.alerts.models import Alert
 from apps.incidents.models import Incident
 from apps.tenants.models import Company
 from apps.tenants.services import company_create
 from tests.factories import UserFactory
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def worker():
-    assert settings.REDIS_URL, "make test runs with Redis"
-    assert connection.vendor == "postgresql", "make test runs on PostgreSQL"
-    app.conf.task_always_eager = False
-    app.control.purge()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "alertwhisperer",
-            "worker",
-            "--pool=solo",
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+def worker(celery_worker_process):
+    return celery_worker_process()
 
 
 def test_alert_posted_over_http_becomes_an_incident_through_the_worker(live_server, worker):

@@ -40,20 +40,30 @@ def may_decide(user: Any, approval: ApprovalRequest) -> bool:
     return approval.status == ApprovalStatus.PENDING and refusal_reason(user, approval) is None
 
 
-@transaction.atomic
 def approval_decide(
     *, approval_id: int, user: Any, approve: bool, note: str = ""
 ) -> ApprovalRequest:
-    approval = (
+    """Approve or reject; an expired request is marked expired (and stays so) and refused."""
+    with transaction.atomic():
+        approval = _lock(approval_id)
+        if approval.is_expired:
+            _expire(approval)
+        else:
+            return _decide(approval, user=user, approve=approve, note=note)
+    raise Conflict("This request expired: approvals are valid for one hour.")
+
+
+def _lock(approval_id: int) -> ApprovalRequest:
+    return (
         ApprovalRequest.objects.select_for_update()
         .select_related("company", "execution__runbook", "execution__incident")
         .get(pk=approval_id)
     )
+
+
+def _decide(approval: ApprovalRequest, *, user: Any, approve: bool, note: str) -> ApprovalRequest:
     if approval.status != ApprovalStatus.PENDING:
         raise Conflict(f"This request was already {approval.get_status_display().lower()}.")
-    if approval.is_expired:
-        _expire(approval)
-        raise Conflict("This request expired: approvals are valid for one hour.")
     reason = refusal_reason(user, approval)
     if reason:
         raise PermissionDenied(reason)

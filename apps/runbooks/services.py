@@ -33,7 +33,7 @@ from apps.runbooks import script
 from apps.runbooks.choices import ACTIVE_STATUSES, ExecutionStatus, Mode, Risk
 from apps.runbooks.matching import runbook_for
 from apps.runbooks.models import Runbook, RunbookExecution
-from apps.tenants.aws import AwsError, client_for
+from apps.tenants.aws import AwsError, call, client_for
 from apps.tenants.models import AwsLink
 from apps.tenants.services import company_in_maintenance
 
@@ -78,7 +78,9 @@ def execution_request(
 ) -> RunbookExecution:
     """Ask for ``runbook`` to heal ``incident``; ``actor`` None means the automatic check."""
     incident = (
-        Incident.objects.select_for_update().select_related("company", "asset").get(pk=incident.pk)
+        Incident.objects.select_for_update(of=("self",))
+        .select_related("company", "asset")
+        .get(pk=incident.pk)
     )
     if incident.status not in OPEN_STATUSES:
         raise Conflict("The incident is resolved: there is nothing left to heal.")
@@ -207,8 +209,10 @@ def execution_start(*, execution_id: int) -> bool:
             execution, f"Sending “{execution.runbook.name}” to {execution.instance_id} with SSM."
         )
     try:
-        ssm = client_for(execution.company, "ssm")
-        response = ssm.send_command(
+        response = call(
+            client_for(execution.company, "ssm"),
+            "send_command",
+            doing=f"send the command to {execution.instance_id}",
             InstanceIds=[execution.instance_id],
             DocumentName="AWS-RunShellScript",
             Parameters={
@@ -266,8 +270,12 @@ def execution_poll(*, execution_id: int) -> float | None:
     delay = min(2.0 ** min(execution.polls, 5), 30.0)
     deadline = execution.started_at + timedelta(seconds=execution.runbook.timeout_seconds)
     try:
-        invocation = client_for(execution.company, "ssm").get_command_invocation(
-            CommandId=execution.command_id, InstanceId=execution.instance_id
+        invocation = call(
+            client_for(execution.company, "ssm"),
+            "get_command_invocation",
+            doing=f"read the status of command {execution.command_id}",
+            CommandId=execution.command_id,
+            InstanceId=execution.instance_id,
         )
     except AwsError as error:
         if error.throttled or error.aws_code == "InvocationDoesNotExist":
@@ -321,8 +329,12 @@ def execution_poll(*, execution_id: int) -> float | None:
 
 def _timed_out(execution: RunbookExecution) -> None:
     with contextlib.suppress(AwsError):  # the timeout stands whether or not the cancel lands
-        client_for(execution.company, "ssm").cancel_command(
-            CommandId=execution.command_id, InstanceIds=[execution.instance_id]
+        call(
+            client_for(execution.company, "ssm"),
+            "cancel_command",
+            doing=f"cancel command {execution.command_id}",
+            CommandId=execution.command_id,
+            InstanceIds=[execution.instance_id],
         )
     with transaction.atomic():
         _finish(

@@ -94,6 +94,14 @@ def client_for(company: Company, service: str) -> Any:
     return client
 
 
+def call(client: Any, operation: str, *, doing: str, **params: Any) -> dict:
+    """``client.<operation>(**params)``, with AWS's errors turned into AwsError."""
+    try:
+        return getattr(client, operation)(**params)
+    except (ClientError, BotoCoreError) as error:
+        raise explain(error, doing=doing) from error
+
+
 def forget_clients(company_id: int | None = None) -> None:
     """Drop cached clients (all, or one company's), e.g. after its AWS link changed."""
     with _lock:

@@ -5,7 +5,6 @@ import json
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from apps.alerts.models import Alert
 from apps.audit.models import AuditLog
@@ -18,18 +17,6 @@ from tests.alerts.test_sns_signature import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def moto_server(settings, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    settings.AWS_ENDPOINT_URL = f"http://{host}:{port}"
-    yield settings.AWS_ENDPOINT_URL
-    server.stop()
 
 
 def sns_post(tenant, envelope: dict, path: str = WEBHOOK):
@@ -45,12 +32,12 @@ def sns_post(tenant, envelope: dict, path: str = WEBHOOK):
 
 
 def test_subscription_confirmation_is_answered(
-    tenant, moto_server, django_capture_on_commit_callbacks
+    tenant, moto_endpoint, django_capture_on_commit_callbacks
 ):
     sns = boto3.client(
         "sns",
         region_name="us-east-1",
-        endpoint_url=moto_server,
+        endpoint_url=moto_endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
