@@ -18,6 +18,8 @@ urlpatterns = [
     path("team/", include("apps.accounts.team_urls")),
     path("audit/", include("apps.audit.urls")),
     path("notifications/", include("apps.notifications.urls")),
+    path("runbooks/", include("apps.runbooks.urls")),
+    path("approvals/", include("apps.approvals.urls")),
     path("admin/", admin.site.urls),
     path("api/webhooks/alerts", AlertWebhookView.as_view(), name="webhook"),
     path("api/webhooks/alerts/", AlertWebhookSlashView.as_view()),
