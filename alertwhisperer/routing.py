@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from apps.chat.routing import websocket_urlpatterns as chat_patterns
 from apps.notifications.consumers import LiveConsumer
 
-websocket_urlpatterns = [path("ws/live/", LiveConsumer.as_asgi())]
+websocket_urlpatterns = [path("ws/live/", LiveConsumer.as_asgi()), *chat_patterns]

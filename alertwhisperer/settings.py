@@ -69,6 +69,9 @@ INSTALLED_APPS = [
     "apps.dashboard",
     "apps.runbooks",
     "apps.approvals",
+    "apps.kpis",
+    "apps.compliance",
+    "apps.chat",
 ]
 
 MIDDLEWARE = [

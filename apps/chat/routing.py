@@ -1,0 +1,3 @@
+"""WebSocket routes of the chat (filled in by the chat consumer)."""
+
+websocket_urlpatterns: list = []
