@@ -1,24 +1,32 @@
-"""Incident work: assignment, rescoring."""
+"""Incident work: assignment, rescoring, and the status changes, assignments and notes made
+on the incident page."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.accounts.permissions import Action, can
 from apps.accounts.roles import Role
+from apps.alerts.models import Alert
 from apps.audit.choices import AuditAction
 from apps.audit.services import record
-from apps.incidents.choices import OPEN_STATUSES, EventKind
+from apps.common.errors import ValidationError
+from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
+from apps.notifications.live import company_changed
 from apps.notifications.models import Kind, Level
 from apps.notifications.services import notify
+from apps.tenants.models import Company
 
 RESCORE_CHUNK = 1000
 
@@ -165,3 +173,250 @@ def _save_scores(incidents: list[Incident]) -> int:
     if incidents:
         Incident.objects.bulk_update(incidents, ["priority_score"])
     return len(incidents)
+
+
+# --- Work on an incident from its page -------------------------------------------------------
+
+NOTE_MAX_LENGTH = 5000
+TIMELINE_EVENTS = 100
+TIMELINE_ALERTS = 50
+ASSIGNEE_ROLES = (Role.TECHNICIAN.value, Role.COMPANY_ADMIN.value)
+
+
+def incident_assignees(*, company_id: int) -> QuerySet[User]:
+    """Who the company's incidents may be assigned to: its active technicians and company
+    admins, each with ``open_incidents``, the number of open incidents they already hold."""
+    open_counts = (
+        Incident.objects.filter(assigned_to=OuterRef("pk"), status__in=OPEN_STATUSES)
+        .order_by()
+        .values("assigned_to")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        User.objects.filter(
+            is_active=True,
+            memberships__company_id=company_id,
+            groups__name__in=ASSIGNEE_ROLES,
+        )
+        .annotate(open_incidents=Coalesce(Subquery(open_counts, output_field=IntegerField()), 0))
+        .distinct()
+        .order_by("full_name", "email")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One line of an incident's timeline: an event (``kind`` is its kind) or an alert
+    (``kind`` is "alert")."""
+
+    at: datetime
+    kind: str
+    event: IncidentEvent | None = None
+    alert: Alert | None = None
+
+    @property
+    def status_change(self) -> tuple[str, str] | None:
+        """The labels of a status event's old and new status."""
+        if self.event is None or self.kind != EventKind.STATUS:
+            return None
+        labels = dict(IncidentStatus.choices)
+        details = self.event.details
+        return (
+            labels.get(details.get("from"), details.get("from", "?")),
+            labels.get(details.get("to"), details.get("to", "?")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    entries: list[TimelineEntry]
+    more_events: bool
+    more_alerts: bool
+
+
+def incident_timeline(
+    *, incident: Incident, event_limit: int = TIMELINE_EVENTS, alert_limit: int = TIMELINE_ALERTS
+) -> Timeline:
+    """The incident's latest events and latest alerts, newest first (two queries)."""
+    events = list(
+        incident.events.select_related("actor").order_by("-created_at", "-id")[: event_limit + 1]
+    )
+    alerts = list(
+        Alert.objects.filter(incident_id=incident.pk)
+        .order_by("-event_time", "-id")
+        .only(
+            "id",
+            "incident_id",
+            "severity",
+            "status",
+            "tool_source",
+            "signature",
+            "message",
+            "event_time",
+        )[: alert_limit + 1]
+    )
+    entries = [
+        *(TimelineEntry(at=e.created_at, kind=e.kind, event=e) for e in events[:event_limit]),
+        *(TimelineEntry(at=a.event_time, kind="alert", alert=a) for a in alerts[:alert_limit]),
+    ]
+    entries.sort(key=attrgetter("at"), reverse=True)
+    return Timeline(
+        entries=entries,
+        more_events=len(events) > event_limit,
+        more_alerts=len(alerts) > alert_limit,
+    )
+
+
+def _lock(incident_id: int) -> Incident:
+    return (
+        Incident.objects.select_for_update(of=("self",))
+        .select_related("company")
+        .get(pk=incident_id)
+    )
+
+
+@transaction.atomic
+def incident_status_change(
+    *, incident_id: int, status: IncidentStatus | str, actor: User, note: str = ""
+) -> Incident:
+    """Move an incident to ``status``. Resolving needs a note and stops the incident from
+    accepting alerts; reopening a resolved incident makes it in progress again (new alerts of
+    its key still open a new incident)."""
+    # A correlation sweep holds the company row while it rewrites the status fields of the
+    # incidents it loaded; taking that row first keeps a sweep from undoing this change.
+    Company.objects.select_for_update(of=("self",)).filter(incidents=incident_id).get()
+    incident = _lock(incident_id)
+    status = IncidentStatus(status)
+    note = note.strip()
+    previous = IncidentStatus(incident.status)
+    if status == previous:
+        message = f"The incident is already {previous.label.lower()}."
+        raise ValidationError(message, fields={"status": [message]})
+    if previous == IncidentStatus.RESOLVED and status == IncidentStatus.NEW:
+        message = "A resolved incident reopens as in progress."
+        raise ValidationError(message, fields={"status": [message]})
+    if status == IncidentStatus.RESOLVED and not note:
+        message = "Say how it was resolved: a resolution note is required."
+        raise ValidationError(message, fields={"note": [message]})
+    _check_note_length(note, field="note")
+
+    incident.status = status
+    if status == IncidentStatus.RESOLVED:
+        incident.resolution = Resolution.MANUAL
+        incident.resolved_at = timezone.now()
+        incident.resolved_by = actor
+        incident.accepting = False
+    elif previous == IncidentStatus.RESOLVED:
+        incident.resolution = ""
+        incident.resolved_at = None
+        incident.resolved_by = None
+    incident.save(
+        update_fields=[
+            "status",
+            "resolution",
+            "resolved_at",
+            "resolved_by",
+            "accepting",
+            "updated_at",
+        ]
+    )
+    IncidentEvent.objects.create(
+        incident=incident,
+        kind=EventKind.STATUS,
+        actor=actor,
+        text=note,
+        details={"from": previous.value, "to": status.value},
+    )
+    record(
+        action=AuditAction.INCIDENT_STATUS_CHANGED,
+        actor=actor,
+        company=incident.company,
+        target=incident,
+        details={"from": previous.value, "to": status.value},
+    )
+    company_changed(incident.company_id)
+    return incident
+
+
+@transaction.atomic
+def incident_assign(*, incident_id: int, assignee: User, actor: User) -> Incident:
+    """Assign an open incident to one of its company's technicians or admins, or to the
+    actor taking it (who may then be an MSP admin). The assignee is notified unless they
+    took it themselves."""
+    incident = _lock(incident_id)
+    if not incident.is_open:
+        message = "Reopen the incident before assigning it."
+        raise ValidationError(message, fields={"assignee": [message]})
+    taking = assignee.pk == actor.pk
+    allowed = (
+        can(assignee, Action.UPDATE_INCIDENT, incident.company)
+        if taking
+        else incident_assignees(company_id=incident.company_id).filter(pk=assignee.pk).exists()
+    )
+    if not allowed:
+        message = f"{assignee} cannot work on incidents of {incident.company.name}."
+        raise ValidationError(message, fields={"assignee": [message]})
+    if incident.assigned_to_id == assignee.pk:
+        message = f"The incident is already assigned to {assignee}."
+        raise ValidationError(message, fields={"assignee": [message]})
+
+    previous = incident.assigned_to
+    incident.assigned_to = assignee
+    incident.save(update_fields=["assigned_to", "updated_at"])
+    IncidentEvent.objects.create(
+        incident=incident,
+        kind=EventKind.ASSIGNED,
+        actor=actor,
+        text=f"{assignee} took it" if taking else f"Assigned to {assignee}",
+        details={
+            "assigned_to": assignee.pk,
+            "previous": previous.pk if previous else None,
+            "automatic": False,
+        },
+    )
+    record(
+        action=AuditAction.INCIDENT_ASSIGNED,
+        actor=actor,
+        company=incident.company,
+        target=incident,
+        details={
+            "assigned_to": assignee.email,
+            "previous": previous.email if previous else None,
+            "automatic": False,
+        },
+    )
+    if not taking:
+        # After commit: a notification row locks its company row (foreign key), which a
+        # correlation sweep may hold while it waits for this incident's row.
+        transaction.on_commit(lambda: notify_assignment(incident=incident, assignee=assignee))
+    company_changed(incident.company_id)
+    return incident
+
+
+@transaction.atomic
+def incident_note_add(*, incident_id: int, text: str, actor: User) -> IncidentEvent:
+    """Add a note to the incident's timeline (open or resolved)."""
+    text = text.strip()
+    if not text:
+        raise ValidationError("The note is empty.", fields={"text": ["Write the note first."]})
+    _check_note_length(text, field="text")
+    incident = _lock(incident_id)
+    event = IncidentEvent.objects.create(
+        incident=incident, kind=EventKind.NOTE, actor=actor, text=text
+    )
+    record(
+        action=AuditAction.INCIDENT_NOTE_ADDED,
+        actor=actor,
+        company=incident.company,
+        target=incident,
+        details={"event": event.pk, "length": len(text)},
+    )
+    company_changed(incident.company_id)
+    return event
+
+
+def _check_note_length(text: str, *, field: str) -> None:
+    if len(text) > NOTE_MAX_LENGTH:
+        message = f"Keep it under {NOTE_MAX_LENGTH} characters (this one has {len(text)})."
+        raise ValidationError(message, fields={field: [message]})

@@ -1,5 +1,17 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.incidents import views
 
 app_name = "incidents"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("<int:pk>/", views.incident_detail, name="detail"),
+    path("<int:pk>/header/", views.incident_part, {"part": "header"}, name="header"),
+    path("<int:pk>/breakdown/", views.incident_part, {"part": "breakdown"}, name="breakdown"),
+    path("<int:pk>/timeline/", views.incident_part, {"part": "timeline"}, name="timeline"),
+    path("<int:pk>/alerts/", views.incident_part, {"part": "alerts"}, name="alerts"),
+    path("<int:pk>/status/", views.incident_status, name="status"),
+    path("<int:pk>/assign/", views.incident_assign_to, name="assign"),
+    path("<int:pk>/take/", views.incident_take, name="take"),
+    path("<int:pk>/notes/", views.incident_note, name="note"),
+]

@@ -1,0 +1,252 @@
+"""The incident page: header, priority breakdown, affected asset, timeline and alerts, and
+the forms that change status, assign and add notes.
+
+Every region that changes with new alerts is a partial with its own URL that re-fetches
+itself on the live signal. The forms are plain POSTs (redirect on success, the page again
+with inline errors and a 400 on failure); with htmx they post in place and get their own
+partial back, then ask the live regions to refresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST, require_safe
+from django_htmx.http import trigger_client_event
+
+from apps.accounts.permissions import Action, can, get_scoped_or_404
+from apps.common import errors
+from apps.common.pagination import paginate
+from apps.incidents import scoring
+from apps.incidents.forms import AssignForm, NoteForm, StatusForm, TakeForm
+from apps.incidents.models import Incident
+from apps.incidents.services import (
+    incident_assign,
+    incident_note_add,
+    incident_status_change,
+    incident_timeline,
+)
+
+ALERTS_PER_PAGE = 25
+ACTIONS_PARTIAL = "incidents/partials/_actions.html"
+NOTE_PARTIAL = "incidents/partials/_note_form.html"
+
+
+def _get_incident(request: HttpRequest, pk: int) -> Incident:
+    return get_scoped_or_404(
+        Incident.objects.select_related("company", "asset", "assigned_to", "resolved_by"),
+        request.user,
+        pk=pk,
+    )
+
+
+# --- Regions ---------------------------------------------------------------------------------
+
+
+def _header(request: HttpRequest, incident: Incident) -> dict[str, Any]:
+    return {"incident": incident}
+
+
+def _breakdown(request: HttpRequest, incident: Incident) -> dict[str, Any]:
+    now = timezone.now()
+    return {
+        "incident": incident,
+        "breakdown": scoring.priority_breakdown(
+            severity=incident.severity,
+            asset_critical=incident.asset is not None and incident.asset.is_critical,
+            alert_count=incident.alert_count,
+            tool_count=len(incident.tool_sources),
+            first_alert_at=incident.first_alert_at,
+            now=now,
+        ),
+        "age_hours": max(0, int((now - incident.first_alert_at).total_seconds() // 3600)),
+        "duplicates": max(incident.alert_count - 1, 0),
+        "rules": {
+            "per_duplicate": scoring.POINTS_PER_DUPLICATE,
+            "max_duplicates": scoring.MAX_DUPLICATE_POINTS,
+            "max_age": scoring.MAX_AGE_DECAY,
+        },
+    }
+
+
+def _timeline(request: HttpRequest, incident: Incident) -> dict[str, Any]:
+    return {"incident": incident, "timeline": incident_timeline(incident=incident)}
+
+
+def _alerts(request: HttpRequest, incident: Incident) -> dict[str, Any]:
+    alerts = incident.alerts.order_by("-event_time", "-id").defer("labels", "raw")
+    return {"incident": incident, "alert_page": paginate(alerts, request, per_page=ALERTS_PER_PAGE)}
+
+
+PARTS: dict[str, Callable[[HttpRequest, Incident], dict[str, Any]]] = {
+    "header": _header,
+    "breakdown": _breakdown,
+    "timeline": _timeline,
+    "alerts": _alerts,
+}
+
+
+def _forms(request: HttpRequest, incident: Incident, **bound: forms.Form) -> dict[str, Any]:
+    if not can(request.user, Action.UPDATE_INCIDENT, incident.company):
+        return {"incident": incident, "can_update": False}
+    return {
+        "incident": incident,
+        "can_update": True,
+        "status_form": StatusForm(incident=incident),
+        "assign_form": AssignForm(incident=incident),
+        "take_form": TakeForm(),
+        "note_form": NoteForm(),
+        **bound,
+    }
+
+
+def _page(request: HttpRequest, incident: Incident, **bound: forms.Form) -> dict[str, Any]:
+    context: dict[str, Any] = {}
+    for build in PARTS.values():
+        context.update(build(request, incident))
+    return {**context, **_forms(request, incident, **bound)}
+
+
+@login_required
+@require_safe
+def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    incident = _get_incident(request, pk)
+    return render(request, "incidents/detail.html", _page(request, incident))
+
+
+@login_required
+@require_safe
+def incident_part(request: HttpRequest, pk: int, part: str) -> HttpResponse:
+    incident = _get_incident(request, pk)
+    return render(request, f"incidents/partials/_{part}.html", PARTS[part](request, incident))
+
+
+# --- Actions ---------------------------------------------------------------------------------
+
+
+def _incident_action(
+    view: Callable[[HttpRequest, Incident], HttpResponse],
+) -> Callable[[HttpRequest, int], HttpResponse]:
+    """POST only, logged in, the incident visible (else 404) and changeable (else 403)."""
+
+    @wraps(view)
+    @login_required
+    @require_POST
+    def wrapper(request: HttpRequest, pk: int) -> HttpResponse:
+        incident = _get_incident(request, pk)
+        if not can(request.user, Action.UPDATE_INCIDENT, incident.company):
+            return render(request, "incidents/forbidden.html", {"incident": incident}, status=403)
+        return view(request, incident)
+
+    return wrapper
+
+
+def _act(
+    request: HttpRequest,
+    incident: Incident,
+    *,
+    form: forms.Form,
+    form_name: str,
+    partial: str,
+    perform: Callable[[dict[str, Any]], str],
+    anchor: str = "",
+) -> HttpResponse:
+    """Validate ``form``, run ``perform`` (a service call returning the success message) and
+    answer: a redirect, or the page with the form's errors; with htmx, the form's partial."""
+    if form.is_valid():
+        try:
+            success = perform(form.cleaned_data)
+        except errors.ValidationError as error:
+            for field, field_errors in error.fields.items():
+                for message in field_errors:
+                    form.add_error(field if field in form.fields else None, message)
+        else:
+            messages.success(request, success)
+            if request.htmx:
+                fresh = _get_incident(request, incident.pk)
+                response = render(request, partial, _forms(request, fresh))
+                return trigger_client_event(response, "live-refresh")
+            url = reverse("incidents:detail", args=[incident.pk])
+            return redirect(f"{url}#{anchor}" if anchor else url)
+    if request.htmx:
+        # 200, not 400: htmx 2 does not swap error responses, and the errors are the point.
+        return render(request, partial, _forms(request, incident, **{form_name: form}))
+    return render(
+        request, "incidents/detail.html", _page(request, incident, **{form_name: form}), status=400
+    )
+
+
+@_incident_action
+def incident_status(request: HttpRequest, incident: Incident) -> HttpResponse:
+    def perform(data: dict[str, Any]) -> str:
+        updated = incident_status_change(
+            incident_id=incident.pk, status=data["status"], note=data["note"], actor=request.user
+        )
+        return f"Status changed to {updated.get_status_display().lower()}."
+
+    return _act(
+        request,
+        incident,
+        form=StatusForm(request.POST, incident=incident),
+        form_name="status_form",
+        partial=ACTIONS_PARTIAL,
+        perform=perform,
+    )
+
+
+@_incident_action
+def incident_assign_to(request: HttpRequest, incident: Incident) -> HttpResponse:
+    def perform(data: dict[str, Any]) -> str:
+        incident_assign(incident_id=incident.pk, assignee=data["assignee"], actor=request.user)
+        return f"Assigned to {data['assignee']}; they have been notified."
+
+    return _act(
+        request,
+        incident,
+        form=AssignForm(request.POST, incident=incident),
+        form_name="assign_form",
+        partial=ACTIONS_PARTIAL,
+        perform=perform,
+    )
+
+
+@_incident_action
+def incident_take(request: HttpRequest, incident: Incident) -> HttpResponse:
+    def perform(data: dict[str, Any]) -> str:
+        incident_assign(incident_id=incident.pk, assignee=request.user, actor=request.user)
+        return "You took the incident."
+
+    return _act(
+        request,
+        incident,
+        form=TakeForm(request.POST),
+        form_name="take_form",
+        partial=ACTIONS_PARTIAL,
+        perform=perform,
+    )
+
+
+@_incident_action
+def incident_note(request: HttpRequest, incident: Incident) -> HttpResponse:
+    def perform(data: dict[str, Any]) -> str:
+        incident_note_add(incident_id=incident.pk, text=data["text"], actor=request.user)
+        return "Note added."
+
+    return _act(
+        request,
+        incident,
+        form=NoteForm(request.POST),
+        form_name="note_form",
+        partial=NOTE_PARTIAL,
+        perform=perform,
+        anchor="timeline",
+    )
