@@ -55,7 +55,7 @@ def approval_decide(
 
 def _lock(approval_id: int) -> ApprovalRequest:
     return (
-        ApprovalRequest.objects.select_for_update()
+        ApprovalRequest.objects.select_for_update(of=("self",))
         .select_related("company", "execution__runbook", "execution__incident")
         .get(pk=approval_id)
     )
@@ -147,7 +147,7 @@ def approvals_expire(*, now: datetime | None = None) -> int:
     for approval_id in ids:
         with transaction.atomic():
             approval = (
-                ApprovalRequest.objects.select_for_update(skip_locked=True)
+                ApprovalRequest.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("company", "execution__runbook")
                 .filter(pk=approval_id, status=ApprovalStatus.PENDING)
                 .first()

@@ -135,9 +135,11 @@ class _Batch:
     def _load(self) -> None:
         if self.company.auto_correlate:
             keys = {aggregation_key(self.company, a) for a in self.alerts}
-            for incident in Incident.objects.filter(
-                company=self.company, accepting=True, key__in=keys
-            ).select_related("asset"):
+            for incident in (
+                Incident.objects.filter(company=self.company, accepting=True, key__in=keys)
+                .select_related("asset")
+                .select_for_update(of=("self",))
+            ):
                 self.accepting[incident.key] = incident
                 self._track(incident)
         fingerprints = {a.fingerprint for a in self.alerts if a.status == AlertStatus.RESOLVED}
@@ -155,7 +157,11 @@ class _Batch:
         incident_ids = {row[3] for row in earlier if row[3] is not None}
         missing = incident_ids - {i.pk for i in self.accepting.values()}
         loaded = {i.pk: i for i in self.accepting.values()}
-        for incident in Incident.objects.filter(pk__in=missing).select_related("asset"):
+        for incident in (
+            Incident.objects.filter(pk__in=missing)
+            .select_related("asset")
+            .select_for_update(of=("self",))
+        ):
             loaded[incident.pk] = incident
             self._track(incident)
         for alert_id, fingerprint, event_time, incident_id in earlier:

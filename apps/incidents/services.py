@@ -58,7 +58,7 @@ def on_call_technician(*, company_id: int) -> User | None:
 def incident_auto_assign(*, incident_id: int) -> User | None:
     """Give a new visible incident to an on-call technician of its company."""
     incident = (
-        Incident.objects.select_for_update()
+        Incident.objects.select_for_update(of=("self",))
         .select_related("company")
         .filter(
             pk=incident_id,

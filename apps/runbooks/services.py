@@ -183,7 +183,7 @@ def execution_start(*, execution_id: int) -> bool:
     """Send the command once. Returns True when polling should follow."""
     with transaction.atomic():
         execution = (
-            RunbookExecution.objects.select_for_update()
+            RunbookExecution.objects.select_for_update(of=("self",))
             .select_related("runbook", "company", "incident")
             .get(pk=execution_id)
         )
@@ -243,7 +243,7 @@ def execution_start(*, execution_id: int) -> bool:
 
 def _locked(execution_id: int) -> RunbookExecution:
     return (
-        RunbookExecution.objects.select_for_update()
+        RunbookExecution.objects.select_for_update(of=("self",))
         .select_related("runbook", "company", "incident")
         .get(pk=execution_id)
     )
