@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from apps.notifications.live import send_to_user
 from apps.notifications.models import Kind, Level, Notification
@@ -47,3 +48,37 @@ def push_bell(notification: Notification) -> None:
         {"unread": unread_count(user_id=notification.user_id), "notification": notification},
     )
     send_to_user(notification.user_id, html)
+
+
+def push_bell_count(user_id: int) -> None:
+    """Update the unread count in every open tab of the user (no desktop notification)."""
+    html = render_to_string(
+        "notifications/partials/_bell_count.html", {"unread": unread_count(user_id=user_id)}
+    )
+    send_to_user(user_id, html)
+
+
+def mark_read(*, notification: Notification) -> bool:
+    """Mark ``notification`` read unless it already is; True if this call marked it."""
+    if notification.read_at is not None:
+        return False
+    now = timezone.now()
+    marked = Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(
+        read_at=now
+    )
+    if not marked:
+        return False
+    notification.read_at = now
+    user_id = notification.user_id
+    transaction.on_commit(lambda: push_bell_count(user_id))
+    return True
+
+
+def mark_all_read(*, user_id: int) -> int:
+    """Mark every unread notification of the user read; returns how many."""
+    marked = Notification.objects.filter(user_id=user_id, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+    if marked:
+        transaction.on_commit(lambda: push_bell_count(user_id))
+    return marked
