@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -121,3 +121,59 @@ def membership_set(*, user: User, companies: Iterable[Any], actor: Any = None) -
         target=user,
         details={"added": sorted(wanted - current), "removed": sorted(current - wanted)},
     )
+
+
+@transaction.atomic
+def membership_set_on_call(*, user: User, on_call: Mapping[int, bool], actor: Any = None) -> None:
+    """Set the on-call flag of ``user``'s memberships (company id -> on call); companies the
+    user is not a member of are ignored. Audited when a flag changes."""
+    current = dict(
+        user.memberships.select_for_update()
+        .filter(company_id__in=list(on_call))
+        .values_list("company_id", "on_call")
+    )
+    changed = {
+        company_id: on_call[company_id]
+        for company_id, flag in current.items()
+        if flag != on_call[company_id]
+    }
+    if not changed:
+        return
+    for value in (True, False):
+        ids = [company_id for company_id, flag in changed.items() if flag is value]
+        if ids:
+            user.memberships.filter(company_id__in=ids).update(on_call=value)
+    record(
+        action=AuditAction.MEMBERSHIP_CHANGED,
+        actor=actor,
+        target=user,
+        details={
+            "on_call": sorted(c for c, flag in changed.items() if flag),
+            "off_call": sorted(c for c, flag in changed.items() if not flag),
+        },
+    )
+
+
+@transaction.atomic
+def team_member_update(
+    *,
+    user: User,
+    changed: Iterable[str],
+    role: Role | str,
+    companies: Iterable[Any],
+    on_call: Mapping[int, bool],
+    actor: Any = None,
+) -> User:
+    """Apply the team edit page: profile fields already set on ``user`` (``changed`` names
+    them), role, companies and on-call duty. Switching ``is_active`` off is recorded as a
+    deactivation (``user_deactivate``), not as an ordinary edit."""
+    changed = set(changed)
+    deactivating = "is_active" in changed and not user.is_active
+    if deactivating:
+        changed.discard("is_active")
+    user_update(user=user, changed=changed, role=role, actor=actor)
+    membership_set(user=user, companies=companies, actor=actor)
+    membership_set_on_call(user=user, on_call=on_call, actor=actor)
+    if deactivating:
+        user_deactivate(user=user, actor=actor)
+    return user

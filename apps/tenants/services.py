@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.utils.text import slugify
 
 from apps.audit.choices import AuditAction
 from apps.audit.services import record
-from apps.tenants.models import ApiKey, Company
+from apps.tenants.models import ApiKey, Asset, Company, MaintenanceWindow
 
 API_KEY_PREFIX = "aw_"
 API_KEY_CACHE_SECONDS = 30
@@ -176,3 +177,110 @@ def company_in_maintenance(*, company: Company, at: datetime | None = None) -> b
     at = at or timezone.now()
     tz = company.tz
     return any(w.is_active(at, tz) for w in company.maintenance_windows.all())
+
+
+# --- Onboarding, assets and maintenance windows (the company pages) ------------------------
+
+RESERVED_SLUGS = frozenset({"new"})
+
+
+@transaction.atomic
+def company_onboard(
+    *,
+    company: Company,
+    assets: Iterable[Asset] = (),
+    windows: Iterable[MaintenanceWindow] = (),
+    actor: Any = None,
+) -> tuple[Company, str]:
+    """Create ``company`` (unsaved, validated) with its first assets and maintenance windows.
+
+    One transaction: nothing is kept if any row fails. Returns the company and its raw API
+    key, which is never retrievable again. A slug that would shadow a page of the company
+    section ("new") gets a suffix.
+    """
+    if not company.slug:
+        company.slug = _unique_slug(company.name)
+        if company.slug in RESERVED_SLUGS:
+            company.slug = _unique_slug(f"{company.slug}-company")
+    company, raw_key = company_create(company=company, actor=actor)
+    assets = list(assets)
+    for asset in assets:
+        asset.company = company
+    if assets:
+        Asset.objects.bulk_create(assets)
+        record(
+            action=AuditAction.ASSET_CHANGED,
+            actor=actor,
+            company=company,
+            target=company,
+            details={"created": [asset.name for asset in assets]},
+        )
+    windows = list(windows)
+    for window in windows:
+        window.company = company
+    if windows:
+        MaintenanceWindow.objects.bulk_create(windows)
+        record(
+            action=AuditAction.MAINTENANCE_CHANGED,
+            actor=actor,
+            company=company,
+            target=company,
+            details={"created": [str(window) for window in windows]},
+        )
+    return company, raw_key
+
+
+@transaction.atomic
+def asset_save(*, asset: Asset, changed: Iterable[str], actor: Any = None) -> Asset:
+    """Create or edit ``asset`` (validated, its company set); ``changed`` names the edited
+    fields. Audited unless an edit changed nothing."""
+    created = asset.pk is None
+    changed = sorted(changed)
+    asset.save()
+    if created or changed:
+        record(
+            action=AuditAction.ASSET_CHANGED,
+            actor=actor,
+            company=asset.company,
+            target=asset,
+            details={"created": created, "changed": changed},
+        )
+    return asset
+
+
+@transaction.atomic
+def asset_delete(*, asset: Asset, actor: Any = None) -> None:
+    record(
+        action=AuditAction.ASSET_CHANGED,
+        actor=actor,
+        company=asset.company,
+        target=asset,
+        details={"deleted": asset.name},
+    )
+    asset.delete()
+
+
+@transaction.atomic
+def maintenance_window_create(*, window: MaintenanceWindow, actor: Any = None) -> MaintenanceWindow:
+    """Save a new ``window`` (validated, its company set)."""
+    window.save()
+    record(
+        action=AuditAction.MAINTENANCE_CHANGED,
+        actor=actor,
+        company=window.company,
+        target=window,
+        details={"created": str(window), "reason": window.reason},
+    )
+    return window
+
+
+@transaction.atomic
+def maintenance_window_delete(*, window: MaintenanceWindow, actor: Any = None) -> None:
+    record(
+        action=AuditAction.MAINTENANCE_CHANGED,
+        actor=actor,
+        company=window.company,
+        target=window,
+        details={"deleted": str(window), "reason": window.reason},
+    )
+    window.delete()
