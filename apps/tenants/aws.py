@@ -65,7 +65,7 @@ def link_of(company: Company) -> AwsLink:
     link = AwsLink.objects.filter(company=company).first()
     if link is None or not link.is_configured:
         raise AwsNotLinked(
-            f"{company.name} has no AWS link: add its role ARN under the company's AWS settings."
+            f"{company.name} has no AWS link: add its role ARN at /runbooks/aws/{company.slug}/."
         )
     return link
 
