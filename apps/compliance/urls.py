@@ -1,5 +1,12 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.compliance import views
 
 app_name = "compliance"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("instances/", views.instances, name="instances"),
+    path("<slug:slug>/card/", views.card, name="card"),
+    path("<slug:slug>/sync/", views.sync, name="sync"),
+]
