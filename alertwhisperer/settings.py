@@ -164,6 +164,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-deliveries": {"task": "apps.alerts.tasks.purge_deliveries", "schedule": 3600.0},
     "resume-executions": {"task": "apps.runbooks.tasks.executions_resume", "schedule": 30.0},
     "expire-approvals": {"task": "apps.runbooks.tasks.expire_approvals", "schedule": 60.0},
+    "compliance-sync": {"task": "apps.compliance.tasks.sync_all_companies", "schedule": 3600.0},
 }
 
 # --- Auth ---------------------------------------------------------------------------------

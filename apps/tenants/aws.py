@@ -130,6 +130,8 @@ def explain(error: Exception, *, doing: str) -> AwsError:
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         detail = error.response.get("Error", {}).get("Message", "")
+        if "<" in detail:  # an HTML error page from a proxy or an emulator, not AWS's words
+            detail = "the service answered with an error page"
         if code in THROTTLING_CODES:
             return AwsError(
                 f"AWS is throttling requests while trying to {doing}; it will be retried.",

@@ -166,6 +166,8 @@ def permissions_policy(link: AwsLink) -> str:
                     "ssm:CancelCommand",
                     "ssm:DescribeInstanceInformation",
                     "ssm:DescribeInstancePatchStates",
+                    "ssm:ListTagsForResource",
+                    "ec2:DescribeTags",
                 ],
                 "Resource": "*",
             },

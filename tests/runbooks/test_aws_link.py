@@ -184,6 +184,8 @@ def test_trust_policy_names_the_platform_and_the_external_id(client, msp_admin, 
         "ssm:CancelCommand",
         "ssm:DescribeInstanceInformation",
         "ssm:DescribeInstancePatchStates",
+        "ssm:ListTagsForResource",
+        "ec2:DescribeTags",
     ]
 
 
