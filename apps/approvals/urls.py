@@ -1,5 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.approvals import views
 
 app_name = "approvals"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.approval_list, name="list"),
+    path("<int:pk>/", views.approval_detail, name="detail"),
+    path("<int:pk>/decide/", views.decide, name="decide"),
+]

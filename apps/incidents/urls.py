@@ -1,6 +1,7 @@
 from django.urls import path
 
 from apps.incidents import views
+from apps.runbooks import incident_views
 
 app_name = "incidents"
 
@@ -14,4 +15,6 @@ urlpatterns = [
     path("<int:pk>/assign/", views.incident_assign_to, name="assign"),
     path("<int:pk>/take/", views.incident_take, name="take"),
     path("<int:pk>/notes/", views.incident_note, name="note"),
+    path("<int:pk>/runbooks/", incident_views.incident_runbooks, name="runbooks"),
+    path("<int:pk>/runbooks/run/", incident_views.incident_runbook_run, name="runbook_run"),
 ]
