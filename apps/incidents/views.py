@@ -35,6 +35,7 @@ from apps.incidents.services import (
     incident_status_change,
     incident_timeline,
 )
+from apps.runbooks.incident_views import runbook_panel
 
 ALERTS_PER_PAGE = 25
 ACTIONS_PARTIAL = "incidents/partials/_actions.html"
@@ -92,6 +93,7 @@ PARTS: dict[str, Callable[[HttpRequest, Incident], dict[str, Any]]] = {
     "breakdown": _breakdown,
     "timeline": _timeline,
     "alerts": _alerts,
+    "runbooks": runbook_panel,
 }
 
 

@@ -295,6 +295,8 @@ def execution_poll(*, execution_id: int) -> float | None:
         )
     )
     RunbookExecution.objects.filter(pk=execution.pk).update(ssm_status=status, output=output)
+    if status != execution.ssm_status or output != execution.output:
+        company_changed(execution.company_id)
     if status in RUNNING_SSM_STATUSES:
         if now > deadline + TIMEOUT_GRACE:
             return _timed_out(execution)
