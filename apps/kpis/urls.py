@@ -1,5 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.kpis import views
 
 app_name = "kpis"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.kpi_page, name="index"),
+    path("export/<slug:table>.csv", views.kpi_export, name="export"),
+]
