@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 
 from apps.accounts.permissions import scope
 from apps.audit.models import AuditLog
+from apps.common.csv import csv_safe
 
 CSV_HEADER = (
     "time",
@@ -24,7 +25,6 @@ CSV_HEADER = (
     "source IP",
 )
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 SUMMARY_LENGTH = 160
 
 
@@ -81,10 +81,6 @@ def audit_rows(entries: Iterable[AuditLog]) -> list[AuditRow]:
         AuditRow(entry, details_summary(entry.details), details_json(entry.details))
         for entry in entries
     ]
-
-
-def csv_safe(value: str) -> str:
-    return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
 
 
 def audit_csv_rows(entries: QuerySet[AuditLog]) -> Iterator[list[str]]:

@@ -27,10 +27,11 @@ class Metrics:
 
     @property
     def noise_reduction(self) -> float | None:
-        """(1 − incidents / alerts) × 100 over the period; None without alerts."""
+        """(1 − incidents / alerts) × 100 over the period, as on the KPI page (shown
+        incidents only: pending ones are noise that was held back); None without alerts."""
         if not self.period_alerts:
             return None
-        return max(0.0, (1 - self.period_incidents / self.period_alerts) * 100)
+        return (1 - self.period_incidents / self.period_alerts) * 100
 
 
 def period_start(period: str, *, now: datetime | None = None) -> datetime:
@@ -60,7 +61,7 @@ def dashboard_metrics(*, company_ids: list[int], since: datetime) -> Metrics:
             company_id__in=company_ids, event_time__gte=since, status=AlertStatus.FIRING
         ).count(),
         period_incidents=Incident.objects.filter(
-            company_id__in=company_ids, first_alert_at__gte=since
+            company_id__in=company_ids, first_alert_at__gte=since, visible=True
         ).count(),
     )
 

@@ -76,6 +76,12 @@ class Incident(models.Model):
                 condition=Q(status__in=OPEN_STATUSES),
                 name="incident_open_assignee",
             ),
+            models.Index(fields=["company", "first_alert_at"], name="incident_company_first_alert"),
+            models.Index(
+                fields=["company", "resolved_at"],
+                condition=Q(resolved_at__isnull=False),
+                name="incident_company_resolved",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -10,17 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 
+from apps.common.csv import csv_safe
 from apps.compliance.selectors import compliance_summary
 from apps.kpis import selectors
 from apps.kpis.selectors import Period
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
 Rows = Iterator[list[str]]
-
-
-def text(value: str) -> str:
-    return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
 
 
 def number(value: float | None) -> str:
@@ -92,7 +87,7 @@ def signature_rows(*, company_ids: Sequence[int], period: Period) -> Rows:
     for row in selectors.mttr_by_signature(company_ids=company_ids, period=period):
         mttr = row.mttr
         yield [
-            text(row.signature),
+            csv_safe(row.signature),
             str(mttr.resolved),
             minutes(mttr.overall),
             str(mttr.manual_count),
@@ -123,7 +118,7 @@ def runbook_rows(*, company_ids: Sequence[int], period: Period) -> Rows:
     ]
     for runbook in runbooks:
         yield [
-            text(runbook.name),
+            csv_safe(runbook.name),
             str(runbook.executions),
             str(runbook.succeeded),
             str(runbook.failed),
