@@ -70,6 +70,18 @@ def technician_b(company_b):
 
 
 @pytest.fixture(autouse=True)
+def _channel_layer_per_test():
+    """Each test runs its sockets in an event loop of its own (async_to_sync), and
+    channels_redis keeps asyncio locks that belong to the loop that first waited on them:
+    give every test a fresh layer instance."""
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+    yield
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_aws_clients():
     from apps.tenants.aws import forget_clients
 

@@ -1,3 +1,7 @@
-"""WebSocket routes of the chat (filled in by the chat consumer)."""
+"""WebSocket routes of the chat."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from apps.chat.consumers import ChatConsumer
+
+websocket_urlpatterns = [path("ws/chat/<slug:slug>/", ChatConsumer.as_asgi())]
