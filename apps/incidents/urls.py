@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/breakdown/", views.incident_part, {"part": "breakdown"}, name="breakdown"),
     path("<int:pk>/timeline/", views.incident_part, {"part": "timeline"}, name="timeline"),
     path("<int:pk>/alerts/", views.incident_part, {"part": "alerts"}, name="alerts"),
+    path("<int:pk>/actions/", views.incident_part, {"part": "actions"}, name="actions"),
     path("<int:pk>/status/", views.incident_status, name="status"),
     path("<int:pk>/assign/", views.incident_assign_to, name="assign"),
     path("<int:pk>/take/", views.incident_take, name="take"),

@@ -95,6 +95,7 @@ PARTS: dict[str, Callable[[HttpRequest, Incident], dict[str, Any]]] = {
     "alerts": _alerts,
     "runbooks": runbook_panel,
 }
+LIVE_PARTS = {**PARTS, "actions": lambda request, incident: _forms(request, incident)}
 
 
 def _forms(request: HttpRequest, incident: Incident, **bound: forms.Form) -> dict[str, Any]:
@@ -129,7 +130,7 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_safe
 def incident_part(request: HttpRequest, pk: int, part: str) -> HttpResponse:
     incident = _get_incident(request, pk)
-    return render(request, f"incidents/partials/_{part}.html", PARTS[part](request, incident))
+    return render(request, f"incidents/partials/_{part}.html", LIVE_PARTS[part](request, incident))
 
 
 # --- Actions ---------------------------------------------------------------------------------

@@ -419,6 +419,7 @@ def _resolve_self_healed(execution: RunbookExecution, now) -> None:
     incident = Incident.objects.select_for_update().get(pk=execution.incident_id)
     if incident.status not in OPEN_STATUSES:
         return
+    previous = incident.status
     incident.status = IncidentStatus.RESOLVED
     incident.resolution = Resolution.SELF_HEALED
     incident.resolved_at = now
@@ -428,7 +429,7 @@ def _resolve_self_healed(execution: RunbookExecution, now) -> None:
         incident=incident,
         kind=EventKind.STATUS,
         text=f"Resolved: self-healed by “{execution.runbook.name}”.",
-        details={"from": "open", "to": "resolved", "resolution": Resolution.SELF_HEALED},
+        details={"from": previous, "to": "resolved", "resolution": Resolution.SELF_HEALED},
     )
 
 

@@ -10,8 +10,20 @@
     el.classList.toggle("off", !on);
     el.querySelector(".live-label").textContent = on ? "Live" : "Offline";
   }
-  document.addEventListener("htmx:wsOpen", function () { setLive(true); });
-  document.addEventListener("htmx:wsClose", function () { setLive(false); });
+  var opened = false;
+  document.addEventListener("htmx:wsOpen", function (event) {
+    if (event.target.id !== "live-socket") return;
+    setLive(true);
+    // After a reconnect, fetch whatever changed while the socket was down.
+    if (opened) {
+      htmx.trigger(document.body, "live-refresh");
+      htmx.trigger(document.body, "notifications-changed");
+    }
+    opened = true;
+  });
+  document.addEventListener("htmx:wsClose", function (event) {
+    if (event.target.id === "live-socket") setLive(false);
+  });
   document.addEventListener("htmx:wsAfterMessage", function (event) {
     var message = event.detail.message || "";
     if (message.indexOf('id="live-signal"') !== -1) {
