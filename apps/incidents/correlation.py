@@ -14,7 +14,8 @@ Rules (docs/decisions.md, "Correlation"):
 - An incident opened during a maintenance window is marked ``in_maintenance``: it is not
   assigned (nor, later, notified or auto-healed).
 
-A sweep locks the company row, so two sweeps of one company never interleave; it takes
+A sweep locks the company row (FOR NO KEY UPDATE, which ingest inserts do not wait for),
+so two sweeps of one company never interleave; it takes
 alerts in event-time order in batches and writes each batch with a few set-based queries.
 """
 
@@ -87,7 +88,9 @@ def correlate_company(*, company_id: int, batch_size: int = BATCH_SIZE) -> Sweep
     result = SweepResult()
     while True:
         with transaction.atomic():
-            company = Company.objects.select_for_update().get(pk=company_id)
+            # NO KEY UPDATE: serializes sweeps of the company without blocking the ingest's
+            # inserts, whose foreign-key checks take KEY SHARE locks on the company row.
+            company = Company.objects.select_for_update(no_key=True).get(pk=company_id)
             batch = list(
                 Alert.objects.filter(company_id=company_id, correlated_at__isnull=True)
                 .order_by("event_time", "id")

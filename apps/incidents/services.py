@@ -110,19 +110,24 @@ def incident_url(incident_id: int) -> str:
 
 def incidents_announce(*, incident_ids: list[int]) -> None:
     """Tell the people of a company about its new critical incidents (not in maintenance):
-    its members and the MSP admins."""
+    its members and the MSP admins (recipients read once per company)."""
     incidents = Incident.objects.filter(
         pk__in=incident_ids, severity="critical", in_maintenance=False
     ).select_related("company")
+    recipients: dict[int, list[User]] = {}
     for incident in incidents:
-        users = (
-            User.objects.filter(is_active=True)
-            .filter(
-                Q(memberships__company_id=incident.company_id)
-                | Q(groups__name=Role.MSP_ADMIN.value)
+        if incident.company_id not in recipients:
+            recipients[incident.company_id] = list(
+                User.objects.filter(is_active=True)
+                .filter(
+                    Q(memberships__company_id=incident.company_id)
+                    | Q(groups__name=Role.MSP_ADMIN.value)
+                )
+                .distinct()
             )
-            .distinct()
-        )
+        users = recipients[incident.company_id]
+        if not users:
+            continue
         notify(
             users=users,
             kind=Kind.CRITICAL_ALERT,
@@ -132,6 +137,15 @@ def incidents_announce(*, incident_ids: list[int]) -> None:
             url=incident_url(incident.pk),
             company=incident.company,
         )
+
+
+def incidents_auto_assign(*, company_id: int, incident_ids: list[int]) -> None:
+    """Assign new incidents of one company; when it has no on-call technician, that is one
+    query for the whole batch instead of several per incident."""
+    if not incident_ids or on_call_technician(company_id=company_id) is None:
+        return
+    for incident_id in incident_ids:
+        incident_auto_assign(incident_id=incident_id)
 
 
 def incidents_rescore(*, now: datetime | None = None, ids: Iterable[int] | None = None) -> int:

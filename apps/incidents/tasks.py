@@ -9,7 +9,11 @@ from django.utils import timezone
 
 from apps.alerts.models import Alert
 from apps.incidents.correlation import SweepResult, correlate_company
-from apps.incidents.services import incident_auto_assign, incidents_announce, incidents_rescore
+from apps.incidents.services import (
+    incidents_announce,
+    incidents_auto_assign,
+    incidents_rescore,
+)
 from apps.notifications.live import company_changed
 from apps.runbooks.services import autoheal_incidents
 
@@ -32,9 +36,10 @@ def after_correlation(company_id: int, result: SweepResult) -> None:
     if result.became_visible:
         incidents_announce(incident_ids=result.became_visible)
     healing = autoheal_incidents(incident_ids=result.became_visible)
-    for incident_id in result.became_visible:
-        if incident_id not in healing:
-            incident_auto_assign(incident_id=incident_id)
+    incidents_auto_assign(
+        company_id=company_id,
+        incident_ids=[i for i in result.became_visible if i not in healing],
+    )
     if result.alerts:
         company_changed(company_id)
 

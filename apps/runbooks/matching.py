@@ -25,7 +25,15 @@ def _rank(runbook: Runbook) -> tuple[int, int, int]:
     )
 
 
-def runbook_for(*, company: Company, signature: str) -> Runbook | None:
-    candidates = Runbook.objects.filter(Q(company=company) | Q(company__isnull=True), enabled=True)
+def runbook_candidates(*, company: Company) -> list[Runbook]:
+    """The enabled runbooks that may heal the company's incidents (its own, MSP-wide)."""
+    return list(Runbook.objects.filter(Q(company=company) | Q(company__isnull=True), enabled=True))
+
+
+def best_match(candidates: list[Runbook], *, signature: str) -> Runbook | None:
     matches = [r for r in candidates if fnmatchcase(signature, r.signature_pattern)]
     return min(matches, key=_rank) if matches else None
+
+
+def runbook_for(*, company: Company, signature: str) -> Runbook | None:
+    return best_match(runbook_candidates(company=company), signature=signature)

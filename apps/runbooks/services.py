@@ -31,7 +31,7 @@ from apps.notifications.models import Kind, Level
 from apps.notifications.services import notify
 from apps.runbooks import script
 from apps.runbooks.choices import ACTIVE_STATUSES, ExecutionStatus, Mode, Risk
-from apps.runbooks.matching import runbook_for
+from apps.runbooks.matching import best_match, runbook_candidates
 from apps.runbooks.models import Runbook, RunbookExecution
 from apps.tenants.aws import AwsError, call, client_for
 from apps.tenants.models import AwsLink
@@ -146,23 +146,31 @@ def execution_request(
 
 
 def autoheal_incidents(*, incident_ids: list[int]) -> set[int]:
-    """The automatic check for newly opened incidents. Returns the ids now handled by a
-    runbook (running or waiting for approval), which are not assigned yet."""
+    """The automatic check for newly opened incidents (of one or more companies). Returns
+    the ids now handled by a runbook (running or waiting for approval), which are not
+    assigned yet. Runbooks and maintenance are read once per company, so a storm that
+    opens many incidents costs a few queries, not a few per incident."""
     handled: set[int] = set()
     incidents = Incident.objects.filter(
         pk__in=incident_ids, in_maintenance=False, status__in=OPEN_STATUSES
     ).select_related("company", "asset")
+    by_company: dict[int, list[Incident]] = {}
     for incident in incidents:
-        if company_in_maintenance(company=incident.company):
+        by_company.setdefault(incident.company_id, []).append(incident)
+    for company_incidents in by_company.values():
+        company = company_incidents[0].company
+        candidates = runbook_candidates(company=company)
+        if not candidates or company_in_maintenance(company=company):
             continue
-        runbook = runbook_for(company=incident.company, signature=incident.signature)
-        if runbook is None:
-            continue
-        try:
-            execution_request(incident=incident, runbook=runbook)
-        except Conflict:
-            continue
-        handled.add(incident.pk)
+        for incident in company_incidents:
+            runbook = best_match(candidates, signature=incident.signature)
+            if runbook is None:
+                continue
+            try:
+                execution_request(incident=incident, runbook=runbook)
+            except Conflict:
+                continue
+            handled.add(incident.pk)
     return handled
 
 

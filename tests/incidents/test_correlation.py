@@ -301,3 +301,15 @@ def test_sweep_processes_more_than_one_batch(company):
     result = correlate_company(company_id=company.pk, batch_size=10)
     assert result.alerts == 25
     assert Incident.objects.get().alert_count == 25
+
+
+def test_a_storm_of_new_incidents_costs_a_bounded_number_of_follow_up_queries(
+    company, django_assert_max_num_queries
+):
+    """Announce, self-heal check and assignment read a company's runbooks, windows,
+    recipients and technicians once per sweep, not once per new incident."""
+    ingest(company, *(alert(signature=f"sig-{i}", severity="critical") for i in range(40)))
+    result = correlate_company(company_id=company.pk)
+    assert len(result.became_visible) == 40
+    with django_assert_max_num_queries(8):
+        after_correlation(company.pk, result)
