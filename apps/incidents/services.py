@@ -299,7 +299,7 @@ def incident_status_change(
     its key still open a new incident)."""
     # A correlation sweep holds the company row while it rewrites the status fields of the
     # incidents it loaded; taking that row first keeps a sweep from undoing this change.
-    Company.objects.select_for_update(of=("self",)).filter(incidents=incident_id).get()
+    Company.objects.select_for_update(of=("self",), no_key=True).filter(incidents=incident_id).get()
     incident = _lock(incident_id)
     status = IncidentStatus(status)
     note = note.strip()
