@@ -20,6 +20,7 @@ print(json.dumps({
     "eager": settings.CELERY_TASK_ALWAYS_EAGER,
     "broker": settings.CELERY_BROKER_URL,
     "debug": settings.DEBUG,
+    "whitenoise": "whitenoise.middleware.WhiteNoiseMiddleware" in settings.MIDDLEWARE,
 }))
 """
 
@@ -84,9 +85,11 @@ def test_debug_off_refuses_the_embedded_development_key():
     assert "embedded development key" in result.stderr
 
 
-def test_debug_off_with_real_settings_starts():
+def test_debug_off_with_real_settings_starts_and_serves_static_files():
     s = probe(DEBUG="0", ALLOWED_HOSTS="aw.example.com", SECRET_KEY="x" * 50)
     assert s["debug"] is False
+    assert s["whitenoise"] is True
+    assert probe()["whitenoise"] is False
 
 
 def test_demo_data_refused_with_debug_off(tmp_path):
