@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 from django.db import OperationalError
 from django.utils import timezone
 
 from apps.alerts.models import Alert
+from apps.common.redis import get_redis
 from apps.incidents.correlation import SweepResult, correlate_company
 from apps.incidents.services import (
     incidents_announce,
@@ -18,6 +22,10 @@ from apps.notifications.live import company_changed
 from apps.runbooks.services import autoheal_incidents
 
 PENDING_FLAG_SECONDS = 30
+PENDING_COMPANIES = "aw:correlate:pending"
+DRAIN_QUEUED = "aw:correlate:drain-queued"
+DRAIN_SECONDS = 50
+SPOP_BATCH = 50
 
 
 def _pending_key(company_id: int) -> str:
@@ -25,10 +33,23 @@ def _pending_key(company_id: int) -> str:
 
 
 def schedule_correlation(company_id: int) -> None:
-    """Queue one correlation of the company unless one is already queued: a storm of
-    deliveries becomes a handful of sweeps, each taking everything stored so far."""
-    if cache.add(_pending_key(company_id), 1, PENDING_FLAG_SECONDS):
-        correlate_company_task.delay(company_id)
+    """Have the company's stored alerts correlated soon.
+
+    With Redis, the company joins a set of pending companies and one drain task is queued
+    unless one already is (one round trip): a storm across many companies becomes a few
+    tasks, each sweeping every company pending so far, instead of a task (and its fixed
+    cost) per delivery. In the embedded mode the company is swept in-process.
+    """
+    if not settings.REDIS_URL:
+        if cache.add(_pending_key(company_id), 1, PENDING_FLAG_SECONDS):
+            correlate_company_task.delay(company_id)
+        return
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.sadd(PENDING_COMPANIES, company_id)
+    pipe.set(DRAIN_QUEUED, 1, nx=True, ex=PENDING_FLAG_SECONDS)
+    _, queued = pipe.execute()
+    if queued:
+        correlate_pending.delay()
 
 
 def after_correlation(company_id: int, result: SweepResult) -> None:
@@ -56,6 +77,34 @@ def correlate_company_task(company_id: int) -> int:
     result = correlate_company(company_id=company_id)
     after_correlation(company_id, result)
     return result.alerts
+
+
+@shared_task(
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=120,
+    time_limit=150,
+)
+def correlate_pending() -> int:
+    """Sweep every pending company until none is left (or the time budget is spent, when a
+    successor is queued). A company whose sweep fails stays uncorrelated until the periodic
+    sweep schedules it again."""
+    client = get_redis()
+    client.delete(DRAIN_QUEUED)
+    deadline = time.monotonic() + DRAIN_SECONDS
+    alerts = 0
+    while company_ids := client.spop(PENDING_COMPANIES, SPOP_BATCH):
+        for raw in company_ids:
+            company_id = int(raw)
+            result = correlate_company(company_id=company_id)
+            after_correlation(company_id, result)
+            alerts += result.alerts
+        if time.monotonic() > deadline:
+            if client.set(DRAIN_QUEUED, 1, nx=True, ex=PENDING_FLAG_SECONDS):
+                correlate_pending.delay()
+            break
+    return alerts
 
 
 @shared_task(soft_time_limit=50, time_limit=60)

@@ -313,3 +313,31 @@ def test_a_storm_of_new_incidents_costs_a_bounded_number_of_follow_up_queries(
     assert len(result.became_visible) == 40
     with django_assert_max_num_queries(8):
         after_correlation(company.pk, result)
+
+
+def test_deliveries_of_many_companies_queue_one_drain_task(
+    settings, django_capture_on_commit_callbacks
+):
+    """With Redis, pending companies gather in one set and a single task sweeps them all."""
+    from alertwhisperer.celery import app
+    from apps.common.redis import get_redis
+    from apps.incidents.tasks import PENDING_COMPANIES, correlate_pending
+
+    assert settings.REDIS_URL, "make test runs with Redis"
+    companies = [CompanyFactory() for _ in range(5)]
+    app.conf.task_always_eager = False
+    app.control.purge()
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            for company in companies:
+                ingest(company, alert(), delivery_id="")
+                ingest(company, alert(signature="other"), delivery_id="")
+        assert get_redis().llen("celery") == 1  # one drain task for ten deliveries
+        assert get_redis().scard(PENDING_COMPANIES) == 5
+    finally:
+        app.control.purge()
+        app.conf.task_always_eager = True
+    assert correlate_pending() == 10
+    assert Incident.objects.count() == 10
+    assert not Alert.objects.filter(correlated_at__isnull=True).exists()
+    assert get_redis().scard(PENDING_COMPANIES) == 0
