@@ -8,6 +8,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest
 
 from apps.accounts.permissions import is_msp_admin
+from apps.accounts.throttle import login_refused, refusal_message
 
 
 class MSPAdminAuthenticationForm(AdminAuthenticationForm):
@@ -15,6 +16,12 @@ class MSPAdminAuthenticationForm(AdminAuthenticationForm):
         **AdminAuthenticationForm.error_messages,
         "invalid_login": "Please enter the email and password of an MSP admin account.",
     }
+
+    def clean(self):
+        refused = login_refused(self.request, str(self.data.get("username", "")))
+        if refused is not None:
+            raise forms.ValidationError(refusal_message(refused), code="throttled")
+        return super().clean()
 
     def confirm_login_allowed(self, user) -> None:
         if not user.is_active or not is_msp_admin(user):

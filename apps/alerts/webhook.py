@@ -10,7 +10,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.alerts import adapters
-from apps.alerts.ratelimit import take_token
 from apps.alerts.services import alerts_ingest
 from apps.alerts.signing import verify_signature
 from apps.alerts.tasks import confirm_sns_subscription
@@ -20,6 +19,7 @@ from apps.common.errors import (
     RateLimited,
     ValidationError,
 )
+from apps.common.ratelimit import take_token
 from apps.tenants.models import Company
 from apps.tenants.services import company_for_api_key
 
@@ -102,7 +102,7 @@ def receive_for_company(company: Company, request: WebhookRequest) -> WebhookRes
             delivery_id=delivery_id,
         )
     decision = take_token(
-        company_id=company.pk,
+        bucket=str(company.pk),
         rate_per_minute=company.rate_limit_per_minute,
         burst=company.rate_limit_burst,
     )

@@ -234,3 +234,13 @@ def test_admin_lists_stay_at_a_fixed_query_count(client, msp_admin, django_asser
         with django_assert_max_num_queries(15):
             assert client.get(reverse(f"admin:{name}_changelist")).status_code == 200
     assert Group.objects.count() >= 3
+
+
+def test_admin_log_in_is_limited_too(client, msp_admin):
+    for _ in range(10):
+        client.post(reverse("admin:login"), {"username": "msp@example.com", "password": "wrong"})
+    response = client.post(
+        reverse("admin:login"), {"username": "msp@example.com", "password": PASSWORD}
+    )
+    assert "Too many log-in attempts" in response.content.decode()
+    assert client.get(reverse("admin:index")).status_code == 302

@@ -1,4 +1,5 @@
-"""A token bucket per company: ``burst`` tokens at most, refilled at ``rate_per_minute``.
+"""Token buckets: ``burst`` tokens at most, refilled at ``rate_per_minute``; one per company
+for webhooks, one per address and per account for log-ins.
 
 With Redis the bucket lives in one hash updated by a Lua script, so every web process and
 thread shares it and the take is atomic; the script reads Redis's own clock. Without Redis
@@ -85,8 +86,8 @@ class _LocalBuckets:
 _local = _LocalBuckets()
 
 
-def take_token(*, company_id: int, rate_per_minute: int, burst: int) -> Decision:
-    key = f"aw:ratelimit:{company_id}"
+def take_token(*, bucket: str, rate_per_minute: int, burst: int) -> Decision:
+    key = f"aw:ratelimit:{bucket}"
     per_second = rate_per_minute / 60
     if settings.REDIS_URL:
         client = get_redis()
