@@ -9,7 +9,8 @@ from django import forms
 from apps.accounts.models import User
 from apps.incidents.choices import IncidentStatus
 from apps.incidents.models import Incident
-from apps.incidents.services import NOTE_MAX_LENGTH, incident_assignees
+from apps.incidents.selectors import incident_assignees
+from apps.incidents.services import NOTE_MAX_LENGTH
 
 NEXT_STATUS = {
     IncidentStatus.NEW: IncidentStatus.IN_PROGRESS,

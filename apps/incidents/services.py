@@ -4,54 +4,28 @@ on the incident page."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
 
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.permissions import Action, can
 from apps.accounts.roles import Role
-from apps.alerts.models import Alert
 from apps.audit.choices import AuditAction
 from apps.audit.services import record
 from apps.common.errors import ValidationError
 from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
+from apps.incidents.selectors import incident_assignees, on_call_technician
 from apps.notifications.live import company_changed
 from apps.notifications.models import Kind, Level
 from apps.notifications.services import notify
 from apps.tenants.models import Company
 
 RESCORE_CHUNK = 1000
-
-
-def on_call_technician(*, company_id: int) -> User | None:
-    """The company's active, on-call technician with the fewest open incidents (ties: the
-    longest-standing account first)."""
-    open_counts = (
-        Incident.objects.filter(assigned_to=OuterRef("pk"), status__in=OPEN_STATUSES)
-        .order_by()
-        .values("assigned_to")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return (
-        User.objects.filter(
-            is_active=True,
-            groups__name=Role.TECHNICIAN.value,
-            memberships__company_id=company_id,
-            memberships__on_call=True,
-        )
-        .annotate(open_incidents=Coalesce(Subquery(open_counts, output_field=IntegerField()), 0))
-        .order_by("open_incidents", "pk")
-        .first()
-    )
 
 
 @transaction.atomic
@@ -192,94 +166,6 @@ def _save_scores(incidents: list[Incident]) -> int:
 # --- Work on an incident from its page -------------------------------------------------------
 
 NOTE_MAX_LENGTH = 5000
-TIMELINE_EVENTS = 100
-TIMELINE_ALERTS = 50
-ASSIGNEE_ROLES = (Role.TECHNICIAN.value, Role.COMPANY_ADMIN.value)
-
-
-def incident_assignees(*, company_id: int) -> QuerySet[User]:
-    """Who the company's incidents may be assigned to: its active technicians and company
-    admins, each with ``open_incidents``, the number of open incidents they already hold."""
-    open_counts = (
-        Incident.objects.filter(assigned_to=OuterRef("pk"), status__in=OPEN_STATUSES)
-        .order_by()
-        .values("assigned_to")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return (
-        User.objects.filter(
-            is_active=True,
-            memberships__company_id=company_id,
-            groups__name__in=ASSIGNEE_ROLES,
-        )
-        .annotate(open_incidents=Coalesce(Subquery(open_counts, output_field=IntegerField()), 0))
-        .distinct()
-        .order_by("full_name", "email")
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class TimelineEntry:
-    """One line of an incident's timeline: an event (``kind`` is its kind) or an alert
-    (``kind`` is "alert")."""
-
-    at: datetime
-    kind: str
-    event: IncidentEvent | None = None
-    alert: Alert | None = None
-
-    @property
-    def status_change(self) -> tuple[str, str] | None:
-        """The labels of a status event's old and new status."""
-        if self.event is None or self.kind != EventKind.STATUS:
-            return None
-        labels = dict(IncidentStatus.choices)
-        details = self.event.details
-        return (
-            labels.get(details.get("from"), details.get("from", "?")),
-            labels.get(details.get("to"), details.get("to", "?")),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Timeline:
-    entries: list[TimelineEntry]
-    more_events: bool
-    more_alerts: bool
-
-
-def incident_timeline(
-    *, incident: Incident, event_limit: int = TIMELINE_EVENTS, alert_limit: int = TIMELINE_ALERTS
-) -> Timeline:
-    """The incident's latest events and latest alerts, newest first (two queries)."""
-    events = list(
-        incident.events.select_related("actor").order_by("-created_at", "-id")[: event_limit + 1]
-    )
-    alerts = list(
-        Alert.objects.filter(incident_id=incident.pk)
-        .order_by("-event_time", "-id")
-        .only(
-            "id",
-            "incident_id",
-            "severity",
-            "status",
-            "tool_source",
-            "signature",
-            "message",
-            "event_time",
-        )[: alert_limit + 1]
-    )
-    entries = [
-        *(TimelineEntry(at=e.created_at, kind=e.kind, event=e) for e in events[:event_limit]),
-        *(TimelineEntry(at=a.event_time, kind="alert", alert=a) for a in alerts[:alert_limit]),
-    ]
-    entries.sort(key=attrgetter("at"), reverse=True)
-    return Timeline(
-        entries=entries,
-        more_events=len(events) > event_limit,
-        more_alerts=len(alerts) > alert_limit,
-    )
 
 
 def _lock(incident_id: int) -> Incident:

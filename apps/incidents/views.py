@@ -29,11 +29,11 @@ from apps.common.pagination import paginate
 from apps.incidents import scoring
 from apps.incidents.forms import AssignForm, NoteForm, StatusForm, TakeForm
 from apps.incidents.models import Incident
+from apps.incidents.selectors import incident_timeline
 from apps.incidents.services import (
     incident_assign,
     incident_note_add,
     incident_status_change,
-    incident_timeline,
 )
 from apps.runbooks.incident_views import runbook_panel
 

@@ -12,12 +12,11 @@ from apps.audit.models import AuditLog
 from apps.common.errors import ValidationError
 from apps.incidents import services
 from apps.incidents.models import IncidentEvent
+from apps.incidents.selectors import incident_assignees, incident_timeline
 from apps.incidents.services import (
     incident_assign,
-    incident_assignees,
     incident_note_add,
     incident_status_change,
-    incident_timeline,
 )
 from apps.notifications.models import Notification
 from tests.factories import UserFactory
