@@ -67,10 +67,7 @@ INCIDENT_UPDATE_FIELDS = [
 @dataclass
 class SweepResult:
     alerts: int = 0
-    opened: list[int] = field(default_factory=list)
-    touched: set[int] = field(default_factory=set)
     became_visible: list[int] = field(default_factory=list)
-    resolved: list[int] = field(default_factory=list)
 
 
 def aggregation_key(company: Company, alert: Alert) -> str:
@@ -299,9 +296,6 @@ class _Batch:
         for resolved_at, ids in self.closed_earlier.items():
             Alert.objects.filter(pk__in=ids).update(resolved_at=resolved_at)
 
-        self.result.opened.extend(i.pk for i in self.new)
-        self.result.touched.update(i.pk for i in self.new)
-        self.result.touched.update(self.changed)
         self.result.became_visible.extend(
             i.pk for i in self.new if i.visible and i.status in OPEN_STATUSES
         )
@@ -310,7 +304,6 @@ class _Batch:
             for pk, i in self.changed.items()
             if i.visible and not self.was_visible.get(pk, True) and i.status in OPEN_STATUSES
         )
-        self.result.resolved.extend(i.pk for i in self.resolved_now)
         IncidentEvent.objects.bulk_create(
             IncidentEvent(
                 incident=incident,

@@ -30,14 +30,6 @@ ACTIVE_STATUSES = (
     ExecutionStatus.PENDING,
     ExecutionStatus.IN_PROGRESS,
 )
-FINAL_STATUSES = (
-    ExecutionStatus.SUCCESS,
-    ExecutionStatus.FAILED,
-    ExecutionStatus.TIMED_OUT,
-    ExecutionStatus.REJECTED,
-    ExecutionStatus.EXPIRED,
-    ExecutionStatus.MANUAL,
-)
 
 
 class Mode(models.TextChoices):
