@@ -17,6 +17,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
+from apps.accounts.models import User
 from apps.accounts.permissions import is_msp_admin, member_company_ids
 from apps.chat import selectors, services
 from apps.common import errors
@@ -100,6 +101,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if not isinstance(data, dict):
             return
+        # Access is checked again on every message (heartbeats come every 20 s): a user
+        # removed from the company or deactivated loses the room without a reconnect.
+        if not await database_sync_to_async(self._still_allowed)():
+            await self.close(code=FORBIDDEN)
+            return
         kind = data.get("type")
         if kind == "heartbeat":
             await database_sync_to_async(self._heartbeat)(_as_id(data.get("seen")))
@@ -114,6 +120,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 body if isinstance(body, str) else "", _as_id(data.get("incident"))
             )
             await self.send(text_data=html)
+
+    def _still_allowed(self) -> bool:
+        fresh = User.objects.filter(pk=self.user.pk, is_active=True).first()
+        if fresh is None or selectors.chat_room_for(user=fresh, slug=self.company.slug) is None:
+            return False
+        self.user = fresh
+        return True
 
     def _heartbeat(self, seen: int | None) -> None:
         services.chat_presence_touch(

@@ -352,3 +352,27 @@ def test_sync_sends_what_the_page_missed(tenants, cookies, monkeypatch):
     assert "already on the page" not in got[0] and "globex only" not in got[0]
     assert "already on the page" in too_many[0] and "Reload the page" in too_many[0]
     assert "before the socket opened" not in too_many[0]
+
+
+@pytest.mark.parametrize("revocation", ["membership", "deactivation"])
+def test_losing_access_closes_an_open_socket_at_its_next_message(tenants, cookies, revocation):
+    from channels.db import database_sync_to_async
+
+    from apps.accounts.models import Membership, User
+
+    def revoke() -> None:
+        if revocation == "membership":
+            Membership.objects.filter(user=tenants["a1"], company=tenants["a"]).delete()
+        else:
+            User.objects.filter(pk=tenants["a1"].pk).update(is_active=False)
+
+    async def scenario():
+        comm = await connect("acme", cookies["a1"])
+        await barrier(comm)
+        await database_sync_to_async(revoke)()
+        await comm.send_to(text_data=json.dumps({"body": "still here?"}))
+        output = await comm.receive_output(timeout=5)
+        assert output == {"type": "websocket.close", "code": 4403}
+
+    async_to_sync(scenario)()
+    assert not ChatMessage.objects.filter(body="still here?").exists()

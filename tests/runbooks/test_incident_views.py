@@ -440,3 +440,18 @@ def test_the_panel_stays_within_a_fixed_number_of_queries(
 
     assert content.count('class="action-group execution"') == 20
     assert content.count('value="approve"') == 1
+
+
+def test_a_role_without_the_run_permission_is_refused(client, monkeypatch, healing, technician_a):
+    from apps.accounts import permissions
+    from apps.accounts.permissions import Action
+    from apps.accounts.roles import Role
+
+    monkeypatch.setitem(permissions.ROLE_ACTIONS, Role.TECHNICIAN, frozenset({Action.VIEW}))
+    client.force_login(technician_a)
+    response = client.post(
+        run_url(healing["incident"]), {"runbook": healing["runbook"].pk}, follow=True
+    )
+    assert "Your role does not let you run runbooks on this incident." in response.content.decode()
+    assert not RunbookExecution.objects.exists()
+    assert f'action="{run_url(healing["incident"])}"' not in panel(client, healing["incident"])
