@@ -8,6 +8,7 @@ consumer asks here; nothing filters by company by hand.
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
@@ -15,6 +16,7 @@ from django.db.models import QuerySet
 from apps.accounts.roles import Role
 
 if TYPE_CHECKING:
+    from apps.accounts.models import User
     from apps.tenants.models import Company
 
 
@@ -119,3 +121,49 @@ def get_scoped_or_404(queryset: QuerySet, user: Any, *, company_field: str = "co
     from django.shortcuts import get_object_or_404
 
     return get_object_or_404(scope(queryset, user, company_field=company_field), **lookup)
+
+
+COMPANY_ADMIN_GIVES = (Role.TECHNICIAN, Role.COMPANY_ADMIN)
+
+
+@dataclass(frozen=True)
+class TeamScope:
+    """The accounts, companies and roles one actor manages on the team pages: MSP admins
+    manage every account; a company admin those belonging to companies they administer
+    (never MSP admins), editable only when every company of the account is theirs."""
+
+    actor: User
+    everything: bool
+    company_ids: frozenset[int]
+
+    @classmethod
+    def of(cls, actor: User) -> TeamScope | None:
+        """The actor's scope, or None when they manage nobody (a 403)."""
+        if is_msp_admin(actor):
+            return cls(actor=actor, everything=True, company_ids=frozenset())
+        managed = frozenset(
+            cid for cid in member_company_ids(actor) if can(actor, Action.MANAGE_USERS, cid)
+        )
+        return cls(actor=actor, everything=False, company_ids=managed) if managed else None
+
+    def users(self) -> QuerySet[User]:
+        from apps.accounts.models import Membership, User
+
+        if self.everything:
+            return User.objects.all()
+        members = Membership.objects.filter(company_id__in=self.company_ids).values("user_id")
+        return User.objects.filter(pk__in=members).exclude(groups__name=Role.MSP_ADMIN.value)
+
+    def companies(self) -> QuerySet[Company]:
+        from apps.tenants.models import Company
+
+        companies = Company.objects.filter(is_active=True).order_by("name")
+        return companies if self.everything else companies.filter(pk__in=self.company_ids)
+
+    def roles(self) -> list[tuple[str, str]]:
+        given = Role if self.everything else COMPANY_ADMIN_GIVES
+        return [(role.value, role.label) for role in given]
+
+    def can_edit(self, company_ids: set[int]) -> bool:
+        """May the actor edit an account (already in scope) that belongs to ``company_ids``?"""
+        return self.everything or company_ids <= self.company_ids

@@ -23,7 +23,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -32,50 +32,11 @@ from django.views.decorators.http import require_http_methods
 from apps.accounts import services
 from apps.accounts.forms import TeamMemberCreateForm, TeamMemberEditForm
 from apps.accounts.models import Membership, User
-from apps.accounts.permissions import Action, can, is_msp_admin, member_company_ids
+from apps.accounts.permissions import TeamScope
 from apps.accounts.roles import Role
 from apps.common.pagination import paginate
-from apps.tenants.models import Company
 
 STATUS_FILTERS = (("", "Everyone"), ("active", "Active"), ("inactive", "Deactivated"))
-COMPANY_ADMIN_GIVES = (Role.TECHNICIAN, Role.COMPANY_ADMIN)
-
-
-@dataclass(frozen=True)
-class TeamScope:
-    """The accounts, companies and roles one actor manages on the team pages."""
-
-    actor: User
-    everything: bool
-    company_ids: frozenset[int]
-
-    @classmethod
-    def of(cls, actor: User) -> TeamScope | None:
-        """The actor's scope, or None when they manage nobody (a 403)."""
-        if is_msp_admin(actor):
-            return cls(actor=actor, everything=True, company_ids=frozenset())
-        managed = frozenset(
-            cid for cid in member_company_ids(actor) if can(actor, Action.MANAGE_USERS, cid)
-        )
-        return cls(actor=actor, everything=False, company_ids=managed) if managed else None
-
-    def users(self) -> QuerySet[User]:
-        if self.everything:
-            return User.objects.all()
-        members = Membership.objects.filter(company_id__in=self.company_ids).values("user_id")
-        return User.objects.filter(pk__in=members).exclude(groups__name=Role.MSP_ADMIN.value)
-
-    def companies(self) -> QuerySet[Company]:
-        companies = Company.objects.filter(is_active=True).order_by("name")
-        return companies if self.everything else companies.filter(pk__in=self.company_ids)
-
-    def roles(self) -> list[tuple[str, str]]:
-        given = Role if self.everything else COMPANY_ADMIN_GIVES
-        return [(role.value, role.label) for role in given]
-
-    def can_edit(self, company_ids: set[int]) -> bool:
-        """May the actor edit an account (already in scope) that belongs to ``company_ids``?"""
-        return self.everything or company_ids <= self.company_ids
 
 
 @dataclass(frozen=True)
