@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,15 +17,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.common.pagination import paginate
 from apps.notifications import services
-from apps.notifications.models import Notification
-from apps.notifications.selectors import unread_count
+from apps.notifications.selectors import (
+    notifications_for_bell,
+    notifications_of,
+    unread_count,
+)
 
 PER_PAGE = 25
 DROPDOWN_SIZE = 10
-
-
-def _own(request: HttpRequest) -> QuerySet[Notification]:
-    return Notification.objects.filter(user_id=request.user.pk)
 
 
 def _local_path(url: str) -> str | None:
@@ -46,14 +44,13 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "notifications/list.html",
-        {"page": paginate(_own(request), request, per_page=PER_PAGE)},
+        {"page": paginate(notifications_of(user_id=request.user.pk), request, per_page=PER_PAGE)},
     )
 
 
 def _dropdown(request: HttpRequest) -> HttpResponse:
     """The bell's dropdown: the latest notifications, unread ones first."""
-    unread_first = ExpressionWrapper(Q(read_at__isnull=True), output_field=BooleanField())
-    latest = _own(request).order_by(unread_first.desc(), "-created_at", "-id")[:DROPDOWN_SIZE]
+    latest = notifications_for_bell(user_id=request.user.pk, limit=DROPDOWN_SIZE)
     return render(
         request,
         "notifications/partials/_dropdown.html",
@@ -81,7 +78,7 @@ def count(request: HttpRequest) -> HttpResponse:
 @require_POST
 def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
     """Mark one notification read, then open what it points to."""
-    notification = get_object_or_404(_own(request), pk=pk)
+    notification = get_object_or_404(notifications_of(user_id=request.user.pk), pk=pk)
     services.mark_read(notification=notification)
     if _wants_partial(request):
         return _dropdown(request)
