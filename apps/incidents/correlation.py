@@ -14,14 +14,17 @@ Rules (docs/decisions.md, "Correlation"):
 - An incident opened during a maintenance window is marked ``in_maintenance``: it is not
   assigned (nor, later, notified or auto-healed).
 
-A sweep locks the company row (FOR NO KEY UPDATE, which ingest inserts do not wait for),
-so two sweeps of one company never interleave; it takes
-alerts in event-time order in batches and writes each batch with a few set-based queries.
+A sweep takes several companies at once (one drain of the pending set, one periodic sweep):
+it locks their rows in id order (FOR NO KEY UPDATE, which ingest inserts do not wait for),
+so two sweeps of one company never interleave, then takes their alerts in event-time order
+in batches and writes each batch with a few set-based queries, whatever the number of
+companies in it: a storm spread over a hundred clients costs the same queries as one.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,6 +33,7 @@ from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
 from apps.alerts.models import Alert
+from apps.common.db import bulk_set
 from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
@@ -38,6 +42,7 @@ from apps.tenants.models import Asset, Company, MaintenanceWindow
 BATCH_SIZE = 2000
 ALERT_FIELDS = (
     "id",
+    "company",
     "asset_name",
     "signature",
     "severity",
@@ -62,6 +67,10 @@ INCIDENT_UPDATE_FIELDS = [
     "resolved_at",
     "updated_at",
 ]
+ALERT_UPDATE_FIELDS = ["incident", "asset", "resolved_at", "correlated_at"]
+
+# (company id, aggregation key or fingerprint): every lookup of a batch is per company.
+Scoped = tuple[int, str]
 
 
 @dataclass
@@ -82,35 +91,62 @@ def aggregation_key(company: Company, alert: Alert) -> str:
 
 def correlate_company(*, company_id: int, batch_size: int = BATCH_SIZE) -> SweepResult:
     """Correlate every uncorrelated alert of the company, oldest event first."""
-    result = SweepResult()
-    while True:
+    return correlate_companies(company_ids=[company_id], batch_size=batch_size)[company_id]
+
+
+def correlate_companies(
+    *, company_ids: Iterable[int], batch_size: int = BATCH_SIZE
+) -> dict[int, SweepResult]:
+    """Correlate every uncorrelated alert of these companies, each company's oldest event
+    first; a batch holds the alerts of all of them. Returns each company's result."""
+    results = {company_id: SweepResult() for company_id in company_ids}
+    ids = sorted(results)
+    while ids:
         with transaction.atomic():
-            # NO KEY UPDATE: serializes sweeps of the company without blocking the ingest's
-            # inserts, whose foreign-key checks take KEY SHARE locks on the company row.
-            company = Company.objects.select_for_update(no_key=True).get(pk=company_id)
+            # NO KEY UPDATE: serializes sweeps of a company without blocking the ingest's
+            # inserts, whose foreign-key checks take KEY SHARE locks on the company row. In
+            # id order, so two sweeps sharing companies cannot deadlock.
+            companies = {
+                company.pk: company
+                for company in Company.objects.select_for_update(no_key=True)
+                .filter(pk__in=ids)
+                .order_by("pk")
+            }
             batch = list(
-                Alert.objects.filter(company_id=company_id, correlated_at__isnull=True)
+                Alert.objects.filter(company_id__in=ids, correlated_at__isnull=True)
                 .order_by("event_time", "id")
                 .only(*ALERT_FIELDS)[:batch_size]
             )
             if batch:
-                _Batch(company, batch, result).run()
-        result.alerts += len(batch)
+                _Batch(companies, batch, results).run()
+        for company_id, count in Counter(a.company_id for a in batch).items():
+            results[company_id].alerts += count
         if len(batch) < batch_size:
-            return result
+            return results
+    return results
 
 
 class _Batch:
-    def __init__(self, company: Company, alerts: list[Alert], result: SweepResult) -> None:
-        self.company = company
+    def __init__(
+        self, companies: dict[int, Company], alerts: list[Alert], results: dict[int, SweepResult]
+    ) -> None:
+        self.companies = companies
         self.alerts = alerts
-        self.result = result
+        self.results = results
         self.now = timezone.now()
-        self.window = timedelta(minutes=company.correlation_window_minutes)
-        self.windows = list(MaintenanceWindow.objects.filter(company=company))
+        self.windows: dict[int, timedelta] = {
+            pk: timedelta(minutes=company.correlation_window_minutes)
+            for pk, company in companies.items()
+        }
+        self.maintenance: dict[int, list[MaintenanceWindow]] = defaultdict(list)
+        for window in MaintenanceWindow.objects.filter(company_id__in=companies):
+            self.maintenance[window.company_id].append(window)
         names = {a.asset_name for a in alerts}
-        self.assets = {a.name: a for a in Asset.objects.filter(company=company, name__in=names)}
-        self.accepting: dict[str, Incident] = {}
+        self.assets: dict[Scoped, Asset] = {
+            (a.company_id, a.name): a
+            for a in Asset.objects.filter(company_id__in=companies, name__in=names)
+        }
+        self.accepting: dict[Scoped, Incident] = {}
         self.new: list[Incident] = []
         self.changed: dict[int, Incident] = {}
         self.stale: list[int] = []
@@ -118,8 +154,10 @@ class _Batch:
         # Alerts to write: alert -> (incident object or None, resolved_at or None)
         self.placement: dict[int, tuple[Incident | None, datetime | None]] = {}
         # Firing alerts still open, by fingerprint: (alert id, event time, incident).
-        self.open_firing: dict[str, list[tuple[int, datetime, Incident | None]]] = defaultdict(list)
-        self.closed_earlier: dict[datetime, list[int]] = defaultdict(list)
+        self.open_firing: dict[Scoped, list[tuple[int, datetime, Incident | None]]] = defaultdict(
+            list
+        )
+        self.closed_earlier: dict[int, datetime] = {}
         self.resolved_now: list[Incident] = []
 
     def run(self) -> None:
@@ -133,70 +171,91 @@ class _Batch:
 
     # --- loading --------------------------------------------------------------------------
     def _load(self) -> None:
-        if self.company.auto_correlate:
-            keys = {aggregation_key(self.company, a) for a in self.alerts}
+        keys = {
+            (a.company_id, aggregation_key(self.companies[a.company_id], a))
+            for a in self.alerts
+            if self.companies[a.company_id].auto_correlate
+        }
+        if keys:
+            # Filtering companies and keys apart may also lock a row another company of the
+            # batch would have matched; those rows are this sweep's to lock anyway.
             for incident in (
-                Incident.objects.filter(company=self.company, accepting=True, key__in=keys)
+                Incident.objects.filter(
+                    company_id__in={company_id for company_id, _ in keys},
+                    accepting=True,
+                    key__in={key for _, key in keys},
+                )
                 .select_related("asset")
                 .select_for_update(of=("self",))
             ):
-                self.accepting[incident.key] = incident
-                self._track(incident)
-        fingerprints = {a.fingerprint for a in self.alerts if a.status == AlertStatus.RESOLVED}
+                if (incident.company_id, incident.key) in keys:
+                    self.accepting[incident.company_id, incident.key] = incident
+                    self._track(incident)
+        fingerprints = {
+            (a.company_id, a.fingerprint) for a in self.alerts if a.status == AlertStatus.RESOLVED
+        }
         if not fingerprints:
             return
-        earlier = list(
-            Alert.objects.filter(
-                company=self.company,
+        earlier = [
+            row
+            for row in Alert.objects.filter(
+                company_id__in={company_id for company_id, _ in fingerprints},
                 status=AlertStatus.FIRING,
                 resolved_at__isnull=True,
                 correlated_at__isnull=False,
-                fingerprint__in=fingerprints,
-            ).values_list("id", "fingerprint", "event_time", "incident_id")
-        )
-        incident_ids = {row[3] for row in earlier if row[3] is not None}
-        missing = incident_ids - {i.pk for i in self.accepting.values()}
+                fingerprint__in={fingerprint for _, fingerprint in fingerprints},
+            ).values_list("id", "company_id", "fingerprint", "event_time", "incident_id")
+            if (row[1], row[2]) in fingerprints
+        ]
+        incident_ids = {row[4] for row in earlier if row[4] is not None}
         loaded = {i.pk: i for i in self.accepting.values()}
         for incident in (
-            Incident.objects.filter(pk__in=missing)
+            Incident.objects.filter(pk__in=incident_ids - loaded.keys())
             .select_related("asset")
             .select_for_update(of=("self",))
         ):
             loaded[incident.pk] = incident
             self._track(incident)
-        for alert_id, fingerprint, event_time, incident_id in earlier:
-            self.open_firing[fingerprint].append((alert_id, event_time, loaded.get(incident_id)))
+        for alert_id, company_id, fingerprint, event_time, incident_id in earlier:
+            self.open_firing[company_id, fingerprint].append(
+                (alert_id, event_time, loaded.get(incident_id))
+            )
 
     def _track(self, incident: Incident) -> None:
         self.was_visible.setdefault(incident.pk, incident.visible)
 
     # --- rules ----------------------------------------------------------------------------
     def _fire(self, alert: Alert) -> None:
-        key = aggregation_key(self.company, alert)
-        incident = self.accepting.get(key) if self.company.auto_correlate else None
+        company = self.companies[alert.company_id]
+        key = aggregation_key(company, alert)
+        incident = self.accepting.get((company.pk, key)) if company.auto_correlate else None
         if incident is not None and not incident.accepting:
             incident = None
-        elif incident is not None and incident.last_alert_at < alert.event_time - self.window:
+        elif (
+            incident is not None
+            and incident.last_alert_at < alert.event_time - self.windows[company.pk]
+        ):
             incident.accepting = False
             if incident.pk:
                 self.stale.append(incident.pk)
                 self.changed[incident.pk] = incident
             incident = None
         if incident is None:
-            incident = self._open(alert, key)
+            incident = self._open(company, alert, key)
         else:
-            self._join(incident, alert)
+            self._join(company, incident, alert)
         self.placement[alert.pk] = (incident, None)
-        self.open_firing[alert.fingerprint].append((alert.pk, alert.event_time, incident))
+        self.open_firing[company.pk, alert.fingerprint].append(
+            (alert.pk, alert.event_time, incident)
+        )
 
-    def _open(self, alert: Alert, key: str) -> Incident:
-        asset = self.assets.get(alert.asset_name)
+    def _open(self, company: Company, alert: Alert, key: str) -> Incident:
         incident = Incident(
-            company=self.company,
+            company=company,
             key=key,
-            accepting=self.company.auto_correlate,
+            accepting=company.auto_correlate,
             title=f"{alert.signature} on {alert.asset_name}"[:600],
-            asset=asset,
+            asset=self.assets.get((company.pk, alert.asset_name)),
             asset_name=alert.asset_name,
             signature=alert.signature,
             severity=alert.severity,
@@ -206,16 +265,16 @@ class _Batch:
             first_alert_at=alert.event_time,
             last_alert_at=alert.event_time,
             in_maintenance=any(
-                w.is_active(alert.event_time, self.company.tz) for w in self.windows
+                w.is_active(alert.event_time, company.tz) for w in self.maintenance[company.pk]
             ),
         )
-        incident.visible = incident.alert_count >= self.company.min_alerts
+        incident.visible = incident.alert_count >= company.min_alerts
         self.new.append(incident)
         if incident.accepting:
-            self.accepting[key] = incident
+            self.accepting[company.pk, key] = incident
         return incident
 
-    def _join(self, incident: Incident, alert: Alert) -> None:
+    def _join(self, company: Company, incident: Incident, alert: Alert) -> None:
         incident.alert_count += 1
         incident.open_alert_count += 1
         incident.first_alert_at = min(incident.first_alert_at, alert.event_time)
@@ -225,23 +284,24 @@ class _Batch:
         if alert.tool_source not in incident.tool_sources:
             incident.tool_sources = [*incident.tool_sources, alert.tool_source]
         if incident.asset is None:
-            incident.asset = self.assets.get(alert.asset_name)
-        if not incident.visible and incident.alert_count >= self.company.min_alerts:
+            incident.asset = self.assets.get((company.pk, alert.asset_name))
+        if not incident.visible and incident.alert_count >= company.min_alerts:
             incident.visible = True
         if incident.pk:
             self.changed[incident.pk] = incident
 
     def _resolve(self, alert: Alert) -> None:
+        fingerprint = (alert.company_id, alert.fingerprint)
         still_open = []
         closed_incident = None
-        for alert_id, event_time, incident in self.open_firing.get(alert.fingerprint, []):
+        for alert_id, event_time, incident in self.open_firing.get(fingerprint, []):
             if event_time > alert.event_time:
                 still_open.append((alert_id, event_time, incident))
                 continue
             if alert_id in self.placement:
                 self.placement[alert_id] = (self.placement[alert_id][0], alert.event_time)
             else:
-                self.closed_earlier[alert.event_time].append(alert_id)
+                self.closed_earlier[alert_id] = alert.event_time
             if incident is not None:
                 incident.open_alert_count = max(0, incident.open_alert_count - 1)
                 if incident.open_alert_count == 0 and incident.status in OPEN_STATUSES:
@@ -253,7 +313,7 @@ class _Batch:
                 if incident.pk:
                     self.changed[incident.pk] = incident
                 closed_incident = incident
-        self.open_firing[alert.fingerprint] = still_open
+        self.open_firing[fingerprint] = still_open
         self.placement[alert.pk] = (closed_incident, None)
 
     # --- writing --------------------------------------------------------------------------
@@ -274,36 +334,32 @@ class _Batch:
             self._score(incident)
         if self.new:
             Incident.objects.bulk_create(self.new)
-        if self.changed:
-            for incident in self.changed.values():
-                incident.updated_at = self.now
-            Incident.objects.bulk_update(list(self.changed.values()), INCIDENT_UPDATE_FIELDS)
+        for incident in self.changed.values():
+            incident.updated_at = self.now
+        bulk_set(Incident, list(self.changed.values()), INCIDENT_UPDATE_FIELDS)
 
-        groups: dict[tuple[int | None, int | None, datetime | None], list[int]] = defaultdict(list)
         for alert in self.alerts:
-            incident, resolved_at = self.placement[alert.pk]
-            asset = self.assets.get(alert.asset_name)
-            groups[
-                (incident.pk if incident else None, asset.pk if asset else None, resolved_at)
-            ].append(alert.pk)
-        for (incident_id, asset_id, resolved_at), ids in groups.items():
-            Alert.objects.filter(pk__in=ids).update(
-                incident_id=incident_id,
-                asset_id=asset_id,
-                resolved_at=resolved_at,
-                correlated_at=self.now,
-            )
-        for resolved_at, ids in self.closed_earlier.items():
-            Alert.objects.filter(pk__in=ids).update(resolved_at=resolved_at)
+            incident, alert.resolved_at = self.placement[alert.pk]
+            alert.incident = incident
+            alert.asset = self.assets.get((alert.company_id, alert.asset_name))
+            alert.correlated_at = self.now
+        bulk_set(Alert, self.alerts, ALERT_UPDATE_FIELDS)
+        bulk_set(
+            Alert,
+            [Alert(pk=pk, resolved_at=at) for pk, at in self.closed_earlier.items()],
+            ["resolved_at"],
+        )
 
-        self.result.became_visible.extend(
-            i.pk for i in self.new if i.visible and i.status in OPEN_STATUSES
-        )
-        self.result.became_visible.extend(
-            pk
-            for pk, i in self.changed.items()
-            if i.visible and not self.was_visible.get(pk, True) and i.status in OPEN_STATUSES
-        )
+        for incident in self.new:
+            if incident.visible and incident.status in OPEN_STATUSES:
+                self.results[incident.company_id].became_visible.append(incident.pk)
+        for pk, incident in self.changed.items():
+            if (
+                incident.visible
+                and not self.was_visible.get(pk, True)
+                and incident.status in OPEN_STATUSES
+            ):
+                self.results[incident.company_id].became_visible.append(pk)
         IncidentEvent.objects.bulk_create(
             IncidentEvent(
                 incident=incident,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from celery import shared_task
 from django.conf import settings
@@ -12,20 +13,20 @@ from django.utils import timezone
 
 from apps.alerts.models import Alert
 from apps.common.redis import get_redis
-from apps.incidents.correlation import SweepResult, correlate_company
+from apps.incidents.correlation import SweepResult, correlate_companies, correlate_company
 from apps.incidents.services import (
     incidents_announce,
     incidents_auto_assign,
     incidents_rescore,
 )
-from apps.notifications.live import company_changed
+from apps.notifications.live import companies_changed
 from apps.runbooks.services import autoheal_incidents
 
 PENDING_FLAG_SECONDS = 30
 PENDING_COMPANIES = "aw:correlate:pending"
 DRAIN_QUEUED = "aw:correlate:drain-queued"
 DRAIN_SECONDS = 50
-SPOP_BATCH = 50
+SPOP_BATCH = 500
 
 
 def _pending_key(company_id: int) -> str:
@@ -52,17 +53,19 @@ def schedule_correlation(company_id: int) -> None:
         correlate_pending.delay()
 
 
-def after_correlation(company_id: int, result: SweepResult) -> None:
-    """What follows a committed sweep: notifications, assignment, live signal."""
-    if result.became_visible:
-        incidents_announce(incident_ids=result.became_visible)
-    healing = autoheal_incidents(incident_ids=result.became_visible)
-    incidents_auto_assign(
-        company_id=company_id,
-        incident_ids=[i for i in result.became_visible if i not in healing],
-    )
-    if result.alerts:
-        company_changed(company_id)
+def after_correlation(results: Mapping[int, SweepResult]) -> None:
+    """What follows a committed sweep of one or more companies: notifications, the
+    self-healing check, assignment and the live signal, each once for all of them."""
+    visible = [pk for result in results.values() for pk in result.became_visible]
+    if visible:
+        incidents_announce(incident_ids=visible)
+    healing = autoheal_incidents(incident_ids=visible)
+    for company_id, result in results.items():
+        incidents_auto_assign(
+            company_id=company_id,
+            incident_ids=[i for i in result.became_visible if i not in healing],
+        )
+    companies_changed([company_id for company_id, result in results.items() if result.alerts])
 
 
 @shared_task(
@@ -75,7 +78,7 @@ def after_correlation(company_id: int, result: SweepResult) -> None:
 def correlate_company_task(company_id: int) -> int:
     cache.delete(_pending_key(company_id))
     result = correlate_company(company_id=company_id)
-    after_correlation(company_id, result)
+    after_correlation({company_id: result})
     return result.alerts
 
 
@@ -87,19 +90,17 @@ def correlate_company_task(company_id: int) -> int:
     time_limit=150,
 )
 def correlate_pending() -> int:
-    """Sweep every pending company until none is left (or the time budget is spent, when a
-    successor is queued). A company whose sweep fails stays uncorrelated until the periodic
-    sweep schedules it again."""
+    """Sweep the pending companies, up to SPOP_BATCH of them in each shared sweep, until none
+    is left (or the time budget is spent, when a successor is queued). The companies of a
+    sweep that fails stay uncorrelated until the periodic sweep schedules them again."""
     client = get_redis()
     client.delete(DRAIN_QUEUED)
     deadline = time.monotonic() + DRAIN_SECONDS
     alerts = 0
     while company_ids := client.spop(PENDING_COMPANIES, SPOP_BATCH):
-        for raw in company_ids:
-            company_id = int(raw)
-            result = correlate_company(company_id=company_id)
-            after_correlation(company_id, result)
-            alerts += result.alerts
+        results = correlate_companies(company_ids=[int(raw) for raw in company_ids])
+        after_correlation(results)
+        alerts += sum(result.alerts for result in results.values())
         if time.monotonic() > deadline:
             if client.set(DRAIN_QUEUED, 1, nx=True, ex=PENDING_FLAG_SECONDS):
                 correlate_pending.delay()

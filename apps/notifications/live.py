@@ -37,14 +37,25 @@ def _pending_key(company_id: int) -> str:
 def company_changed(company_id: int) -> None:
     """Something the company's dashboards show changed; signal them once the transaction
     commits, coalesced."""
-    transaction.on_commit(lambda: _schedule(company_id))
+    companies_changed([company_id])
 
 
-def _schedule(company_id: int) -> None:
-    from apps.notifications.tasks import flush_company_signal
+def companies_changed(company_ids: list[int]) -> None:
+    """``company_changed`` for many companies (a correlation sweep): two cache round trips
+    and at most one task, whatever their number."""
+    if company_ids:
+        transaction.on_commit(lambda: _schedule(company_ids))
 
-    if cache.add(_pending_key(company_id), 1, int(COALESCE_SECONDS * 5)):
-        flush_company_signal.apply_async((company_id,), countdown=COALESCE_SECONDS)
+
+def _schedule(company_ids: list[int]) -> None:
+    from apps.notifications.tasks import flush_company_signals
+
+    keys = {_pending_key(company_id): company_id for company_id in company_ids}
+    already = cache.get_many(keys)
+    due = {key: company_id for key, company_id in keys.items() if key not in already}
+    if due:
+        cache.set_many(dict.fromkeys(due, 1), int(COALESCE_SECONDS * 5))
+        flush_company_signals.apply_async((list(due.values()),), countdown=COALESCE_SECONDS)
 
 
 def send_company_signal(company_id: int) -> None:

@@ -4,13 +4,15 @@ resolution, maintenance windows, tenants never meet, assignment."""
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.alerts.adapters import NormalizedAlert
 from apps.alerts.models import Alert
 from apps.alerts.services import alerts_ingest
 from apps.audit.models import AuditLog
-from apps.incidents.correlation import correlate_company
+from apps.incidents.correlation import correlate_companies, correlate_company
 from apps.incidents.models import Incident
 from apps.incidents.services import incidents_rescore
 from apps.incidents.tasks import after_correlation
@@ -49,7 +51,7 @@ def ingest(company, *alerts, delivery_id=""):
 
 def sweep(company):
     result = correlate_company(company_id=company.pk)
-    after_correlation(company.pk, result)
+    after_correlation({company.pk: result})
     return result
 
 
@@ -303,6 +305,63 @@ def test_sweep_processes_more_than_one_batch(company):
     assert Incident.objects.get().alert_count == 25
 
 
+def test_a_shared_sweep_keeps_every_rule_per_company():
+    """One sweep over several companies: the same key never meets across them, each
+    company's own window, threshold and resolution apply, and batches can split them."""
+    strict = CompanyFactory(min_alerts=3, correlation_window_minutes=5)
+    loose = CompanyFactory(min_alerts=1, correlation_window_minutes=60)
+    for company in (strict, loose):
+        ingest(
+            company,
+            *(alert(event_time=T0 + timedelta(minutes=10 * i), fingerprint="fp") for i in range(3)),
+        )
+    ingest(loose, alert(status="resolved", fingerprint="fp", event_time=T0 + timedelta(hours=1)))
+
+    results = correlate_companies(company_ids=[strict.pk, loose.pk], batch_size=2)
+
+    assert (results[strict.pk].alerts, results[loose.pk].alerts) == (3, 4)
+    strict_incidents = Incident.objects.filter(company=strict)
+    assert strict_incidents.count() == 3  # 10 minutes apart, window 5: one each
+    assert not any(i.visible for i in strict_incidents)  # min_alerts 3 never reached
+    assert results[strict.pk].became_visible == []
+    loose_incident = Incident.objects.get(company=loose)
+    assert (loose_incident.alert_count, loose_incident.status) == (3, "resolved")
+    assert results[loose.pk].became_visible == [loose_incident.pk]
+    assert set(Alert.objects.filter(company=loose).values_list("incident", flat=True)) == {
+        loose_incident.pk
+    }
+    assert not Alert.objects.filter(correlated_at__isnull=True).exists()
+
+
+def _second_round_queries(companies) -> int:
+    """Queries of a sweep that grows, resolves and opens incidents in every company."""
+    for company in companies:
+        AssetFactory(company=company, name="srv-app-01")
+        ingest(company, alert(fingerprint="fp"), alert(signature="cpu"))
+    correlate_companies(company_ids=[c.pk for c in companies])
+    for company in companies:
+        ingest(
+            company,
+            alert(fingerprint="fp", event_time=T0 + timedelta(minutes=1)),
+            alert(status="resolved", fingerprint="fp", event_time=T0 + timedelta(minutes=2)),
+            alert(signature="new", severity="low"),
+        )
+    with CaptureQueriesContext(connection) as queries:
+        results = correlate_companies(company_ids=[c.pk for c in companies])
+    assert sum(r.alerts for r in results.values()) == 3 * len(companies)
+    return len(queries)
+
+
+def test_a_shared_sweep_costs_the_same_queries_for_one_company_or_twenty():
+    """Per batch: lock, alerts, windows, assets, incidents, earlier firing alerts and the
+    writes (13 with the test's savepoint); none of them is repeated per company."""
+    one = _second_round_queries([CompanyFactory()])
+    twenty = _second_round_queries([CompanyFactory() for _ in range(20)])
+    assert one == twenty == 13
+    assert Incident.objects.filter(status="resolved").count() == 21
+    assert Incident.objects.count() == 63
+
+
 def test_a_storm_of_new_incidents_costs_a_bounded_number_of_follow_up_queries(
     company, django_assert_max_num_queries
 ):
@@ -312,7 +371,7 @@ def test_a_storm_of_new_incidents_costs_a_bounded_number_of_follow_up_queries(
     result = correlate_company(company_id=company.pk)
     assert len(result.became_visible) == 40
     with django_assert_max_num_queries(8):
-        after_correlation(company.pk, result)
+        after_correlation({company.pk: result})
 
 
 def test_deliveries_of_many_companies_queue_one_drain_task(

@@ -120,7 +120,7 @@ def test_incident_in_maintenance_is_not_healed(healing):
 
 def test_new_incident_with_a_runbook_is_healed_instead_of_assigned(healing):
     after_correlation(
-        healing["company"].pk, SweepResult(alerts=1, became_visible=[healing["incident"].pk])
+        {healing["company"].pk: SweepResult(alerts=1, became_visible=[healing["incident"].pk])}
     )
     incident = Incident.objects.get(pk=healing["incident"].pk)
     assert incident.executions.count() == 1
@@ -130,6 +130,6 @@ def test_new_incident_with_a_runbook_is_healed_instead_of_assigned(healing):
 def test_new_incident_without_runbook_is_assigned(healing):
     healing["runbook"].delete()
     after_correlation(
-        healing["company"].pk, SweepResult(alerts=1, became_visible=[healing["incident"].pk])
+        {healing["company"].pk: SweepResult(alerts=1, became_visible=[healing["incident"].pk])}
     )
     assert Incident.objects.get(pk=healing["incident"].pk).assigned_to == healing["technician"]
