@@ -1,21 +1,66 @@
-"""Set-based writes the ORM has no cheap form for."""
+"""Set-based writes the ORM has no cheap form for (PostgreSQL).
+
+Both pass one array per column to ``unnest()``: one parameter per column whatever the row
+count, where ``bulk_update`` builds a CASE/WHEN per field and row through the ORM and
+``bulk_create`` a placeholder per value. Callers fall back to the ORM on other databases
+(SQLite, the embedded mode).
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import connections, router
-from django.db.models import Model
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field, Model
+
+
+def is_postgresql(model: type[Model]) -> bool:
+    return connections[router.db_for_write(model)].vendor == "postgresql"
+
+
+@dataclass(frozen=True)
+class Unnest:
+    """``unnest(%s::<type>[], …) AS v(<columns>)`` with its parameters."""
+
+    columns: list[Field]
+    sql: str
+    params: list[list[Any]]
+
+    @property
+    def names(self) -> str:
+        return ", ".join(f'"{c.column}"' for c in self.columns)
+
+
+def unnest(
+    model: type[Model],
+    objs: Sequence[Model],
+    fields: Sequence[str],
+    connection: BaseDatabaseWrapper,
+) -> Unnest:
+    columns, sql = _unnest_sql(model, tuple(fields), connection.alias)
+    params = [
+        [column.get_db_prep_save(getattr(obj, column.attname), connection) for obj in objs]
+        for column in columns
+    ]
+    return Unnest(columns, sql, params)
+
+
+@functools.cache
+def _unnest_sql(model: type[Model], fields: tuple[str, ...], alias: str) -> tuple[list[Field], str]:
+    connection = connections[alias]
+    columns = [model._meta.get_field(name) for name in fields]
+    arrays = ", ".join(f"%s::{c.db_type(connection)}[]" for c in columns)
+    names = ", ".join(f'"{c.column}"' for c in columns)
+    return columns, f"unnest({arrays}) AS v({names})"
 
 
 def bulk_set(model: type[Model], objs: Sequence[Model], fields: Sequence[str]) -> None:
-    """Write ``fields`` of every object in ``objs`` to its row: ``bulk_update`` semantics.
-
-    On PostgreSQL it is one ``UPDATE … FROM unnest(<one array per column>)``: one parameter
-    per column whatever the row count, where ``bulk_update`` builds a CASE/WHEN per field
-    and row through the ORM (on the correlation sweep, half of its CPU went there). Other
-    databases (SQLite, the embedded mode) get ``bulk_update`` itself.
-    """
+    """Write ``fields`` of every object in ``objs`` to its row: ``bulk_update`` semantics,
+    as one ``UPDATE … FROM unnest(…)`` on PostgreSQL."""
     if not objs:
         return
     alias = router.db_for_write(model)
@@ -24,19 +69,12 @@ def bulk_set(model: type[Model], objs: Sequence[Model], fields: Sequence[str]) -
         model._default_manager.using(alias).bulk_update(objs, fields)
         return
     meta = model._meta
-    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(c.column)} = v.{quote(c.column)}" for c in columns[1:])
-    arrays = ", ".join(f"%s::{c.db_type(connection)}[]" for c in columns)
-    names = ", ".join(quote(c.column) for c in columns)
-    pk = quote(meta.pk.column)
-    params = [
-        [column.get_db_prep_save(getattr(obj, column.attname), connection) for obj in objs]
-        for column in columns
-    ]
+    values = unnest(model, objs, [meta.pk.name, *fields], connection)
+    pk = f'"{meta.pk.column}"'
+    assignments = ", ".join(f'"{c.column}" = v."{c.column}"' for c in values.columns[1:])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "  # noqa: S608
-            f"FROM unnest({arrays}) AS v({names}) WHERE t.{pk} = v.{pk}",
-            params,
+            f'UPDATE "{meta.db_table}" AS t SET {assignments} '  # noqa: S608
+            f"FROM {values.sql} WHERE t.{pk} = v.{pk}",
+            values.params,
         )
