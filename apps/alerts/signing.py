@@ -1,7 +1,7 @@
 """Webhook signatures: ``X-Signature: sha256=<hex HMAC-SHA256(secret, "<X-Timestamp>.<body>")>``.
 
-A signature is accepted once: its first use is remembered in the cache for longer than the
-timestamp tolerance, so a captured request cannot be replayed. The one exception is an
+A signature is accepted once: ``admission`` remembers its first accepted use for longer than
+the timestamp tolerance, so a captured request cannot be replayed. The one exception is an
 exact retry of a delivery that carries the same ``X-Delivery-ID`` as the first use: it is
 let through to the idempotency check, which answers with the first delivery's alerts and
 stores nothing (a tool retrying after a lost response must not be refused).
@@ -13,14 +13,23 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
-
-from django.core.cache import cache
+from dataclasses import dataclass
 
 from apps.common.errors import AuthenticationError
 
 TOLERANCE_SECONDS = 300
 REPLAY_MEMORY_SECONDS = 2 * TOLERANCE_SECONDS + 60
 PREFIX = "sha256="
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """How the replay memory knows this signature: its key, and the value stored there."""
+
+    key: str
+    marker: str
+    # An exact retry of the same delivery (same X-Delivery-ID) may pass.
+    retry: bool
 
 
 def verify_signature(
@@ -31,8 +40,9 @@ def verify_signature(
     headers: Mapping[str, str],
     delivery_id: str,
     now: float | None = None,
-) -> None:
-    """Raise AuthenticationError (401) naming the problem unless the request is signed."""
+) -> Replay:
+    """Raise AuthenticationError (401) naming the problem unless the request is signed;
+    return what the replay check needs."""
     timestamp = headers.get("X-Timestamp", "")
     signature = headers.get("X-Signature", "")
     if not timestamp or not signature:
@@ -67,11 +77,8 @@ def verify_signature(
             "with HMAC-SHA256 and the company's secret.",
             code="signature_invalid",
         )
-    seen_key = f"aw:hmac-seen:{company_id}:{expected}"
-    marker = f"delivery:{delivery_id}" if delivery_id else "used"
-    first_use = cache.add(seen_key, marker, REPLAY_MEMORY_SECONDS)
-    if not first_use and not (delivery_id and cache.get(seen_key) == marker):
-        raise AuthenticationError(
-            "This signature was already used: the request is a replay.",
-            code="signature_replayed",
-        )
+    return Replay(
+        key=f"aw:hmac-seen:{company_id}:{expected}",
+        marker=f"delivery:{delivery_id}" if delivery_id else "used",
+        retry=bool(delivery_id),
+    )

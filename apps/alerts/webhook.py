@@ -10,18 +10,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.alerts import adapters
+from apps.alerts.admission import StaleKey, admit
 from apps.alerts.services import alerts_ingest
 from apps.alerts.signing import verify_signature
 from apps.alerts.tasks import confirm_sns_subscription
 from apps.common.errors import (
     AuthenticationError,
     PayloadTooLarge,
-    RateLimited,
     ValidationError,
 )
-from apps.common.ratelimit import take_token
 from apps.tenants.models import Company
-from apps.tenants.services import company_for_api_key
+from apps.tenants.services import api_key_entry, keys_generation
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_DELIVERY_ID_LENGTH = 200
@@ -81,37 +80,45 @@ def receive(request: WebhookRequest) -> WebhookResponse:
             "Missing API key: pass it as ?api_key=… or in the X-API-Key header.",
             code="api_key_missing",
         )
-    company = company_for_api_key(request.api_key)
-    if company is None:
+    entry = api_key_entry(request.api_key)
+    if entry is not None:
+        try:
+            return receive_for_company(entry.company, request, generation=entry.generation)
+        except StaleKey:
+            # The company or its keys changed since this process cached them: read them
+            # again; that read is current, so it needs no generation check.
+            entry = api_key_entry(request.api_key, fresh=True)
+    if entry is None:
         raise AuthenticationError("Unknown or revoked API key.", code="api_key_invalid")
-    return receive_for_company(company, request)
+    return receive_for_company(entry.company, request)
 
 
-def receive_for_company(company: Company, request: WebhookRequest) -> WebhookResponse:
-    """Everything after the API key, for an authenticated company."""
+def receive_for_company(
+    company: Company, request: WebhookRequest, *, generation: str | None = None
+) -> WebhookResponse:
+    """Everything after the API key, for an authenticated company. ``generation``: the keys
+    generation ``company`` was read under (StaleKey if it is no longer current); None when
+    the caller holds the company itself."""
     if len(request.body) > MAX_BODY_BYTES:
         check_size(str(len(request.body)))
     delivery_id = _delivery_id(request)
+    replay = None
     # SNS deliveries carry Amazon's own signature, verified by the SNS adapter.
     if company.hmac_enabled and not _is_sns(request):
-        verify_signature(
-            company_id=company.pk,
-            secret=company.hmac_secret,
-            body=request.body,
-            headers=request.headers,
-            delivery_id=delivery_id,
-        )
-    decision = take_token(
-        bucket=str(company.pk),
-        rate_per_minute=company.rate_limit_per_minute,
-        burst=company.rate_limit_burst,
-    )
-    if not decision.allowed:
-        raise RateLimited(
-            f"Rate limit exceeded: {company.rate_limit_per_minute} requests per minute "
-            f"(burst {company.rate_limit_burst}). Retry after {decision.retry_after} s.",
-            headers=decision.headers(),
-        )
+        try:
+            replay = verify_signature(
+                company_id=company.pk,
+                secret=company.hmac_secret,
+                body=request.body,
+                headers=request.headers,
+                delivery_id=delivery_id,
+            )
+        except AuthenticationError:
+            # Refuse on current settings only (HMAC may have been turned off since).
+            if generation is not None and keys_generation() != generation:
+                raise StaleKey from None
+            raise
+    decision = admit(company=company, generation=generation, replay=replay)
     result = adapters.parse(
         request.source,
         body=request.body,

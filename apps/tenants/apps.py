@@ -5,3 +5,6 @@ class TenantsConfig(AppConfig):
     name = "apps.tenants"
     label = "tenants"
     verbose_name = "Companies"
+
+    def ready(self) -> None:
+        from apps.tenants import signals  # noqa: F401

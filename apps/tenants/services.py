@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -16,26 +19,57 @@ from django.utils.text import slugify
 
 from apps.audit.choices import AuditAction
 from apps.audit.services import record
+from apps.common.redis import get_redis
 from apps.tenants.models import ApiKey, Asset, Company, MaintenanceWindow
 
 API_KEY_PREFIX = "aw_"
-API_KEY_CACHE_SECONDS = 30
+# Local lookups are also re-read after this long, should a generation change be missed
+# (Redis flushed right after a change, say).
+API_KEY_LOCAL_SECONDS = 30
+KEYS_GENERATION = "aw:api-keys-generation"
 
 
 def _hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def _api_key_cache_key(prefix: str) -> str:
-    return f"apikey:{prefix}"
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """A found API key: its hash, its company, and the generation it was read under."""
+
+    key_hash: str
+    company: Company
+    generation: str
+    loaded_at: float
 
 
-def _forget_cached_keys(prefixes: list[str]) -> None:
-    """Drop cached key lookups now and again after commit, so no request re-caches a
-    revoked key between the two."""
-    keys = [_api_key_cache_key(p) for p in prefixes]
-    cache.delete_many(keys)
-    transaction.on_commit(lambda: cache.delete_many(keys))
+# Per process: prefix -> entry. Webhooks are the hottest path; the generation check that
+# keeps these current costs nothing extra there (it rides on the rate-limit round trip).
+_local_keys: dict[str, KeyEntry] = {}
+
+
+def keys_generation() -> str:
+    """Changes (to a new random value) after every change to a company or its keys."""
+    if settings.REDIS_URL:
+        value = get_redis().get(KEYS_GENERATION)
+        return value.decode() if value else ""
+    return cache.get(KEYS_GENERATION, "")
+
+
+def keys_changed() -> None:
+    """Now, and again after commit: a lookup between the two may read the data as it was
+    before the commit, under the first new generation, and the second one retires it. (A
+    lookup reads the generation first, then the database.)"""
+    _new_generation()
+    transaction.on_commit(_new_generation)
+
+
+def _new_generation() -> None:
+    token = secrets.token_hex(8)
+    if settings.REDIS_URL:
+        get_redis().set(KEYS_GENERATION, token)
+    else:
+        cache.set(KEYS_GENERATION, token, None)
 
 
 def _new_api_key(*, company: Company, actor: Any) -> str:
@@ -90,7 +124,6 @@ def company_update(*, company: Company, changed: list[str], actor: Any = None) -
             target=company,
             details={"changed": {f: _jsonable(getattr(company, f)) for f in sorted(changed)}},
         )
-    _forget_cached_keys(_company_key_prefixes(company))
     return company
 
 
@@ -110,6 +143,7 @@ def api_key_regenerate(*, company: Company, actor: Any = None) -> str:
         revoked_at=timezone.now()
     )
     raw_key = _new_api_key(company=company, actor=actor)
+    keys_changed()  # update() sends no signal
     record(
         action=AuditAction.API_KEY_REGENERATED,
         actor=actor,
@@ -117,35 +151,45 @@ def api_key_regenerate(*, company: Company, actor: Any = None) -> str:
         target=company,
         details={"revoked_prefixes": old_prefixes},
     )
-    _forget_cached_keys(old_prefixes)
     return raw_key
 
 
-def company_for_api_key(raw_key: str) -> Company | None:
-    """The active company whose active API key is ``raw_key``, or None.
+def api_key_entry(raw_key: str, *, fresh: bool = False) -> KeyEntry | None:
+    """The active key ``raw_key`` of an active company, from this process's memory or the
+    database (``fresh``: always the database), or None.
 
-    The row is found by the key's visible prefix and the hash compared in constant time;
-    found keys are cached for a few seconds (regeneration clears the cache).
+    The key is found by its visible prefix and its hash compared in constant time. The
+    caller must check that ``generation`` is still current (see ``company_for_api_key``):
+    the webhook does it in the same Redis call as its rate limit.
     """
     if not raw_key or not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) > 200:
         return None
     prefix, _, _ = raw_key[len(API_KEY_PREFIX) :].partition("_")
-    cache_key = _api_key_cache_key(prefix)
-    entry = cache.get(cache_key)
-    if entry is None:
+    entry = None if fresh else _local_keys.get(prefix)
+    if entry is None or time.monotonic() - entry.loaded_at > API_KEY_LOCAL_SECONDS:
+        generation = keys_generation()
         key = (
             ApiKey.objects.select_related("company")
             .filter(prefix=prefix, revoked_at__isnull=True, company__is_active=True)
             .first()
         )
         if key is None:
+            _local_keys.pop(prefix, None)
             return None
-        entry = (key.key_hash, key.company)
-        cache.set(cache_key, entry, API_KEY_CACHE_SECONDS)
-    key_hash, company = entry
-    if not hmac.compare_digest(key_hash, _hash_key(raw_key)):
+        entry = KeyEntry(key.key_hash, key.company, generation, time.monotonic())
+        _local_keys[prefix] = entry
+    if not hmac.compare_digest(entry.key_hash, _hash_key(raw_key)):
         return None
-    return company
+    return entry
+
+
+def company_for_api_key(raw_key: str) -> Company | None:
+    """The active company whose active API key is ``raw_key``, or None; current at once
+    after a key is regenerated or a company changed."""
+    entry = api_key_entry(raw_key)
+    if entry is not None and entry.generation != keys_generation():
+        entry = api_key_entry(raw_key, fresh=True)
+    return entry.company if entry is not None else None
 
 
 @transaction.atomic
@@ -156,7 +200,6 @@ def hmac_enable(*, company: Company, actor: Any = None) -> str:
     company.hmac_enabled = True
     company.save(update_fields=["hmac_secret", "hmac_enabled", "updated_at"])
     record(action=AuditAction.HMAC_ENABLED, actor=actor, company=company, target=company)
-    _forget_cached_keys(_company_key_prefixes(company))
     return secret
 
 
@@ -166,11 +209,6 @@ def hmac_disable(*, company: Company, actor: Any = None) -> None:
     company.hmac_enabled = False
     company.save(update_fields=["hmac_secret", "hmac_enabled", "updated_at"])
     record(action=AuditAction.HMAC_DISABLED, actor=actor, company=company, target=company)
-    _forget_cached_keys(_company_key_prefixes(company))
-
-
-def _company_key_prefixes(company: Company) -> list[str]:
-    return list(ApiKey.objects.filter(company=company).values_list("prefix", flat=True))
 
 
 def company_in_maintenance(*, company: Company, at: datetime | None = None) -> bool:

@@ -10,7 +10,13 @@ from django.conf import settings
 from apps.alerts.models import Alert, Delivery
 from apps.common.redis import get_redis
 from apps.incidents.models import Incident
-from apps.tenants.services import api_key_regenerate, company_update
+from apps.tenants.models import Company
+from apps.tenants.services import (
+    api_key_regenerate,
+    company_update,
+    hmac_disable,
+    hmac_enable,
+)
 from tests.alerts.conftest import WEBHOOK, generic, sign
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -61,6 +67,27 @@ def test_alertmanager_group_is_many_alerts(tenant):
     assert set(Alert.objects.values_list("source", "tool_source").distinct()) == {
         ("alertmanager", "Alertmanager")
     }
+
+
+def test_company_changes_reach_a_cached_key_at_once(tenant):
+    """The web process keeps key lookups in memory; a change made anywhere (here the
+    services, in another process the same Redis generation) is seen by the next request."""
+    assert tenant.post(generic()).status_code == 202  # the lookup is now cached
+    secret = hmac_enable(company=tenant.company)
+    assert_error(tenant.post(generic()), 401, "signature_missing")
+    raw = json.dumps(generic()).encode()
+    assert tenant.post(raw, **sign(secret, raw)).status_code == 202  # cached with HMAC on
+    hmac_disable(company=tenant.company)
+    assert tenant.post(generic()).status_code == 202
+    tenant.company.is_active = False
+    company_update(company=tenant.company, changed=["is_active"])
+    assert_error(tenant.post(generic()), 401, "api_key_invalid")
+
+
+def test_a_deleted_company_is_refused_not_a_server_error(tenant):
+    assert tenant.post(generic()).status_code == 202
+    Company.objects.filter(pk=tenant.company.pk).delete()
+    assert_error(tenant.post(generic()), 401, "api_key_invalid")
 
 
 def test_missing_and_unknown_keys_are_refused(tenant):
@@ -150,6 +177,25 @@ def test_exact_retry_of_a_delivery_returns_its_alerts_instead_of_a_replay_error(
     other_id = signed_tenant.post(raw, **{**headers, "X-Delivery-ID": "retry-2"})
     assert_error(other_id, 401, "signature_replayed")
     assert Alert.objects.count() == 1
+
+
+def test_a_request_refused_for_its_rate_can_be_sent_again_as_it_was(signed_tenant):
+    """The signature is remembered only once the request got a token: a tool that retries
+    a 429 unchanged is not told it replays."""
+    signed_tenant.company.rate_limit_burst = 1
+    signed_tenant.company.rate_limit_per_minute = 1000  # one token every 60 ms
+    company_update(
+        company=signed_tenant.company, changed=["rate_limit_burst", "rate_limit_per_minute"]
+    )
+    first = json.dumps(generic(message="one")).encode()
+    assert signed_tenant.post(first, **sign(signed_tenant.secret, first)).status_code == 202
+    raw = json.dumps(generic(message="two")).encode()
+    headers = sign(signed_tenant.secret, raw)
+    assert_error(signed_tenant.post(raw, **headers), 429, "rate_limited")
+    time.sleep(0.15)
+    assert signed_tenant.post(raw, **headers).status_code == 202
+    assert_error(signed_tenant.post(raw, **headers), 401, "signature_replayed")
+    assert Alert.objects.count() == 2
 
 
 def test_companies_without_hmac_accept_unsigned_requests(signed_tenant, other_tenant):
