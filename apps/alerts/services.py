@@ -5,17 +5,20 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import JSONField
+from psycopg.types.json import Jsonb
 
 from apps.alerts.adapters import NormalizedAlert
 from apps.alerts.models import Alert, Delivery
-from apps.common.db import is_postgresql, unnest
+from apps.common.db import binding_cursor, is_postgresql, unnest_sql
 from apps.incidents.tasks import schedule_correlation
 from apps.tenants.models import Company
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-INSERT_FIELDS = [
+INSERT_FIELDS = (
     "company",
     "asset_name",
     "signature",
@@ -30,7 +33,7 @@ INSERT_FIELDS = [
     "received_at",
     "labels",
     "raw",
-]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,25 +48,26 @@ def default_fingerprint(alert: NormalizedAlert) -> str:
     return "aw:" + hashlib.sha1(basis.encode(), usedforsecurity=False).hexdigest()
 
 
-def _build(
+def _row(
     *, company: Company, alert: NormalizedAlert, source: str, delivery_id: str, now: datetime
-) -> Alert:
-    return Alert(
-        company=company,
-        asset_name=alert.asset_name,
-        signature=alert.signature,
-        severity=alert.severity,
-        message=alert.message,
-        tool_source=alert.tool_source,
-        source=source,
-        status=alert.status,
-        fingerprint=alert.fingerprint or default_fingerprint(alert),
-        delivery_id=delivery_id,
-        event_time=alert.event_time or now,
-        received_at=now,
-        labels=alert.labels,
-        raw=alert.raw,
-    )
+) -> dict[str, Any]:
+    """The stored alert's column values, by attribute name."""
+    return {
+        "company_id": company.pk,
+        "asset_name": alert.asset_name,
+        "signature": alert.signature,
+        "severity": alert.severity,
+        "message": alert.message,
+        "tool_source": alert.tool_source,
+        "source": source,
+        "status": alert.status,
+        "fingerprint": alert.fingerprint or default_fingerprint(alert),
+        "delivery_id": delivery_id,
+        "event_time": alert.event_time or now,
+        "received_at": now,
+        "labels": alert.labels,
+        "raw": alert.raw,
+    }
 
 
 def alerts_ingest(
@@ -77,7 +81,7 @@ def alerts_ingest(
     """Store ``alerts`` for ``company``; a repeated ``delivery_id`` stores nothing and returns
     the first delivery's alert ids, even when the two race (the unique constraint decides)."""
     rows = [
-        _build(company=company, alert=a, source=source, delivery_id=delivery_id, now=received_at)
+        _row(company=company, alert=a, source=source, delivery_id=delivery_id, now=received_at)
         for a in alerts
     ]
     for _ in range(3):
@@ -98,12 +102,12 @@ def alerts_ingest(
 
 
 def _store(
-    rows: list[Alert], *, company: Company, delivery_id: str, received_at: datetime
+    rows: list[dict[str, Any]], *, company: Company, delivery_id: str, received_at: datetime
 ) -> list[int]:
     """Insert the alerts and the delivery record together: all or nothing."""
     if not is_postgresql(Alert):
         with transaction.atomic():
-            ids = [a.pk for a in Alert.objects.bulk_create(rows)]
+            ids = [a.pk for a in Alert.objects.bulk_create(Alert(**row) for row in rows)]
             if delivery_id:
                 Delivery.objects.create(
                     company=company, delivery_id=delivery_id, received_at=received_at, alert_ids=ids
@@ -117,18 +121,26 @@ def _store(
 
 
 def _insert(
-    rows: list[Alert], *, company: Company, delivery_id: str, received_at: datetime
+    rows: list[dict[str, Any]], *, company: Company, delivery_id: str, received_at: datetime
 ) -> list[int]:
     """One statement (so, in autocommit, one round trip and its own transaction): the
-    alerts from one array per column, and the delivery record holding their ids."""
-    values = unnest(Alert, rows, INSERT_FIELDS, connection)
+    alerts from one array per column, and the delivery record holding their ids. The
+    arrays are built straight from the values the adapters normalized."""
+    columns, values = unnest_sql(Alert, INSERT_FIELDS, connection.alias)
+    names = ", ".join(f'"{c.column}"' for c in columns)
+    params = [
+        [row[column.attname] for row in rows]
+        if not isinstance(column, JSONField)
+        else [Jsonb(row[column.attname]) for row in rows]
+        for column in columns
+    ]
     insert = (
-        f'INSERT INTO "{Alert._meta.db_table}" ({values.names}) '  # noqa: S608
-        f'SELECT * FROM {values.sql} RETURNING "id"'
+        f'INSERT INTO "{Alert._meta.db_table}" ({names}) '  # noqa: S608
+        f'SELECT * FROM {values} RETURNING "id"'
     )
-    with connection.cursor() as cursor:
+    with binding_cursor(connection) as cursor:
         if not delivery_id:
-            cursor.execute(insert, values.params)
+            cursor.execute(insert, params)
             return [row[0] for row in cursor.fetchall()]
         cursor.execute(
             f"WITH a AS ({insert}), d AS ("  # noqa: S608
@@ -136,7 +148,7 @@ def _insert(
             '("company_id", "delivery_id", "received_at", "alert_ids") '
             "SELECT %s, %s, %s, coalesce(jsonb_agg(id ORDER BY id), '[]') FROM a"
             ") SELECT id FROM a ORDER BY id",
-            [*values.params, company.pk, delivery_id, received_at],
+            [*params, company.pk, delivery_id, received_at],
         )
         return [row[0] for row in cursor.fetchall()]
 

@@ -2,19 +2,23 @@
 
 Both pass one array per column to ``unnest()``: one parameter per column whatever the row
 count, where ``bulk_update`` builds a CASE/WHEN per field and row through the ORM and
-``bulk_create`` a placeholder per value. Callers fall back to the ORM on other databases
-(SQLite, the embedded mode).
+``bulk_create`` a placeholder per value. They run on a server-binding cursor: the arrays
+travel apart from the SQL (binary where psycopg can), so no value is quoted in Python, and
+psycopg prepares a statement it sees repeatedly. Callers fall back to the ORM on other
+databases (SQLite, the embedded mode).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
 
 
@@ -24,7 +28,7 @@ def is_postgresql(model: type[Model]) -> bool:
 
 @dataclass(frozen=True)
 class Unnest:
-    """``unnest(%s::<type>[], …) AS v(<columns>)`` with its parameters."""
+    """``unnest(%b::<type>[], …) AS v(<columns>)`` (binary parameters) with its parameters."""
 
     columns: list[Field]
     sql: str
@@ -35,13 +39,26 @@ class Unnest:
         return ", ".join(f'"{c.column}"' for c in self.columns)
 
 
+@contextmanager
+def binding_cursor(connection: BaseDatabaseWrapper) -> Iterator[CursorWrapper]:
+    """A Django cursor (counted and logged like any other) that binds parameters on the
+    server (PostgreSQL only)."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    cursor = ServerBindingCursor(connection.connection)
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    with wrap(cursor) as wrapped:
+        yield wrapped
+
+
 def unnest(
     model: type[Model],
     objs: Sequence[Model],
     fields: Sequence[str],
     connection: BaseDatabaseWrapper,
 ) -> Unnest:
-    columns, sql = _unnest_sql(model, tuple(fields), connection.alias)
+    columns, sql = unnest_sql(model, tuple(fields), connection.alias)
     params = [
         [column.get_db_prep_save(getattr(obj, column.attname), connection) for obj in objs]
         for column in columns
@@ -50,10 +67,12 @@ def unnest(
 
 
 @functools.cache
-def _unnest_sql(model: type[Model], fields: tuple[str, ...], alias: str) -> tuple[list[Field], str]:
+def unnest_sql(model: type[Model], fields: tuple[str, ...], alias: str) -> tuple[list[Field], str]:
+    """The model's ``fields`` as columns, and ``unnest(%b::<type>[], …) AS v(<columns>)``
+    (``%b``: binary parameters)."""
     connection = connections[alias]
     columns = [model._meta.get_field(name) for name in fields]
-    arrays = ", ".join(f"%s::{c.db_type(connection)}[]" for c in columns)
+    arrays = ", ".join(f"%b::{c.db_type(connection)}[]" for c in columns)
     names = ", ".join(f'"{c.column}"' for c in columns)
     return columns, f"unnest({arrays}) AS v({names})"
 
@@ -72,7 +91,7 @@ def bulk_set(model: type[Model], objs: Sequence[Model], fields: Sequence[str]) -
     values = unnest(model, objs, [meta.pk.name, *fields], connection)
     pk = f'"{meta.pk.column}"'
     assignments = ", ".join(f'"{c.column}" = v."{c.column}"' for c in values.columns[1:])
-    with connection.cursor() as cursor:
+    with binding_cursor(connection) as cursor:
         cursor.execute(
             f'UPDATE "{meta.db_table}" AS t SET {assignments} '  # noqa: S608
             f"FROM {values.sql} WHERE t.{pk} = v.{pk}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 from celery import shared_task
@@ -25,8 +24,12 @@ from apps.runbooks.services import autoheal_incidents
 PENDING_FLAG_SECONDS = 30
 PENDING_COMPANIES = "aw:correlate:pending"
 DRAIN_QUEUED = "aw:correlate:drain-queued"
-DRAIN_SECONDS = 50
 SPOP_BATCH = 500
+# A drain starts this long after the first delivery that finds none queued, so the
+# deliveries of that moment are swept together: at most a few sweeps a second under any
+# load (each sweep has a fixed cost of about fifteen queries), for a fraction of a second
+# of delay.
+GATHER_SECONDS = 0.2
 
 
 def _pending_key(company_id: int) -> str:
@@ -36,10 +39,11 @@ def _pending_key(company_id: int) -> str:
 def schedule_correlation(company_id: int) -> None:
     """Have the company's stored alerts correlated soon.
 
-    With Redis, the company joins a set of pending companies and one drain task is queued
-    unless one already is (one round trip): a storm across many companies becomes a few
-    tasks, each sweeping every company pending so far, instead of a task (and its fixed
-    cost) per delivery. In the embedded mode the company is swept in-process.
+    With Redis, the company joins a set of pending companies and one drain task is queued,
+    GATHER_SECONDS ahead, unless one already is (one round trip): a storm across many
+    companies becomes a few sweeps a second, each over every company pending so far,
+    instead of a task (and its fixed cost) per delivery. In the embedded mode the company
+    is swept in-process.
     """
     if not settings.REDIS_URL:
         if cache.add(_pending_key(company_id), 1, PENDING_FLAG_SECONDS):
@@ -50,7 +54,7 @@ def schedule_correlation(company_id: int) -> None:
     pipe.set(DRAIN_QUEUED, 1, nx=True, ex=PENDING_FLAG_SECONDS)
     _, queued = pipe.execute()
     if queued:
-        correlate_pending.delay()
+        correlate_pending.apply_async(countdown=GATHER_SECONDS)
 
 
 def after_correlation(results: Mapping[int, SweepResult]) -> None:
@@ -90,22 +94,22 @@ def correlate_company_task(company_id: int) -> int:
     time_limit=150,
 )
 def correlate_pending() -> int:
-    """Sweep the pending companies, up to SPOP_BATCH of them in each shared sweep, until none
-    is left (or the time budget is spent, when a successor is queued). The companies of a
-    sweep that fails stay uncorrelated until the periodic sweep schedules them again."""
+    """Sweep the companies pending now (up to SPOP_BATCH, in one shared sweep). Deliveries
+    stored from here on queue the next drain; more companies than one sweep takes queue
+    it at once. The companies of a sweep that fails stay uncorrelated until the periodic
+    sweep schedules them again."""
     client = get_redis()
     client.delete(DRAIN_QUEUED)
-    deadline = time.monotonic() + DRAIN_SECONDS
-    alerts = 0
-    while company_ids := client.spop(PENDING_COMPANIES, SPOP_BATCH):
-        results = correlate_companies(company_ids=[int(raw) for raw in company_ids])
-        after_correlation(results)
-        alerts += sum(result.alerts for result in results.values())
-        if time.monotonic() > deadline:
-            if client.set(DRAIN_QUEUED, 1, nx=True, ex=PENDING_FLAG_SECONDS):
-                correlate_pending.delay()
-            break
-    return alerts
+    company_ids = client.spop(PENDING_COMPANIES, SPOP_BATCH)
+    if not company_ids:
+        return 0
+    results = correlate_companies(company_ids=[int(raw) for raw in company_ids])
+    after_correlation(results)
+    if client.scard(PENDING_COMPANIES) and client.set(
+        DRAIN_QUEUED, 1, nx=True, ex=PENDING_FLAG_SECONDS
+    ):
+        correlate_pending.delay()
+    return sum(result.alerts for result in results.values())
 
 
 @shared_task(soft_time_limit=50, time_limit=60)
