@@ -11,6 +11,8 @@ partials swapped in place.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.cache import cache
@@ -58,15 +60,26 @@ def _schedule(company_ids: list[int]) -> None:
         flush_company_signals.apply_async((list(due.values()),), countdown=COALESCE_SECONDS)
 
 
-def send_company_signal(company_id: int) -> None:
-    cache.delete(_pending_key(company_id))
-    html = render_to_string(
-        "notifications/partials/_live_signal.html",
-        {"company_id": company_id, "at": timezone.now()},
+def send_company_signals(company_ids: list[int]) -> None:
+    """A signal to each company's viewers, and one to the MSP admins for all of them, sent
+    from one event loop (so over one channel-layer connection, not one per message)."""
+    cache.delete_many([_pending_key(company_id) for company_id in company_ids])
+    at = timezone.now()
+    messages = [(company_group(pk), _signal([pk], at)) for pk in company_ids]
+    messages.append((MSP_GROUP, _signal(company_ids, at)))
+    async_to_sync(_send_all)(messages)
+
+
+def _signal(company_ids: list[int], at: datetime) -> str:
+    return render_to_string(
+        "notifications/partials/_live_signal.html", {"company_ids": company_ids, "at": at}
     )
+
+
+async def _send_all(messages: list[tuple[str, str]]) -> None:
     layer = get_channel_layer()
-    for group in (company_group(company_id), MSP_GROUP):
-        async_to_sync(layer.group_send)(group, {"type": "live.message", "html": html})
+    for group, html in messages:
+        await layer.group_send(group, {"type": "live.message", "html": html})
 
 
 def send_to_user(user_id: int, html: str) -> None:

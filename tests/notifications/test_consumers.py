@@ -8,7 +8,7 @@ from django.conf import settings
 from django.test import Client
 
 from alertwhisperer.asgi import application
-from apps.notifications.live import send_company_signal, send_to_user
+from apps.notifications.live import send_company_signals, send_to_user
 from tests.factories import CompanyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,7 +82,7 @@ def test_company_signals_reach_only_that_companys_members_and_msp_admins(tenants
             assert connected
         from channels.db import database_sync_to_async
 
-        await database_sync_to_async(send_company_signal)(tenants["a"].pk)
+        await database_sync_to_async(send_company_signals)([tenants["a"].pk])
         got = {k: await receive_all(c, expect=k != "tech_b") for k, c in comms.items()}
         for comm in comms.values():
             await comm.disconnect()
