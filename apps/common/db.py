@@ -19,7 +19,8 @@ from typing import Any
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Field, Model
+from django.db.models import Field, JSONField, Model
+from psycopg.types.json import Jsonb
 
 
 def is_postgresql(model: type[Model]) -> bool:
@@ -54,13 +55,17 @@ def binding_cursor(connection: BaseDatabaseWrapper) -> Iterator[CursorWrapper]:
 
 def unnest(
     model: type[Model],
-    objs: Sequence[Model],
+    objs: Sequence[Any],
     fields: Sequence[str],
     connection: BaseDatabaseWrapper,
 ) -> Unnest:
+    """The values go as they are: they must already be of the column's Python type (as the
+    ORM hands them out); JSON columns are wrapped for psycopg (no custom encoders)."""
     columns, sql = unnest_sql(model, tuple(fields), connection.alias)
     params = [
-        [column.get_db_prep_save(getattr(obj, column.attname), connection) for obj in objs]
+        [Jsonb(getattr(obj, column.attname)) for obj in objs]
+        if isinstance(column, JSONField)
+        else [getattr(obj, column.attname) for obj in objs]
         for column in columns
     ]
     return Unnest(columns, sql, params)
@@ -77,15 +82,18 @@ def unnest_sql(model: type[Model], fields: tuple[str, ...], alias: str) -> tuple
     return columns, f"unnest({arrays}) AS v({names})"
 
 
-def bulk_set(model: type[Model], objs: Sequence[Model], fields: Sequence[str]) -> None:
+def bulk_set(model: type[Model], objs: Sequence[Any], fields: Sequence[str]) -> None:
     """Write ``fields`` of every object in ``objs`` to its row: ``bulk_update`` semantics,
-    as one ``UPDATE … FROM unnest(…)`` on PostgreSQL."""
+    as one ``UPDATE … FROM unnest(…)`` on PostgreSQL. The objects are model instances or
+    plain objects with the same attribute names (``id``, ``incident_id``…)."""
     if not objs:
         return
     alias = router.db_for_write(model)
     connection = connections[alias]
     if connection.vendor != "postgresql":
-        model._default_manager.using(alias).bulk_update(objs, fields)
+        names = [model._meta.pk.attname, *(model._meta.get_field(f).attname for f in fields)]
+        instances = [model(**{n: getattr(obj, n) for n in names}) for obj in objs]
+        model._default_manager.using(alias).bulk_update(instances, fields)
         return
     meta = model._meta
     values = unnest(model, objs, [meta.pk.name, *fields], connection)

@@ -27,6 +27,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from django.db import transaction
 from django.utils import timezone
@@ -42,7 +43,7 @@ from apps.tenants.models import Asset, Company, MaintenanceWindow
 BATCH_SIZE = 2000
 ALERT_FIELDS = (
     "id",
-    "company",
+    "company_id",
     "asset_name",
     "signature",
     "severity",
@@ -73,20 +74,43 @@ ALERT_UPDATE_FIELDS = ["incident", "asset", "resolved_at", "correlated_at"]
 Scoped = tuple[int, str]
 
 
+# The alert fields a key template can name, as attribute names.
+KEY_PARTS = {
+    "asset": "asset_name",
+    "signature": "signature",
+    "tool": "tool_source",
+    "severity": "severity",
+}
+
+
+@dataclass(slots=True)
+class _Alert:
+    """An uncorrelated alert as the sweep reads it (ALERT_FIELDS) and writes it back
+    (ALERT_UPDATE_FIELDS): plain attributes, not a model instance, for thousands a batch."""
+
+    id: int
+    company_id: int
+    asset_name: str
+    signature: str
+    severity: str
+    tool_source: str
+    status: str
+    fingerprint: str
+    event_time: datetime
+    incident_id: int | None = None
+    asset_id: int | None = None
+    resolved_at: datetime | None = None
+    correlated_at: datetime | None = None
+
+
 @dataclass
 class SweepResult:
     alerts: int = 0
     became_visible: list[int] = field(default_factory=list)
 
 
-def aggregation_key(company: Company, alert: Alert) -> str:
-    values = {
-        "asset": alert.asset_name,
-        "signature": alert.signature,
-        "tool": alert.tool_source,
-        "severity": alert.severity,
-    }
-    return "|".join(values[part] for part in company.aggregation_key.split("|"))
+def aggregation_key(company: Company, alert: _Alert) -> str:
+    return "|".join(getattr(alert, KEY_PARTS[part]) for part in company.aggregation_key.split("|"))
 
 
 def correlate_company(*, company_id: int, batch_size: int = BATCH_SIZE) -> SweepResult:
@@ -112,11 +136,12 @@ def correlate_companies(
                 .filter(pk__in=ids)
                 .order_by("pk")
             }
-            batch = list(
-                Alert.objects.filter(company_id__in=ids, correlated_at__isnull=True)
+            batch = [
+                _Alert(*row)
+                for row in Alert.objects.filter(company_id__in=ids, correlated_at__isnull=True)
                 .order_by("event_time", "id")
-                .only(*ALERT_FIELDS)[:batch_size]
-            )
+                .values_list(*ALERT_FIELDS)[:batch_size]
+            ]
             if batch:
                 _Batch(companies, batch, results).run()
         for company_id, count in Counter(a.company_id for a in batch).items():
@@ -128,7 +153,7 @@ def correlate_companies(
 
 class _Batch:
     def __init__(
-        self, companies: dict[int, Company], alerts: list[Alert], results: dict[int, SweepResult]
+        self, companies: dict[int, Company], alerts: list[_Alert], results: dict[int, SweepResult]
     ) -> None:
         self.companies = companies
         self.alerts = alerts
@@ -146,6 +171,7 @@ class _Batch:
             (a.company_id, a.name): a
             for a in Asset.objects.filter(company_id__in=companies, name__in=names)
         }
+        self.keys = {a.id: aggregation_key(companies[a.company_id], a) for a in alerts}
         self.accepting: dict[Scoped, Incident] = {}
         self.new: list[Incident] = []
         self.changed: dict[int, Incident] = {}
@@ -172,7 +198,7 @@ class _Batch:
     # --- loading --------------------------------------------------------------------------
     def _load(self) -> None:
         keys = {
-            (a.company_id, aggregation_key(self.companies[a.company_id], a))
+            (a.company_id, self.keys[a.id])
             for a in self.alerts
             if self.companies[a.company_id].auto_correlate
         }
@@ -225,9 +251,9 @@ class _Batch:
         self.was_visible.setdefault(incident.pk, incident.visible)
 
     # --- rules ----------------------------------------------------------------------------
-    def _fire(self, alert: Alert) -> None:
+    def _fire(self, alert: _Alert) -> None:
         company = self.companies[alert.company_id]
-        key = aggregation_key(company, alert)
+        key = self.keys[alert.id]
         incident = self.accepting.get((company.pk, key)) if company.auto_correlate else None
         if incident is not None and not incident.accepting:
             incident = None
@@ -244,12 +270,12 @@ class _Batch:
             incident = self._open(company, alert, key)
         else:
             self._join(company, incident, alert)
-        self.placement[alert.pk] = (incident, None)
+        self.placement[alert.id] = (incident, None)
         self.open_firing[company.pk, alert.fingerprint].append(
-            (alert.pk, alert.event_time, incident)
+            (alert.id, alert.event_time, incident)
         )
 
-    def _open(self, company: Company, alert: Alert, key: str) -> Incident:
+    def _open(self, company: Company, alert: _Alert, key: str) -> Incident:
         incident = Incident(
             company=company,
             key=key,
@@ -274,7 +300,7 @@ class _Batch:
             self.accepting[company.pk, key] = incident
         return incident
 
-    def _join(self, company: Company, incident: Incident, alert: Alert) -> None:
+    def _join(self, company: Company, incident: Incident, alert: _Alert) -> None:
         incident.alert_count += 1
         incident.open_alert_count += 1
         incident.first_alert_at = min(incident.first_alert_at, alert.event_time)
@@ -290,7 +316,7 @@ class _Batch:
         if incident.pk:
             self.changed[incident.pk] = incident
 
-    def _resolve(self, alert: Alert) -> None:
+    def _resolve(self, alert: _Alert) -> None:
         fingerprint = (alert.company_id, alert.fingerprint)
         still_open = []
         closed_incident = None
@@ -314,7 +340,7 @@ class _Batch:
                     self.changed[incident.pk] = incident
                 closed_incident = incident
         self.open_firing[fingerprint] = still_open
-        self.placement[alert.pk] = (closed_incident, None)
+        self.placement[alert.id] = (closed_incident, None)
 
     # --- writing --------------------------------------------------------------------------
     def _score(self, incident: Incident) -> None:
@@ -339,14 +365,15 @@ class _Batch:
         bulk_set(Incident, list(self.changed.values()), INCIDENT_UPDATE_FIELDS)
 
         for alert in self.alerts:
-            incident, alert.resolved_at = self.placement[alert.pk]
-            alert.incident = incident
-            alert.asset = self.assets.get((alert.company_id, alert.asset_name))
+            incident, alert.resolved_at = self.placement[alert.id]
+            alert.incident_id = incident.pk if incident is not None else None
+            asset = self.assets.get((alert.company_id, alert.asset_name))
+            alert.asset_id = asset.pk if asset is not None else None
             alert.correlated_at = self.now
         bulk_set(Alert, self.alerts, ALERT_UPDATE_FIELDS)
         bulk_set(
             Alert,
-            [Alert(pk=pk, resolved_at=at) for pk, at in self.closed_earlier.items()],
+            [SimpleNamespace(id=pk, resolved_at=at) for pk, at in self.closed_earlier.items()],
             ["resolved_at"],
         )
 
