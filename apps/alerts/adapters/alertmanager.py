@@ -26,45 +26,45 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Literal
 
-from rest_framework import serializers
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from .base import (
     SEVERITY_ALIASES,
-    STATUSES,
+    AdapterModel,
     AdapterOptions,
     ParseResult,
+    UtcDatetime,
     asset_from_labels,
     build_alert,
-    utc_datetime_field,
-    validate_payload,
+    validate_model,
 )
 
 TOOL_SOURCE = "Alertmanager"
 DEFAULT_SEVERITY = "medium"
 
 
-class _AlertSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=STATUSES)
-    labels = serializers.DictField(child=serializers.CharField(allow_blank=True))
-    annotations = serializers.DictField(
-        child=serializers.CharField(allow_blank=True), required=False, default=dict
-    )
-    startsAt = utc_datetime_field(required=False, allow_null=True, default=None)
-    endsAt = utc_datetime_field(required=False, allow_null=True, default=None)
-    fingerprint = serializers.CharField(required=False, allow_blank=True, default="")
+class _Alert(AdapterModel):
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: UtcDatetime | None = None
+    endsAt: UtcDatetime | None = None
+    fingerprint: str = ""
 
-    def validate_labels(self, labels: dict[str, str]) -> dict[str, str]:
+    @field_validator("labels")
+    @classmethod
+    def _has_alertname(cls, labels: dict[str, str]) -> dict[str, str]:
         if not labels.get("alertname", "").strip():
-            raise serializers.ValidationError("Every alert needs an alertname label.")
+            raise PydanticCustomError("alertname", "Every alert needs an alertname label.")
         return labels
 
 
-class AlertGroupSerializer(serializers.Serializer):
-    alerts = _AlertSerializer(many=True, allow_empty=False)
-    commonLabels = serializers.DictField(
-        child=serializers.CharField(allow_blank=True), required=False, default=dict
-    )
+class AlertGroup(AdapterModel):
+    alerts: list[_Alert] = Field(min_length=1)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
 
 
 def detect(payload: dict, headers: Mapping[str, str]) -> bool:
@@ -77,11 +77,11 @@ def parse(payload: dict, *, headers: Mapping[str, str], options: AdapterOptions)
 
 def parse_alert_group(payload: dict, *, options: AdapterOptions, tool_source: str) -> ParseResult:
     """Normalize an Alertmanager-shaped group (Alertmanager itself or Grafana)."""
-    data = validate_payload(AlertGroupSerializer, payload, source=tool_source)
+    group = validate_model(AlertGroup, payload, source=tool_source)
     alerts = []
-    for alert, raw in zip(data["alerts"], payload["alerts"], strict=True):
-        labels = {**data["commonLabels"], **alert["labels"]}
-        annotations = alert["annotations"]
+    for alert, raw in zip(group.alerts, payload["alerts"], strict=True):
+        labels = {**group.commonLabels, **alert.labels}
+        annotations = alert.annotations
         alertname = labels["alertname"]
         severity = SEVERITY_ALIASES.get(labels.get("severity", "").strip().lower())
         alerts.append(
@@ -94,8 +94,8 @@ def parse_alert_group(payload: dict, *, options: AdapterOptions, tool_source: st
                 or annotations.get("message")
                 or alertname,
                 tool_source=tool_source,
-                status=alert["status"],
-                fingerprint=alert["fingerprint"],
+                status=alert.status,
+                fingerprint=alert.fingerprint,
                 event_time=_event_time(alert),
                 labels=labels,
                 raw=raw,
@@ -104,8 +104,8 @@ def parse_alert_group(payload: dict, *, options: AdapterOptions, tool_source: st
     return ParseResult(alerts=alerts)
 
 
-def _event_time(alert: dict) -> datetime | None:
-    moment = alert["endsAt"] if alert["status"] == "resolved" else alert["startsAt"]
+def _event_time(alert: _Alert) -> datetime | None:
+    moment = alert.endsAt if alert.status == "resolved" else alert.startsAt
     if moment is None or moment.year <= 1:
         return None
     return moment

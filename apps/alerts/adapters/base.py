@@ -1,8 +1,11 @@
 """Types and helpers shared by the webhook source adapters.
 
 An adapter turns one decoded webhook body into ``NormalizedAlert`` values. Adapters never
-touch the database: they validate (with DRF serializers), map the source's own levels and
-states onto ours, and raise ``AdapterError`` (HTTP 400) naming what is wrong.
+touch the database: they validate, map the source's own levels and states onto ours, and
+raise ``AdapterError`` (HTTP 400) naming what is wrong, with the same flat error shape
+whatever validates them. The two that carry most traffic (Alertmanager with Grafana, and
+the generic body) validate with pydantic models, twenty times cheaper than serializers on
+a 100-alert body (docs/decisions.md, "Webhook validation"); the others with DRF serializers.
 
 Asset fallback: when a source carries no usable asset name, the alert is filed under
 ``UNKNOWN_ASSET`` rather than refused, so a tool that cannot name a host still gets its
@@ -14,15 +17,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from apps.common.errors import ValidationError
 
 SEVERITIES = ("critical", "high", "medium", "low")
-STATUSES = ("firing", "resolved")
 UNKNOWN_ASSET = "unknown"
 
 NAME_MAX_LENGTH = 255
@@ -195,3 +199,39 @@ def validate_payload(
 def utc_datetime_field(**kwargs: Any) -> serializers.DateTimeField:
     """An ISO 8601 datetime field that reads naive values as UTC and returns aware UTC."""
     return serializers.DateTimeField(default_timezone=UTC, **kwargs)
+
+
+class AdapterModel(BaseModel):
+    """Base of the adapters' pydantic models, set to read values as the serializers do:
+    strings trimmed, numbers accepted as strings, unknown keys ignored."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, coerce_numbers_to_str=True)
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# An ISO 8601 date-time (or Unix time); a value without an offset is read as UTC.
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+# pydantic's wording for a missing key, in the serializers' words.
+_MESSAGES = {"missing": "This field is required."}
+
+
+def validate_model(model: type[ModelT], data: Any, *, source: str) -> ModelT:
+    """``validate_payload`` for a pydantic model: the model, or AdapterError with the same
+    flat {"a.b.0.c": [message]} fields."""
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        fields: dict[str, list[str]] = {}
+        for error in exc.errors(include_url=False):
+            name = ".".join(str(part) for part in error["loc"]) or api_settings.NON_FIELD_ERRORS_KEY
+            fields.setdefault(name, []).append(_MESSAGES.get(error["type"], error["msg"]))
+    problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in fields.items())
+    raise AdapterError(f"Invalid {source} payload: {problems}", fields=fields)

@@ -14,45 +14,49 @@ must hear about it rather than have it guessed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Annotated, Literal
 
-from rest_framework import serializers
+from pydantic import Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 from .base import (
     NAME_MAX_LENGTH,
     SEVERITIES,
     SEVERITY_ALIASES,
-    STATUSES,
+    AdapterModel,
     AdapterOptions,
     ParseResult,
+    UtcDatetime,
     build_alert,
-    utc_datetime_field,
-    validate_payload,
+    validate_model,
 )
 
 TOOL_SOURCE_MAX_LENGTH = 100
 
+Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH)]
 
-class GenericAlertSerializer(serializers.Serializer):
-    asset_name = serializers.CharField(max_length=NAME_MAX_LENGTH)
-    signature = serializers.CharField(max_length=NAME_MAX_LENGTH)
-    severity = serializers.CharField()
-    message = serializers.CharField(allow_blank=True)
-    tool_source = serializers.CharField(max_length=TOOL_SOURCE_MAX_LENGTH)
-    timestamp = utc_datetime_field(required=False, allow_null=True, default=None)
-    status = serializers.ChoiceField(choices=STATUSES, required=False, default="firing")
-    fingerprint = serializers.CharField(
-        max_length=NAME_MAX_LENGTH, required=False, allow_blank=True, default=""
-    )
-    labels = serializers.DictField(
-        child=serializers.CharField(allow_blank=True), required=False, default=dict
-    )
 
-    def validate_severity(self, value: str) -> str:
-        severity = SEVERITY_ALIASES.get(value.strip().lower())
+class GenericAlert(AdapterModel):
+    asset_name: Name
+    signature: Name
+    severity: str
+    message: str
+    tool_source: Annotated[str, StringConstraints(min_length=1, max_length=TOOL_SOURCE_MAX_LENGTH)]
+    timestamp: UtcDatetime | None = None
+    status: Literal["firing", "resolved"] = "firing"
+    fingerprint: Annotated[str, StringConstraints(max_length=NAME_MAX_LENGTH)] = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("severity")
+    @classmethod
+    def _known_severity(cls, value: str) -> str:
+        severity = SEVERITY_ALIASES.get(value.lower())
         if severity is None:
-            raise serializers.ValidationError(
-                f'"{value}" is not a severity: use one of {", ".join(SEVERITIES)} '
-                "(warning, error and info are accepted too)."
+            raise PydanticCustomError(
+                "severity",
+                '"{value}" is not a severity: use one of {allowed} '
+                "(warning, error and info are accepted too).",
+                {"value": value, "allowed": ", ".join(SEVERITIES)},
             )
         return severity
 
@@ -62,17 +66,20 @@ def detect(payload: dict, headers: Mapping[str, str]) -> bool:
 
 
 def parse(payload: dict, *, headers: Mapping[str, str], options: AdapterOptions) -> ParseResult:
-    data = validate_payload(GenericAlertSerializer, payload, source="generic")
-    alert = build_alert(
-        asset_name=data["asset_name"],
-        signature=data["signature"],
-        severity=data["severity"],
-        message=data["message"],
-        tool_source=data["tool_source"],
-        status=data["status"],
-        fingerprint=data["fingerprint"],
-        event_time=data["timestamp"],
-        labels=data["labels"],
-        raw=payload,
+    alert = validate_model(GenericAlert, payload, source="generic")
+    return ParseResult(
+        alerts=[
+            build_alert(
+                asset_name=alert.asset_name,
+                signature=alert.signature,
+                severity=alert.severity,
+                message=alert.message,
+                tool_source=alert.tool_source,
+                status=alert.status,
+                fingerprint=alert.fingerprint,
+                event_time=alert.timestamp,
+                labels=alert.labels,
+                raw=payload,
+            )
+        ]
     )
-    return ParseResult(alerts=[alert])
