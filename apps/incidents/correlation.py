@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
@@ -122,33 +122,66 @@ def correlate_companies(
     *, company_ids: Iterable[int], batch_size: int = BATCH_SIZE
 ) -> dict[int, SweepResult]:
     """Correlate every uncorrelated alert of these companies, each company's oldest event
-    first; a batch holds the alerts of all of them. Returns each company's result."""
+    first, in shared batches. Returns each company's result."""
     results = {company_id: SweepResult() for company_id in company_ids}
     ids = sorted(results)
     while ids:
-        with transaction.atomic():
-            # NO KEY UPDATE: serializes sweeps of a company without blocking the ingest's
-            # inserts, whose foreign-key checks take KEY SHARE locks on the company row. In
-            # id order, so two sweeps sharing companies cannot deadlock.
-            companies = {
-                company.pk: company
-                for company in Company.objects.select_for_update(no_key=True)
-                .filter(pk__in=ids)
-                .order_by("pk")
-            }
-            batch = [
-                _Alert(*row)
-                for row in Alert.objects.filter(company_id__in=ids, correlated_at__isnull=True)
-                .order_by("event_time", "id")
-                .values_list(*ALERT_FIELDS)[:batch_size]
-            ]
-            if batch:
-                _Batch(companies, batch, results).run()
-        for company_id, count in Counter(a.company_id for a in batch).items():
-            results[company_id].alerts += count
-        if len(batch) < batch_size:
-            return results
+        batch, ids = correlate_batch(company_ids=ids, batch_size=batch_size)
+        for company_id, result in batch.items():
+            results[company_id].alerts += result.alerts
+            results[company_id].became_visible += result.became_visible
     return results
+
+
+def correlate_batch(
+    *, company_ids: list[int], batch_size: int = BATCH_SIZE
+) -> tuple[dict[int, SweepResult], list[int]]:
+    """One transaction: the oldest uncorrelated alerts of each company, about
+    ``batch_size`` in all (an equal share each). Returns the results of the companies that
+    had alerts, and the companies that may have more."""
+    share = max(1, batch_size // len(company_ids))
+    with transaction.atomic():
+        # NO KEY UPDATE: serializes sweeps of a company without blocking the ingest's
+        # inserts, whose foreign-key checks take KEY SHARE locks on the company row. In id
+        # order, so two sweeps sharing companies cannot deadlock.
+        companies = {
+            company.pk: company
+            for company in Company.objects.select_for_update(no_key=True)
+            .filter(pk__in=company_ids)
+            .order_by("pk")
+        }
+        alerts = _oldest_uncorrelated(sorted(companies), share)
+        counts = Counter(a.company_id for a in alerts)
+        results = {company_id: SweepResult(alerts=count) for company_id, count in counts.items()}
+        if alerts:
+            _Batch(companies, alerts, results).run()
+    return results, [company_id for company_id, count in counts.items() if count == share]
+
+
+def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
+    """Up to ``share`` uncorrelated alerts per company, each company's in (event time, id)
+    order. On PostgreSQL one query walks each company's part of the partial index
+    (LATERAL … LIMIT), so its cost does not grow with the backlog; elsewhere (SQLite, the
+    embedded mode) one query per company."""
+    if connection.vendor != "postgresql":
+        return [
+            _Alert(*row)
+            for company_id in company_ids
+            for row in Alert.objects.filter(company_id=company_id, correlated_at__isnull=True)
+            .order_by("event_time", "id")
+            .values_list(*ALERT_FIELDS)[:share]
+        ]
+    columns = ", ".join(f"a.{name}" for name in ALERT_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM unnest(%s::bigint[]) AS c(id) CROSS JOIN LATERAL ("  # noqa: S608
+            f'  SELECT * FROM "{Alert._meta.db_table}" AS u'
+            "  WHERE u.company_id = c.id AND u.correlated_at IS NULL"
+            "  ORDER BY u.event_time, u.id LIMIT %s"
+            ") AS a",
+            [company_ids, share],
+        )
+        return [_Alert(*row) for row in cursor.fetchall()]
 
 
 class _Batch:

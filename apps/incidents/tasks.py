@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from celery import shared_task
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from apps.alerts.models import Alert
 from apps.common.redis import get_redis
-from apps.incidents.correlation import SweepResult, correlate_companies, correlate_company
+from apps.incidents.correlation import SweepResult, correlate_batch, correlate_company
 from apps.incidents.services import (
     incidents_announce,
     incidents_auto_assign,
@@ -25,6 +26,8 @@ PENDING_FLAG_SECONDS = 30
 PENDING_COMPANIES = "aw:correlate:pending"
 DRAIN_QUEUED = "aw:correlate:drain-queued"
 SPOP_BATCH = 500
+# A drain gives the worker back to other tasks (runbook polling, signals) after this long.
+DRAIN_SECONDS = 5
 # A drain starts this long after the first delivery that finds none queued, so the
 # deliveries of that moment are swept together: at most a few sweeps a second under any
 # load (each sweep has a fixed cost of about fifteen queries), for a fraction of a second
@@ -94,22 +97,29 @@ def correlate_company_task(company_id: int) -> int:
     time_limit=150,
 )
 def correlate_pending() -> int:
-    """Sweep the companies pending now (up to SPOP_BATCH, in one shared sweep). Deliveries
-    stored from here on queue the next drain; more companies than one sweep takes queue
-    it at once. The companies of a sweep that fails stay uncorrelated until the periodic
-    sweep schedules them again."""
+    """Sweep the companies pending now (up to SPOP_BATCH), in shared batches; what follows a
+    sweep (announce, assign, live signal) runs after each batch commits. Deliveries stored
+    from here on queue the next drain; more companies than one drain takes, or a drain
+    that reached its time budget, queue it at once. The companies of a batch that fails
+    stay uncorrelated until the periodic sweep schedules them again."""
     client = get_redis()
     client.delete(DRAIN_QUEUED)
-    company_ids = client.spop(PENDING_COMPANIES, SPOP_BATCH)
-    if not company_ids:
-        return 0
-    results = correlate_companies(company_ids=[int(raw) for raw in company_ids])
-    after_correlation(results)
+    ids = sorted(int(raw) for raw in client.spop(PENDING_COMPANIES, SPOP_BATCH) or ())
+    deadline = time.monotonic() + DRAIN_SECONDS
+    alerts = 0
+    while ids:
+        results, ids = correlate_batch(company_ids=ids)
+        after_correlation(results)
+        alerts += sum(result.alerts for result in results.values())
+        if time.monotonic() > deadline:
+            # Leave the worker to other tasks; the rest stays pending for the next drain.
+            client.sadd(PENDING_COMPANIES, *ids)
+            break
     if client.scard(PENDING_COMPANIES) and client.set(
         DRAIN_QUEUED, 1, nx=True, ex=PENDING_FLAG_SECONDS
     ):
         correlate_pending.delay()
-    return sum(result.alerts for result in results.values())
+    return alerts
 
 
 @shared_task(soft_time_limit=50, time_limit=60)
