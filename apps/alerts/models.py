@@ -30,13 +30,18 @@ class Delivery(models.Model):
 
 
 class Alert(models.Model):
-    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, related_name="alerts")
+    # No single-column indexes on company and incident: the composite indexes below start
+    # with them, and every index costs each insert and each correlation update.
+    company = models.ForeignKey(
+        "tenants.Company", on_delete=models.CASCADE, related_name="alerts", db_index=False
+    )
     incident = models.ForeignKey(
         "incidents.Incident",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="alerts",
+        db_index=False,
     )
     asset = models.ForeignKey(
         "tenants.Asset", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"

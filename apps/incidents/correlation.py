@@ -40,7 +40,7 @@ from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
 from apps.tenants.models import Asset, Company, MaintenanceWindow
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 10000
 ALERT_FIELDS = (
     "id",
     "company_id",

@@ -11,8 +11,9 @@ from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Res
 
 
 class Incident(models.Model):
+    # Indexed by the composite indexes below, which start with it.
     company = models.ForeignKey(
-        "tenants.Company", on_delete=models.CASCADE, related_name="incidents"
+        "tenants.Company", on_delete=models.CASCADE, related_name="incidents", db_index=False
     )
     key = models.CharField(max_length=600, help_text="The aggregation key's value.")
     accepting = models.BooleanField(
