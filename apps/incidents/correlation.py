@@ -141,6 +141,14 @@ def correlate_batch(
     had alerts, and the companies that may have more."""
     share = max(1, batch_size // len(company_ids))
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The sweep does not wait for its commit to reach the disk: everything it writes
+            # is derived from the stored alerts, so should the server crash before the
+            # flush, those alerts are simply uncorrelated again and the periodic sweep
+            # redoes it. (Any later synchronous commit, such as a notification of this
+            # sweep, flushes it first.) Ingest commits stay synchronous.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         # NO KEY UPDATE: serializes sweeps of a company without blocking the ingest's
         # inserts, whose foreign-key checks take KEY SHARE locks on the company row. In id
         # order, so two sweeps sharing companies cannot deadlock.
