@@ -66,12 +66,9 @@ class Layout:
     workers: int
     threads: int
     celery_concurrency: int
-    web_nice: int
 
     def web_argv(self, port: int) -> list[str]:
         return [
-            "nice",
-            f"-n{self.web_nice}",
             str(VENV_BIN / "granian"),
             "--interface=wsgi",
             f"--host={HOST}",
@@ -579,12 +576,6 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=3, help="Web processes.")
     parser.add_argument("--threads", type=int, default=2, help="Threads per web process.")
     parser.add_argument("--celery-concurrency", type=int, default=1)
-    parser.add_argument(
-        "--web-nice",
-        type=int,
-        default=10,
-        help="Niceness of the web processes (0 = as the worker).",
-    )
     parser.add_argument("--seconds", type=int, default=15, help="Length of each phase.")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections.")
     args = parser.parse_args()
@@ -595,7 +586,7 @@ def main() -> int:
     if not port_is_free(args.port):
         print(f"Port {args.port} is in use; choose another with --port.", file=sys.stderr)
         return 2
-    layout = Layout(args.workers, args.threads, args.celery_concurrency, args.web_nice)
+    layout = Layout(args.workers, args.threads, args.celery_concurrency)
     RESULTS.mkdir(parents=True, exist_ok=True)
     env = bench_env()
     # Ctrl-C (even when started in the background, where SIGINT is ignored by default) and
