@@ -89,6 +89,19 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "alertwhisperer.urls"
+
+# The webhook server (alertwhisperer/webhooks_wsgi.py) serves the webhook routes only, so
+# it runs only the middleware an API-key endpoint needs: security headers, and
+# CommonMiddleware, which also enforces ALLOWED_HOSTS. The main server serves the same
+# routes through the full stack.
+WEBHOOK_SERVER_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+WEBHOOK_SERVER_URLCONF = "alertwhisperer.urls_webhooks"
+if os.environ.get("AW_SERVER") == "webhooks":
+    MIDDLEWARE = WEBHOOK_SERVER_MIDDLEWARE
+    ROOT_URLCONF = WEBHOOK_SERVER_URLCONF
 ASGI_APPLICATION = "alertwhisperer.asgi.application"
 WSGI_APPLICATION = "alertwhisperer.wsgi.application"
 

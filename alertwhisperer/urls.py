@@ -2,11 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from apps.alerts.api.webhook import (
-    AlertWebhookSlashView,
-    AlertWebhookSourceView,
-    AlertWebhookView,
-)
+from alertwhisperer.urls_webhooks import urlpatterns as webhook_urlpatterns
 from apps.dashboard.views import dashboard
 
 urlpatterns = [
@@ -24,11 +20,7 @@ urlpatterns = [
     path("compliance/", include("apps.compliance.urls")),
     path("chat/", include("apps.chat.urls")),
     path("admin/", admin.site.urls),
-    path("api/webhooks/alerts", AlertWebhookView.as_view(), name="webhook"),
-    path("api/webhooks/alerts/", AlertWebhookSlashView.as_view()),
-    path(
-        "api/webhooks/alerts/<str:source>", AlertWebhookSourceView.as_view(), name="webhook-source"
-    ),
+    *webhook_urlpatterns,
     path("api/v1/", include("alertwhisperer.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

@@ -77,7 +77,7 @@ class Layout:
             f"--blocking-threads={self.threads}",
             "--no-ws",
             "--log-level=warning",
-            "alertwhisperer.wsgi:application",
+            "alertwhisperer.webhooks_wsgi:application",
         ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -10,7 +11,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import Expression
 from django.db.models.functions import Coalesce
 
-from apps.accounts.models import User
+from apps.accounts.models import Membership, User
 from apps.accounts.roles import Role
 from apps.alerts.models import Alert
 from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus
@@ -42,6 +43,22 @@ def on_call_technician(*, company_id: int) -> User | None:
         .annotate(open_incidents=open_incident_count())
         .order_by("open_incidents", "pk")
         .first()
+    )
+
+
+def companies_on_call(*, company_ids: Iterable[int]) -> set[int]:
+    """Which of these companies have an active on-call technician: one query for a sweep's
+    companies, so the ones without (most, in a storm) cost nothing more."""
+    return set(
+        Membership.objects.filter(
+            company_id__in=list(company_ids),
+            on_call=True,
+            user__is_active=True,
+            user__groups__name=Role.TECHNICIAN.value,
+        )
+        .order_by()
+        .values_list("company_id", flat=True)
+        .distinct()
     )
 
 

@@ -3,7 +3,7 @@ on the incident page."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from django.db import transaction
@@ -19,7 +19,7 @@ from apps.common.errors import ValidationError
 from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
-from apps.incidents.selectors import incident_assignees, on_call_technician
+from apps.incidents.selectors import companies_on_call, incident_assignees, on_call_technician
 from apps.notifications.live import company_changed
 from apps.notifications.models import Kind, Level
 from apps.notifications.services import notify
@@ -113,13 +113,15 @@ def incidents_announce(*, incident_ids: list[int]) -> None:
         )
 
 
-def incidents_auto_assign(*, company_id: int, incident_ids: list[int]) -> None:
-    """Assign new incidents of one company; when it has no on-call technician, that is one
-    query for the whole batch instead of several per incident."""
-    if not incident_ids or on_call_technician(company_id=company_id) is None:
+def incidents_auto_assign(*, incident_ids: Mapping[int, list[int]]) -> None:
+    """Assign new incidents (their ids by company); the companies without an on-call
+    technician are found in one query for all of them and skipped."""
+    wanted = [company_id for company_id, ids in incident_ids.items() if ids]
+    if not wanted:
         return
-    for incident_id in incident_ids:
-        incident_auto_assign(incident_id=incident_id)
+    for company_id in companies_on_call(company_ids=wanted):
+        for incident_id in incident_ids[company_id]:
+            incident_auto_assign(incident_id=incident_id)
 
 
 def incidents_rescore(*, now: datetime | None = None, ids: Iterable[int] | None = None) -> int:

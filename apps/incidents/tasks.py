@@ -67,11 +67,12 @@ def after_correlation(results: Mapping[int, SweepResult]) -> None:
     if visible:
         incidents_announce(incident_ids=visible)
     healing = autoheal_incidents(incident_ids=visible)
-    for company_id, result in results.items():
-        incidents_auto_assign(
-            company_id=company_id,
-            incident_ids=[i for i in result.became_visible if i not in healing],
-        )
+    incidents_auto_assign(
+        incident_ids={
+            company_id: [i for i in result.became_visible if i not in healing]
+            for company_id, result in results.items()
+        }
+    )
     companies_changed([company_id for company_id, result in results.items() if result.alerts])
 
 

@@ -90,6 +90,34 @@ def test_a_deleted_company_is_refused_not_a_server_error(tenant):
     assert_error(tenant.post(generic()), 401, "api_key_invalid")
 
 
+def test_the_webhook_server_takes_webhooks_through_its_lean_stack(tenant, settings):
+    """alertwhisperer/webhooks_wsgi.py runs these settings: the webhook works, nothing
+    else is served, and ALLOWED_HOSTS still holds."""
+    settings.MIDDLEWARE = settings.WEBHOOK_SERVER_MIDDLEWARE
+    settings.ROOT_URLCONF = settings.WEBHOOK_SERVER_URLCONF
+    assert tenant.post(generic()).status_code == 202
+    assert tenant.post(generic(), path=f"{WEBHOOK}/generic").status_code == 202
+    for path in ("/", "/admin/"):
+        response = tenant.client.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"] == "not_found"
+    raw = json.dumps(generic()).encode()
+    response = tenant.client.post(
+        WEBHOOK,
+        raw,
+        content_type="application/json",
+        headers={"X-API-Key": tenant.key, "Host": "evil.example"},
+    )
+    assert response.status_code == 400 and response.json()["error"] == "bad_request"
+    assert Alert.objects.count() == 2
+
+
+def test_any_accept_header_gets_a_json_answer(tenant):
+    response = tenant.post(generic(), Accept="text/html")
+    assert response.status_code == 202
+    assert response["Content-Type"] == "application/json"
+
+
 def test_missing_and_unknown_keys_are_refused(tenant):
     raw = json.dumps(generic()).encode()
     response = tenant.client.post(WEBHOOK, raw, content_type="application/json")

@@ -8,12 +8,26 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.alerts import webhook
+
+
+class JSONAnswers(BaseContentNegotiation):
+    """Monitoring tools send all sorts of Accept headers; the webhook answers JSON to each
+    (DRF's "ignore client content negotiation" pattern, also cheaper than negotiating)."""
+
+    def select_parser(self, request: Request, parsers: list) -> None:
+        return None  # the view reads the raw body itself
+
+    def select_renderer(
+        self, request: Request, renderers: list, format_suffix: str | None = None
+    ) -> tuple:
+        return renderers[0], renderers[0].media_type
 
 
 class AlertWebhookView(APIView):
@@ -23,6 +37,7 @@ class AlertWebhookView(APIView):
     permission_classes: list = []
     parser_classes: list = []
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = JSONAnswers
     throttle_classes: list = []
 
     @extend_schema(

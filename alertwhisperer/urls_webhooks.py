@@ -1,0 +1,23 @@
+"""The webhook endpoint's routes: part of the main URLconf, and the whole URLconf of the
+webhook server (``alertwhisperer.webhooks_wsgi``)."""
+
+from django.urls import path
+
+from apps.alerts.api.webhook import (
+    AlertWebhookSlashView,
+    AlertWebhookSourceView,
+    AlertWebhookView,
+)
+from apps.common.views import api_bad_request, api_not_found, api_server_error
+
+urlpatterns = [
+    path("api/webhooks/alerts", AlertWebhookView.as_view(), name="webhook"),
+    path("api/webhooks/alerts/", AlertWebhookSlashView.as_view()),
+    path(
+        "api/webhooks/alerts/<str:source>", AlertWebhookSourceView.as_view(), name="webhook-source"
+    ),
+]
+
+handler400 = api_bad_request
+handler404 = api_not_found
+handler500 = api_server_error
