@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
 from apps.alerts.models import Alert
-from apps.common.db import bulk_set
+from apps.common.db import binding_cursor, bulk_set
 from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
@@ -180,7 +180,7 @@ def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
             .values_list(*ALERT_FIELDS)[:share]
         ]
     columns = ", ".join(f"a.{name}" for name in ALERT_FIELDS)
-    with connection.cursor() as cursor:
+    with binding_cursor(connection, binary=True) as cursor:
         cursor.execute(
             f"SELECT {columns} FROM unnest(%s::bigint[]) AS c(id) CROSS JOIN LATERAL ("  # noqa: S608
             f'  SELECT * FROM "{Alert._meta.db_table}" AS u'
@@ -213,6 +213,11 @@ class _Batch:
             for a in Asset.objects.filter(company_id__in=companies, name__in=names)
         }
         self.keys = {a.id: aggregation_key(companies[a.company_id], a) for a in alerts}
+        # Fingerprints a resolved alert of this batch closes: only their firing alerts need
+        # following through the batch (earlier ones are read from the database).
+        self.resolving: set[Scoped] = {
+            (a.company_id, a.fingerprint) for a in alerts if a.status == AlertStatus.RESOLVED
+        }
         self.accepting: dict[Scoped, Incident] = {}
         self.new: list[Incident] = []
         self.changed: dict[int, Incident] = {}
@@ -258,9 +263,7 @@ class _Batch:
                 if (incident.company_id, incident.key) in keys:
                     self.accepting[incident.company_id, incident.key] = incident
                     self._track(incident)
-        fingerprints = {
-            (a.company_id, a.fingerprint) for a in self.alerts if a.status == AlertStatus.RESOLVED
-        }
+        fingerprints = self.resolving
         if not fingerprints:
             return
         earlier = [
@@ -312,9 +315,10 @@ class _Batch:
         else:
             self._join(company, incident, alert)
         self.placement[alert.id] = (incident, None)
-        self.open_firing[company.pk, alert.fingerprint].append(
-            (alert.id, alert.event_time, incident)
-        )
+        if self.resolving and (company.pk, alert.fingerprint) in self.resolving:
+            self.open_firing[company.pk, alert.fingerprint].append(
+                (alert.id, alert.event_time, incident)
+            )
 
     def _open(self, company: Company, alert: _Alert, key: str) -> Incident:
         incident = Incident(
@@ -354,8 +358,8 @@ class _Batch:
             incident.asset = self.assets.get((company.pk, alert.asset_name))
         if not incident.visible and incident.alert_count >= company.min_alerts:
             incident.visible = True
-        if incident.pk:
-            self.changed[incident.pk] = incident
+        if incident.id:
+            self.changed[incident.id] = incident
 
     def _resolve(self, alert: _Alert) -> None:
         fingerprint = (alert.company_id, alert.fingerprint)
