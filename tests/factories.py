@@ -7,6 +7,7 @@ from apps.accounts.models import Membership, User
 from apps.accounts.roles import Role
 from apps.accounts.services import user_set_role
 from apps.tenants.models import Asset, Company, MaintenanceWindow
+from apps.tenants.services import api_key_entry, keys_generation
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -54,3 +55,13 @@ class UserFactory(DjangoModelFactory):
     def companies(self, create, extracted, **kwargs):
         for company in extracted or ():
             Membership.objects.create(user=self, company=company)
+
+
+def company_for_api_key(raw_key: str) -> Company | None:
+    """The company the webhook takes ``raw_key`` for now: the process's cached lookup,
+    read again when the keys generation has moved (the webhook's admission script makes
+    the same comparison)."""
+    entry = api_key_entry(raw_key)
+    if entry is not None and entry.generation != keys_generation():
+        entry = api_key_entry(raw_key, fresh=True)
+    return entry.company if entry is not None else None

@@ -159,8 +159,8 @@ def api_key_entry(raw_key: str, *, fresh: bool = False) -> KeyEntry | None:
     database (``fresh``: always the database), or None.
 
     The key is found by its visible prefix and its hash compared in constant time. The
-    caller must check that ``generation`` is still current (see ``company_for_api_key``):
-    the webhook does it in the same Redis call as its rate limit.
+    caller must check that ``generation`` is still current: the webhook does it in the
+    same Redis call as its rate limit (``apps.alerts.admission``).
     """
     if not raw_key or not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) > 200:
         return None
@@ -181,15 +181,6 @@ def api_key_entry(raw_key: str, *, fresh: bool = False) -> KeyEntry | None:
     if not hmac.compare_digest(entry.key_hash, _hash_key(raw_key)):
         return None
     return entry
-
-
-def company_for_api_key(raw_key: str) -> Company | None:
-    """The active company whose active API key is ``raw_key``, or None; current at once
-    after a key is regenerated or a company changed."""
-    entry = api_key_entry(raw_key)
-    if entry is not None and entry.generation != keys_generation():
-        entry = api_key_entry(raw_key, fresh=True)
-    return entry.company if entry is not None else None
 
 
 @transaction.atomic

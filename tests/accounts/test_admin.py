@@ -67,7 +67,7 @@ def test_create_company_in_admin_shows_the_key_once(client, msp_admin):
     body = response.content.decode()
     start = body.index(f"aw_{key.prefix}_")
     raw_key = body[start : body.index('"', start)]
-    from apps.tenants.services import company_for_api_key
+    from tests.factories import company_for_api_key
 
     assert company_for_api_key(raw_key) == company
     change_page = client.get(reverse("admin:tenants_company_change", args=[company.pk]))
@@ -128,7 +128,8 @@ def test_change_company_records_config_changed(client, msp_admin, company_a):
 
 
 def test_regenerate_action_shows_new_key_and_revokes_old(client, msp_admin, company_a):
-    from apps.tenants.services import api_key_regenerate, company_for_api_key
+    from apps.tenants.services import api_key_regenerate
+    from tests.factories import company_for_api_key
 
     old_key = api_key_regenerate(company=company_a)
     client.force_login(msp_admin)

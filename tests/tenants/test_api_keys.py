@@ -6,7 +6,8 @@ import pytest
 
 from apps.audit.models import AuditLog
 from apps.tenants.models import ApiKey, Company
-from apps.tenants.services import api_key_regenerate, company_create, company_for_api_key
+from apps.tenants.services import api_key_regenerate, company_create
+from tests.factories import company_for_api_key
 
 pytestmark = pytest.mark.django_db
 

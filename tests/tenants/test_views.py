@@ -19,8 +19,14 @@ from django.urls import reverse
 from apps.accounts.roles import Role
 from apps.audit.models import AuditLog
 from apps.tenants.models import ApiKey, Asset, Company, MaintenanceWindow
-from apps.tenants.services import api_key_regenerate, company_for_api_key, hmac_enable
-from tests.factories import AssetFactory, CompanyFactory, MaintenanceWindowFactory, UserFactory
+from apps.tenants.services import api_key_regenerate, hmac_enable
+from tests.factories import (
+    AssetFactory,
+    CompanyFactory,
+    MaintenanceWindowFactory,
+    UserFactory,
+    company_for_api_key,
+)
 
 pytestmark = pytest.mark.django_db
 
