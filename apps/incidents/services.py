@@ -7,10 +7,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from apps.accounts.models import User
+from apps.accounts.models import Membership, User
 from apps.accounts.permissions import Action, can
 from apps.accounts.roles import Role
 from apps.audit.choices import AuditAction
@@ -84,22 +83,24 @@ def incident_url(incident_id: int) -> str:
 
 def incidents_announce(*, incident_ids: list[int]) -> None:
     """Tell the people of a company about its new critical incidents (not in maintenance):
-    its members and the MSP admins (recipients read once per company)."""
-    incidents = Incident.objects.filter(
-        pk__in=incident_ids, severity="critical", in_maintenance=False
-    ).select_related("company")
-    recipients: dict[int, list[User]] = {}
+    its active members and the MSP admins (read once for all the companies)."""
+    incidents = list(
+        Incident.objects.filter(
+            pk__in=incident_ids, severity="critical", in_maintenance=False
+        ).select_related("company")
+    )
+    if not incidents:
+        return
+    msp_admins = list(User.objects.filter(is_active=True, groups__name=Role.MSP_ADMIN.value))
+    recipients: dict[int, dict[int, User]] = {
+        incident.company_id: {user.pk: user for user in msp_admins} for incident in incidents
+    }
+    for membership in Membership.objects.filter(
+        company_id__in=list(recipients), user__is_active=True
+    ).select_related("user"):
+        recipients[membership.company_id][membership.user_id] = membership.user
     for incident in incidents:
-        if incident.company_id not in recipients:
-            recipients[incident.company_id] = list(
-                User.objects.filter(is_active=True)
-                .filter(
-                    Q(memberships__company_id=incident.company_id)
-                    | Q(groups__name=Role.MSP_ADMIN.value)
-                )
-                .distinct()
-            )
-        users = recipients[incident.company_id]
+        users = list(recipients[incident.company_id].values())
         if not users:
             continue
         notify(

@@ -3,6 +3,7 @@ within one scope an exact pattern wins over a glob, and a longer glob over a sho
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
 from django.db.models import Q
@@ -25,9 +26,16 @@ def _rank(runbook: Runbook) -> tuple[int, int, int]:
     )
 
 
-def runbook_candidates(*, company: Company) -> list[Runbook]:
-    """The enabled runbooks that may heal the company's incidents (its own, MSP-wide)."""
-    return list(Runbook.objects.filter(Q(company=company) | Q(company__isnull=True), enabled=True))
+def runbook_candidates(*, company_ids: Iterable[int]) -> dict[int, list[Runbook]]:
+    """The enabled runbooks that may heal each company's incidents (its own, MSP-wide), for
+    many companies in one query."""
+    own: dict[int, list[Runbook]] = {company_id: [] for company_id in company_ids}
+    shared: list[Runbook] = []
+    for runbook in Runbook.objects.filter(
+        Q(company_id__in=list(own)) | Q(company__isnull=True), enabled=True
+    ):
+        (shared if runbook.company_id is None else own[runbook.company_id]).append(runbook)
+    return {company_id: [*runbooks, *shared] for company_id, runbooks in own.items()}
 
 
 def best_match(candidates: list[Runbook], *, signature: str) -> Runbook | None:
@@ -36,4 +44,4 @@ def best_match(candidates: list[Runbook], *, signature: str) -> Runbook | None:
 
 
 def runbook_for(*, company: Company, signature: str) -> Runbook | None:
-    return best_match(runbook_candidates(company=company), signature=signature)
+    return best_match(runbook_candidates(company_ids=[company.pk])[company.pk], signature=signature)

@@ -35,7 +35,7 @@ from apps.runbooks.matching import best_match, runbook_candidates
 from apps.runbooks.models import Runbook, RunbookExecution
 from apps.tenants.aws import AwsError, call, client_for
 from apps.tenants.models import AwsLink
-from apps.tenants.services import company_in_maintenance
+from apps.tenants.services import companies_in_maintenance
 
 APPROVAL_LIFETIME = timedelta(hours=1)
 SEND_LOST_AFTER = timedelta(minutes=5)
@@ -148,8 +148,9 @@ def execution_request(
 def autoheal_incidents(*, incident_ids: list[int]) -> set[int]:
     """The automatic check for newly opened incidents (of one or more companies). Returns
     the ids now handled by a runbook (running or waiting for approval), which are not
-    assigned yet. Runbooks and maintenance are read once per company, so a storm that
-    opens many incidents costs a few queries, not a few per incident."""
+    assigned yet. Runbooks and maintenance windows are read once for all the companies, so
+    a storm that opens many incidents costs a few queries, not a few per incident or
+    company."""
     handled: set[int] = set()
     incidents = Incident.objects.filter(
         pk__in=incident_ids, in_maintenance=False, status__in=OPEN_STATUSES
@@ -157,13 +158,15 @@ def autoheal_incidents(*, incident_ids: list[int]) -> set[int]:
     by_company: dict[int, list[Incident]] = {}
     for incident in incidents:
         by_company.setdefault(incident.company_id, []).append(incident)
-    for company_incidents in by_company.values():
-        company = company_incidents[0].company
-        candidates = runbook_candidates(company=company)
-        if not candidates or company_in_maintenance(company=company):
+    candidates = runbook_candidates(company_ids=by_company)
+    paused = companies_in_maintenance(
+        companies=[found[0].company for pk, found in by_company.items() if candidates[pk]]
+    )
+    for company_id, company_incidents in by_company.items():
+        if not candidates[company_id] or company_id in paused:
             continue
         for incident in company_incidents:
-            runbook = best_match(candidates, signature=incident.signature)
+            runbook = best_match(candidates[company_id], signature=incident.signature)
             if runbook is None:
                 continue
             try:

@@ -202,10 +202,17 @@ def hmac_disable(*, company: Company, actor: Any = None) -> None:
     record(action=AuditAction.HMAC_DISABLED, actor=actor, company=company, target=company)
 
 
-def company_in_maintenance(*, company: Company, at: datetime | None = None) -> bool:
+def companies_in_maintenance(
+    *, companies: Iterable[Company], at: datetime | None = None
+) -> set[int]:
+    """Which of these companies are inside one of their maintenance windows (one query)."""
     at = at or timezone.now()
-    tz = company.tz
-    return any(w.is_active(at, tz) for w in company.maintenance_windows.all())
+    by_id = {company.pk: company for company in companies}
+    return {
+        window.company_id
+        for window in MaintenanceWindow.objects.filter(company_id__in=list(by_id))
+        if window.is_active(at, by_id[window.company_id].tz)
+    }
 
 
 # --- Onboarding, assets and maintenance windows (the company pages) ------------------------

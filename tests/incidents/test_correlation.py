@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from apps.accounts.roles import Role
 from apps.alerts.adapters import NormalizedAlert
 from apps.alerts.models import Alert
 from apps.alerts.services import alerts_ingest
@@ -361,6 +362,32 @@ def test_a_shared_sweep_costs_the_same_queries_for_one_company_or_twenty():
     assert one == twenty == 14
     assert Incident.objects.filter(status="resolved").count() == 21
     assert Incident.objects.count() == 63
+
+
+def test_new_critical_incidents_of_several_companies_reach_their_people_only(
+    company_a, company_b, technician_a, technician_b, company_admin_a, msp_admin
+):
+    """One sweep, two companies: each company's members and the MSP admins hear of its
+    critical incidents; inactive members, other tenants and lower severities do not."""
+    from apps.notifications.models import Notification
+
+    UserFactory(role=Role.TECHNICIAN, companies=[company_a], is_active=False)
+    for company in (company_a, company_b):
+        ingest(company, alert(severity="critical"), alert(signature="cpu", severity="high"))
+    results = correlate_companies(company_ids=[company_a.pk, company_b.pk])
+    after_correlation(results)
+
+    got = {
+        (n.user.email, n.company_id)
+        for n in Notification.objects.filter(kind="critical_alert").select_related("user")
+    }
+    assert got == {
+        (technician_a.email, company_a.pk),
+        (company_admin_a.email, company_a.pk),
+        (msp_admin.email, company_a.pk),
+        (technician_b.email, company_b.pk),
+        (msp_admin.email, company_b.pk),
+    }
 
 
 def test_a_storm_of_new_incidents_costs_a_bounded_number_of_follow_up_queries(

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from apps.tenants.choices import Weekday, WindowKind
 from apps.tenants.models import MaintenanceWindow
-from apps.tenants.services import company_in_maintenance
+from apps.tenants.services import companies_in_maintenance
 from tests.factories import CompanyFactory, MaintenanceWindowFactory
 
 NY = ZoneInfo("America/New_York")
@@ -81,15 +81,26 @@ def test_one_off_window():
 
 
 @pytest.mark.django_db
-def test_company_in_maintenance_uses_its_windows_and_time_zone():
-    company = CompanyFactory(timezone="America/New_York")
+def test_companies_in_maintenance_use_their_windows_and_time_zones(django_assert_num_queries):
+    """One query for any number of companies; each window in its own company's zone."""
+    new_york = CompanyFactory(timezone="America/New_York")
     MaintenanceWindowFactory(
-        company=company, weekday=Weekday.SATURDAY, start_time=time(22), end_time=time(2)
+        company=new_york, weekday=Weekday.SATURDAY, start_time=time(22), end_time=time(2)
     )
-    assert company_in_maintenance(company=company, at=datetime(2026, 11, 22, 4, tzinfo=UTC))
-    assert not company_in_maintenance(company=company, at=datetime(2026, 11, 22, 8, tzinfo=UTC))
+    tokyo = CompanyFactory(timezone="Asia/Tokyo")
+    MaintenanceWindowFactory(
+        company=tokyo, weekday=Weekday.SUNDAY, start_time=time(12), end_time=time(14)
+    )
     other = CompanyFactory(timezone="America/New_York")
-    assert not company_in_maintenance(company=other, at=datetime(2026, 11, 22, 4, tzinfo=UTC))
+    companies = [new_york, tokyo, other]
+    # Sunday 04:00 UTC: Saturday 23:00 in New York, Sunday 13:00 in Tokyo.
+    with django_assert_num_queries(1):
+        paused = companies_in_maintenance(
+            companies=companies, at=datetime(2026, 11, 22, 4, tzinfo=UTC)
+        )
+    assert paused == {new_york.pk, tokyo.pk}
+    later = companies_in_maintenance(companies=companies, at=datetime(2026, 11, 22, 8, tzinfo=UTC))
+    assert later == set()
 
 
 @pytest.mark.parametrize(
