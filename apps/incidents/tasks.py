@@ -112,7 +112,7 @@ def correlate_pending() -> int:
         results, ids = correlate_batch(company_ids=ids)
         after_correlation(results)
         alerts += sum(result.alerts for result in results.values())
-        if time.monotonic() > deadline:
+        if ids and time.monotonic() > deadline:
             # Leave the worker to other tasks; the rest stays pending for the next drain.
             client.sadd(PENDING_COMPANIES, *ids)
             break

@@ -428,3 +428,20 @@ def test_deliveries_of_many_companies_queue_one_drain_task(
     assert Incident.objects.count() == 10
     assert not Alert.objects.filter(correlated_at__isnull=True).exists()
     assert get_redis().scard(PENDING_COMPANIES) == 0
+
+
+def test_a_drain_past_its_time_budget_finishes_cleanly(settings, monkeypatch):
+    """The budget is checked after each batch; when nothing is left there is nothing to
+    hand back to the pending set."""
+    from apps.common.redis import get_redis
+    from apps.incidents import tasks
+
+    assert settings.REDIS_URL, "make test runs with Redis"
+    monkeypatch.setattr(tasks, "DRAIN_SECONDS", -1)
+    companies = [CompanyFactory() for _ in range(3)]
+    for company in companies:
+        ingest(company, alert())
+    get_redis().sadd(tasks.PENDING_COMPANIES, *(c.pk for c in companies))
+    assert tasks.correlate_pending() == 3
+    assert get_redis().scard(tasks.PENDING_COMPANIES) == 0
+    assert not Alert.objects.filter(correlated_at__isnull=True).exists()
