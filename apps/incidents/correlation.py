@@ -139,6 +139,8 @@ def correlate_batch(
     """One transaction: the oldest uncorrelated alerts of each company, about
     ``batch_size`` in all (an equal share each). Returns the results of the companies that
     had alerts, and the companies that may have more."""
+    if not company_ids:
+        return {}, []
     share = max(1, batch_size // len(company_ids))
     with transaction.atomic():
         if connection.vendor == "postgresql":

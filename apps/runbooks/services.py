@@ -158,6 +158,8 @@ def autoheal_incidents(*, incident_ids: list[int]) -> set[int]:
     by_company: dict[int, list[Incident]] = {}
     for incident in incidents:
         by_company.setdefault(incident.company_id, []).append(incident)
+    if not by_company:
+        return handled
     candidates = runbook_candidates(company_ids=by_company)
     paused = companies_in_maintenance(
         companies=[found[0].company for pk, found in by_company.items() if candidates[pk]]

@@ -402,6 +402,19 @@ def test_a_storm_of_new_incidents_costs_a_bounded_number_of_follow_up_queries(
         after_correlation({company.pk: result})
 
 
+def test_a_sweep_that_opens_nothing_new_costs_no_follow_up_query(
+    company, django_assert_num_queries
+):
+    """Most sweeps of a storm only grow incidents: nothing to announce, heal or assign."""
+    ingest(company, alert())
+    sweep(company)
+    ingest(company, alert(event_time=T0 + timedelta(minutes=1)))
+    result = correlate_company(company_id=company.pk)
+    assert (result.alerts, result.became_visible) == (1, [])
+    with django_assert_num_queries(0):
+        after_correlation({company.pk: result})
+
+
 def test_deliveries_of_many_companies_queue_one_drain_task(
     settings, django_capture_on_commit_callbacks
 ):
