@@ -168,6 +168,9 @@ else:
 
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
+# Correlation drains that may run side by side (companies are split between them): as many
+# as worker processes (the Procfile runs --concurrency=2).
+CORRELATION_DRAINS = int(os.environ.get("CORRELATION_DRAINS", "2"))
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True

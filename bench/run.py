@@ -512,6 +512,8 @@ def report(layout: Layout, phases: dict[str, Phase]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 def start_processes(processes: Processes, layout: Layout, port: int, env: dict[str, str]) -> None:
     celery = [str(VENV_BIN / "celery"), "-A", "alertwhisperer"]
+    # One correlation drain per worker process; the web tier must split companies alike.
+    env = {**env, "CORRELATION_DRAINS": str(layout.celery_concurrency)}
     processes.start("web", layout.web_argv(port), env)
     processes.start(
         "worker",
@@ -575,7 +577,7 @@ def main() -> int:
     parser.add_argument("--companies", type=int, default=100)
     parser.add_argument("--workers", type=int, default=3, help="Web processes.")
     parser.add_argument("--threads", type=int, default=2, help="Threads per web process.")
-    parser.add_argument("--celery-concurrency", type=int, default=1)
+    parser.add_argument("--celery-concurrency", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=15, help="Length of each phase.")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections.")
     args = parser.parse_args()

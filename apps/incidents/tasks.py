@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+import redis
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
@@ -23,11 +24,12 @@ from apps.notifications.live import companies_changed
 from apps.runbooks.services import autoheal_incidents
 
 PENDING_FLAG_SECONDS = 30
-PENDING_COMPANIES = "aw:correlate:pending"
-DRAIN_QUEUED = "aw:correlate:drain-queued"
 SPOP_BATCH = 500
-# A drain gives the worker back to other tasks (runbook polling, signals) after this long.
-DRAIN_SECONDS = 5
+# A drain gives its worker process back (to the other shard's drain, runbook polling,
+# signals) after this long, and queues its successor if work is left.
+DRAIN_SECONDS = 2
+# After a failed drain (the database away, say), the next one waits this long.
+RETRY_SECONDS = 5
 # A drain starts this long after the first delivery that finds none queued, so the
 # deliveries of that moment are swept together: at most a few sweeps a second under any
 # load (each sweep has a fixed cost of about fifteen queries), for a fraction of a second
@@ -39,25 +41,41 @@ def _pending_key(company_id: int) -> str:
     return f"aw:correlate-pending:{company_id}"
 
 
+def shard_of(company_id: int) -> int:
+    """Companies are split between CORRELATION_DRAINS drains, which run side by side on
+    as many worker processes; a company always goes to the same one."""
+    return company_id % settings.CORRELATION_DRAINS
+
+
+def pending_set(shard: int) -> str:
+    return f"aw:correlate:pending:{shard}"
+
+
+def _drain_flag(shard: int) -> str:
+    """Set while the shard's drain is queued or running: at most one of each at a time."""
+    return f"aw:correlate:drain:{shard}"
+
+
 def schedule_correlation(company_id: int) -> None:
     """Have the company's stored alerts correlated soon.
 
-    With Redis, the company joins a set of pending companies and one drain task is queued,
-    GATHER_SECONDS ahead, unless one already is (one round trip): a storm across many
-    companies becomes a few sweeps a second, each over every company pending so far,
-    instead of a task (and its fixed cost) per delivery. In the embedded mode the company
-    is swept in-process.
+    With Redis, the company joins its shard's set of pending companies and, unless that
+    shard's drain is already queued or running, one is queued GATHER_SECONDS ahead (one
+    round trip): a storm across many companies becomes a few sweeps a second, each over
+    every company pending so far, instead of a task (and its fixed cost) per delivery. In
+    the embedded mode the company is swept in-process.
     """
     if not settings.REDIS_URL:
         if cache.add(_pending_key(company_id), 1, PENDING_FLAG_SECONDS):
             correlate_company_task.delay(company_id)
         return
+    shard = shard_of(company_id)
     pipe = get_redis().pipeline(transaction=False)
-    pipe.sadd(PENDING_COMPANIES, company_id)
-    pipe.set(DRAIN_QUEUED, 1, nx=True, ex=PENDING_FLAG_SECONDS)
+    pipe.sadd(pending_set(shard), company_id)
+    pipe.set(_drain_flag(shard), 1, nx=True, ex=PENDING_FLAG_SECONDS)
     _, queued = pipe.execute()
     if queued:
-        correlate_pending.apply_async(countdown=GATHER_SECONDS)
+        correlate_pending.apply_async((shard,), countdown=GATHER_SECONDS)
 
 
 def after_correlation(results: Mapping[int, SweepResult]) -> None:
@@ -90,36 +108,45 @@ def correlate_company_task(company_id: int) -> int:
     return result.alerts
 
 
-@shared_task(
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-    soft_time_limit=120,
-    time_limit=150,
-)
-def correlate_pending() -> int:
-    """Sweep the companies pending now (up to SPOP_BATCH), in shared batches; what follows a
-    sweep (announce, assign, live signal) runs after each batch commits. Deliveries stored
-    from here on queue the next drain; more companies than one drain takes, or a drain
-    that reached its time budget, queue it at once. The companies of a batch that fails
-    stay uncorrelated until the periodic sweep schedules them again."""
+def _popped(client: redis.Redis, pending: str) -> list[int]:
+    return sorted(int(raw) for raw in client.spop(pending, SPOP_BATCH) or ())
+
+
+@shared_task(soft_time_limit=120, time_limit=150)
+def correlate_pending(shard: int = 0) -> int:
+    """Sweep the shard's pending companies in shared batches until none has alerts left or
+    the time budget is spent; while there is such a backlog, companies that become pending
+    meanwhile join the next batch. What follows a sweep (announce, assign, live signal)
+    runs after each batch commits.
+    Then the drain lets go of its shard and looks once more, so a company added while it
+    ran is never left without a drain. After a failure the companies go back to the set
+    and the next drain waits RETRY_SECONDS."""
     client = get_redis()
-    client.delete(DRAIN_QUEUED)
-    ids = sorted(int(raw) for raw in client.spop(PENDING_COMPANIES, SPOP_BATCH) or ())
+    pending, flag = pending_set(shard), _drain_flag(shard)
     deadline = time.monotonic() + DRAIN_SECONDS
     alerts = 0
-    while ids:
-        results, ids = correlate_batch(company_ids=ids)
-        after_correlation(results)
-        alerts += sum(result.alerts for result in results.values())
-        if ids and time.monotonic() > deadline:
-            # Leave the worker to other tasks; the rest stays pending for the next drain.
-            client.sadd(PENDING_COMPANIES, *ids)
-            break
-    if client.scard(PENDING_COMPANIES) and client.set(
-        DRAIN_QUEUED, 1, nx=True, ex=PENDING_FLAG_SECONDS
-    ):
-        correlate_pending.delay()
+    ids: list[int] = []
+    failed = True
+    try:
+        ids = _popped(client, pending)
+        while ids:
+            results, ids = correlate_batch(company_ids=ids)
+            after_correlation(results)
+            alerts += sum(result.alerts for result in results.values())
+            if time.monotonic() > deadline:
+                break
+            if ids:
+                # A backlog: keep going, with the companies that became pending meanwhile.
+                # Without one the drain ends, and the next gathers for GATHER_SECONDS.
+                ids = sorted({*ids, *_popped(client, pending)})
+        failed = False
+    finally:
+        if ids:
+            client.sadd(pending, *ids)
+        client.delete(flag)
+        if client.scard(pending) and client.set(flag, 1, nx=True, ex=PENDING_FLAG_SECONDS):
+            wait = RETRY_SECONDS if failed else 0 if ids else GATHER_SECONDS
+            correlate_pending.apply_async((shard,), countdown=wait)
     return alerts
 
 

@@ -415,16 +415,20 @@ def test_a_sweep_that_opens_nothing_new_costs_no_follow_up_query(
         after_correlation({company.pk: result})
 
 
-def test_deliveries_of_many_companies_queue_one_drain_task(
+def test_deliveries_of_many_companies_queue_one_drain_task_per_shard(
     settings, django_capture_on_commit_callbacks
 ):
-    """With Redis, pending companies gather in one set and a single task sweeps them all."""
+    """With Redis, pending companies gather in their shard's set and a single task per
+    shard sweeps them all."""
     from alertwhisperer.celery import app
     from apps.common.redis import get_redis
-    from apps.incidents.tasks import PENDING_COMPANIES, correlate_pending
+    from apps.incidents.tasks import correlate_pending, pending_set, shard_of
 
     assert settings.REDIS_URL, "make test runs with Redis"
-    companies = [CompanyFactory() for _ in range(5)]
+    assert settings.CORRELATION_DRAINS == 2
+    companies = [CompanyFactory() for _ in range(6)]
+    shards = {shard_of(c.pk) for c in companies}
+    assert shards == {0, 1}
     app.conf.task_always_eager = False
     app.control.purge()
     try:
@@ -432,15 +436,45 @@ def test_deliveries_of_many_companies_queue_one_drain_task(
             for company in companies:
                 ingest(company, alert(), delivery_id="")
                 ingest(company, alert(signature="other"), delivery_id="")
-        assert get_redis().llen("celery") == 1  # one drain task for ten deliveries
-        assert get_redis().scard(PENDING_COMPANIES) == 5
+        assert get_redis().llen("celery") == 2  # one drain per shard for twelve deliveries
+        assert sum(get_redis().scard(pending_set(shard)) for shard in shards) == 6
     finally:
         app.control.purge()
         app.conf.task_always_eager = True
-    assert correlate_pending() == 10
-    assert Incident.objects.count() == 10
+    assert correlate_pending(0) + correlate_pending(1) == 12
+    assert Incident.objects.count() == 12
     assert not Alert.objects.filter(correlated_at__isnull=True).exists()
-    assert get_redis().scard(PENDING_COMPANIES) == 0
+    assert all(get_redis().scard(pending_set(shard)) == 0 for shard in shards)
+
+
+def test_a_company_added_while_its_drain_runs_gets_a_drain(
+    settings, django_capture_on_commit_callbacks
+):
+    """A delivery that finds its shard's drain running only adds its company to the set;
+    the drain looks again after letting go, and queues the next one."""
+    from alertwhisperer.celery import app
+    from apps.common.redis import get_redis
+    from apps.incidents import tasks
+
+    company = CompanyFactory()
+    shard = tasks.shard_of(company.pk)
+    get_redis().set(tasks._drain_flag(shard), 1)  # a drain of this shard is running
+    app.conf.task_always_eager = False
+    app.control.purge()
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            ingest(company, alert())
+        assert get_redis().llen("celery") == 0  # the running drain will see it
+        tasks.correlate_pending.run(shard)  # sweeps it, lets go, finds nothing more
+        assert get_redis().llen("celery") == 0
+        assert not get_redis().exists(tasks._drain_flag(shard))
+        with django_capture_on_commit_callbacks(execute=True):
+            ingest(company, alert(signature="later"))
+        assert get_redis().llen("celery") == 1  # no drain running: one is queued
+    finally:
+        app.control.purge()
+        app.conf.task_always_eager = True
+    assert not Alert.objects.filter(correlated_at__isnull=True, signature="disk_full").exists()
 
 
 def test_a_drain_past_its_time_budget_finishes_cleanly(settings, monkeypatch):
@@ -454,7 +488,8 @@ def test_a_drain_past_its_time_budget_finishes_cleanly(settings, monkeypatch):
     companies = [CompanyFactory() for _ in range(3)]
     for company in companies:
         ingest(company, alert())
-    get_redis().sadd(tasks.PENDING_COMPANIES, *(c.pk for c in companies))
-    assert tasks.correlate_pending() == 3
-    assert get_redis().scard(tasks.PENDING_COMPANIES) == 0
+    for company in companies:
+        get_redis().sadd(tasks.pending_set(tasks.shard_of(company.pk)), company.pk)
+    assert tasks.correlate_pending(0) + tasks.correlate_pending(1) == 3
+    assert all(get_redis().scard(tasks.pending_set(shard)) == 0 for shard in (0, 1))
     assert not Alert.objects.filter(correlated_at__isnull=True).exists()
