@@ -63,6 +63,13 @@ def is_msp_admin(user: Any) -> bool:
     return role_of(user) == Role.MSP_ADMIN
 
 
+def msp_admins() -> QuerySet[User]:
+    """The active MSP admins: they see, hear about and may approve for every company."""
+    from apps.accounts.models import User
+
+    return User.objects.filter(is_active=True, groups__name=Role.MSP_ADMIN.value)
+
+
 def member_company_ids(user: Any) -> frozenset[int]:
     """Ids of the companies the user is a member of (cached on the user object)."""
     cached = getattr(user, "_member_company_ids", None)

@@ -18,8 +18,10 @@ from typing import Any
 
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, JSONField, Model
+from psycopg.pq import Format
 from psycopg.types.json import Jsonb
 
 
@@ -48,9 +50,6 @@ def binding_cursor(
     server (PostgreSQL only). ``binary``: results in binary too, for plain columns
     (numbers, text, times: cheaper to load than their text form; not JSON, which Django
     loads from text itself)."""
-    from django.db.backends.postgresql.base import ServerBindingCursor
-    from psycopg.pq import Format
-
     connection.ensure_connection()
     cursor = ServerBindingCursor(connection.connection)
     if binary:

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
 from apps.alerts.models import Alert
-from apps.common.db import binding_cursor, bulk_set
+from apps.common.db import binding_cursor, bulk_set, is_postgresql
 from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
@@ -143,7 +143,7 @@ def correlate_batch(
         return {}, []
     share = max(1, batch_size // len(company_ids))
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if is_postgresql(Alert):
             # The sweep does not wait for its commit to reach the disk: everything it writes
             # is derived from the stored alerts, so should the server crash before the
             # flush, those alerts are simply uncorrelated again and the periodic sweep
@@ -173,7 +173,7 @@ def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
     order. On PostgreSQL one query walks each company's part of the partial index
     (LATERAL … LIMIT), so its cost does not grow with the backlog; elsewhere (SQLite, the
     embedded mode) one query per company."""
-    if connection.vendor != "postgresql":
+    if not is_postgresql(Alert):
         return [
             _Alert(*row)
             for company_id in company_ids

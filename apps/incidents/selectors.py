@@ -30,16 +30,21 @@ def open_incident_count() -> Expression:
     return Coalesce(Subquery(open_counts, output_field=IntegerField()), 0)
 
 
+def _on_call(company_ids: Iterable[int]) -> QuerySet[Membership]:
+    """Who is on call, as memberships: active technicians with the on-call flag."""
+    return Membership.objects.filter(
+        company_id__in=list(company_ids),
+        on_call=True,
+        user__is_active=True,
+        user__groups__name=Role.TECHNICIAN.value,
+    )
+
+
 def on_call_technician(*, company_id: int) -> User | None:
     """The company's active, on-call technician with the fewest open incidents (ties: the
     longest-standing account first)."""
     return (
-        User.objects.filter(
-            is_active=True,
-            groups__name=Role.TECHNICIAN.value,
-            memberships__company_id=company_id,
-            memberships__on_call=True,
-        )
+        User.objects.filter(pk__in=_on_call([company_id]).values("user_id"))
         .annotate(open_incidents=open_incident_count())
         .order_by("open_incidents", "pk")
         .first()
@@ -47,19 +52,9 @@ def on_call_technician(*, company_id: int) -> User | None:
 
 
 def companies_on_call(*, company_ids: Iterable[int]) -> set[int]:
-    """Which of these companies have an active on-call technician: one query for a sweep's
+    """Which of these companies have an on-call technician: one query for a sweep's
     companies, so the ones without (most, in a storm) cost nothing more."""
-    return set(
-        Membership.objects.filter(
-            company_id__in=list(company_ids),
-            on_call=True,
-            user__is_active=True,
-            user__groups__name=Role.TECHNICIAN.value,
-        )
-        .order_by()
-        .values_list("company_id", flat=True)
-        .distinct()
-    )
+    return set(_on_call(company_ids).order_by().values_list("company_id", flat=True).distinct())
 
 
 TIMELINE_EVENTS = 100

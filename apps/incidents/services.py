@@ -10,8 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Membership, User
-from apps.accounts.permissions import Action, can
-from apps.accounts.roles import Role
+from apps.accounts.permissions import Action, can, msp_admins
 from apps.audit.choices import AuditAction
 from apps.audit.services import record
 from apps.common.errors import ValidationError
@@ -91,9 +90,9 @@ def incidents_announce(*, incident_ids: list[int]) -> None:
     )
     if not incidents:
         return
-    msp_admins = list(User.objects.filter(is_active=True, groups__name=Role.MSP_ADMIN.value))
+    admins = list(msp_admins())
     recipients: dict[int, dict[int, User]] = {
-        incident.company_id: {user.pk: user for user in msp_admins} for incident in incidents
+        incident.company_id: {user.pk: user for user in admins} for incident in incidents
     }
     for membership in Membership.objects.filter(
         company_id__in=list(recipients), user__is_active=True

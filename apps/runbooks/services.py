@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.accounts.permissions import msp_admins
 from apps.accounts.roles import Role
 from apps.approvals.models import ApprovalRequest
 from apps.audit.choices import AuditAction
@@ -61,7 +62,7 @@ def _mode_for(incident: Incident) -> tuple[str, str]:
 
 
 def approvers_of(approval: ApprovalRequest) -> list[User]:
-    users = User.objects.filter(is_active=True, groups__name=Role.MSP_ADMIN.value)
+    users = msp_admins()
     if approval.risk != Risk.HIGH:
         users = users | User.objects.filter(
             is_active=True,
