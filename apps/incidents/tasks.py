@@ -1,4 +1,6 @@
-"""Celery tasks of correlation and scoring. Interfaces only: each calls a service."""
+"""Celery tasks of correlation and scoring, which call the services, and the Redis
+bookkeeping that queues the drains (pending sets and flags per shard), which lives here
+because it queues these tasks."""
 
 from __future__ import annotations
 
