@@ -230,6 +230,11 @@ if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- REST framework -----------------------------------------------------------------------
+# Proxies in front of the app that append to X-Forwarded-For. 0: the client address is
+# REMOTE_ADDR and the header is ignored (anyone can write it). n: the n-th address from the
+# right, the one the outermost trusted proxy saw. Throttles (DRF's and the log-in limits in
+# apps/accounts/throttle.py) read the address this way.
+TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -241,6 +246,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.common.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"token": "10/min"},
+    "NUM_PROXIES": TRUSTED_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Alert Whisperer API",
