@@ -1,9 +1,9 @@
-"""The read API under /api/v1/: incidents, alerts, and the token exchange."""
+"""The read API under /api/v1/: incidents, alerts, and the token exchange and revocation."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from apps.accounts.api import TokenView
+from apps.accounts.api import TokenRevokeView, TokenView
 from apps.alerts.api.views import AlertViewSet
 from apps.incidents.api.views import IncidentViewSet
 
@@ -16,5 +16,6 @@ router.register("alerts", AlertViewSet, basename="alert")
 
 urlpatterns = [
     path("token/", TokenView.as_view(), name="token"),
+    path("token/revoke/", TokenRevokeView.as_view(), name="token-revoke"),
     *router.urls,
 ]

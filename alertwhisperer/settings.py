@@ -8,6 +8,7 @@ broker served by separate worker and beat processes. See docs/decisions.md.
 
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -56,7 +57,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "django_filters",
     "channels",
@@ -237,7 +238,7 @@ if not DEBUG:
 TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apps.accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -248,6 +249,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"token": "10/min"},
     "NUM_PROXIES": TRUSTED_PROXIES,
 }
+# API tokens (django-rest-knox): stored as SHA-512 digests, shown once, expiring; revoked
+# by their holder (POST /api/v1/token/revoke/) or an MSP admin (Django admin).
+REST_KNOX = {"TOKEN_TTL": timedelta(days=30), "AUTO_REFRESH": False}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Alert Whisperer API",
     "DESCRIPTION": "Webhook ingestion and the incident/alert REST API.",
