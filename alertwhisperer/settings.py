@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.common.crypto import development_key, parse_keys
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -229,6 +231,22 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Secrets stored encrypted (HMAC secrets; apps/common/crypto.py): Fernet keys, the first
+# encrypts and all decrypt. Rotate: put a new key first, run `manage.py reencrypt_secrets`,
+# then drop the old key.
+_field_keys = os.environ.get("FIELD_ENCRYPTION_KEYS", "")
+try:
+    FIELD_ENCRYPTION_KEYS = parse_keys(_field_keys)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+if not FIELD_ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS must be set when DEBUG is off (comma-separated Fernet "
+            "keys; make one with cryptography.fernet.Fernet.generate_key())."
+        )
+    FIELD_ENCRYPTION_KEYS = [development_key(SECRET_KEY)]
 
 # --- REST framework -----------------------------------------------------------------------
 # Proxies in front of the app that append to X-Forwarded-For. 0: the client address is

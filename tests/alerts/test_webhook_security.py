@@ -80,3 +80,20 @@ def test_timestamp_must_be_ascii_digits(signed_tenant, spell):
     )
     assert response.status_code == 401
     assert response.json()["error"] == "signature_invalid"
+
+
+def test_secret_is_decrypted_once_per_key_cache_fill(signed_tenant, monkeypatch):
+    from apps.common import crypto
+
+    calls = []
+    real = crypto.decrypt
+    monkeypatch.setattr(crypto, "decrypt", lambda token: calls.append(token) or real(token))
+    for n in range(3):
+        body = json.dumps(generic(signature=f"s{n}")).encode()
+        timestamp = str(int(time.time()))
+        digest = hmac.new(
+            signed_tenant.secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256
+        )
+        headers = {"X-Timestamp": timestamp, "X-Signature": f"sha256={digest.hexdigest()}"}
+        assert signed_tenant.post(body, **headers).status_code == 202
+    assert len(calls) == 1
