@@ -8,10 +8,14 @@ broker served by separate worker and beat processes. See docs/decisions.md.
 
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from apps.common.crypto import development_key, parse_keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -33,6 +37,14 @@ if not SECRET_KEY:
     SECRET_KEY = DEV_SECRET_KEY
 elif SECRET_KEY == DEV_SECRET_KEY and not DEBUG:
     raise ImproperlyConfigured("SECRET_KEY is the embedded development key; set a real one.")
+elif not DEBUG and (
+    len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 10 or SECRET_KEY.startswith("django-insecure")
+):
+    # Django's deploy check asks for 50 characters and 5 different ones; 10 keeps out
+    # keyboard runs. Make one with: python -c "import secrets; print(secrets.token_urlsafe(50))"
+    raise ImproperlyConfigured(
+        "SECRET_KEY is weak: use at least 50 random characters (at least 10 different ones)."
+    )
 
 _hosts = os.environ.get("ALLOWED_HOSTS", "")
 if _hosts:
@@ -56,7 +68,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "django_filters",
     "channels",
@@ -77,6 +89,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -224,15 +237,65 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
+    # HTTPS only: redirect plain HTTP, HSTS for a year, cookies sent over HTTPS only. Each
+    # can be switched off from the environment (a plain-HTTP bench on 127.0.0.1, say).
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 60 * 60)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Behind a proxy that terminates TLS, the request reaching Django is plain HTTP: the
+    # proxy's X-Forwarded-Proto says whether the client used HTTPS. The proxy must set it
+    # (overwriting the client's); without such a proxy, set BEHIND_TLS_PROXY=false.
+    if env_bool("BEHIND_TLS_PROXY", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (django-csp): scripts and styles from our own origin only; no
+# inline script, inline style or eval (htmx runs with allowEval off; console behaviour is
+# in static/js/console.js). 'self' covers the same-origin WebSocket (/ws/).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Secrets stored encrypted (HMAC secrets; apps/common/crypto.py): Fernet keys, the first
+# encrypts and all decrypt. Rotate: put a new key first, run `manage.py reencrypt_secrets`,
+# then drop the old key.
+_field_keys = os.environ.get("FIELD_ENCRYPTION_KEYS", "")
+try:
+    FIELD_ENCRYPTION_KEYS = parse_keys(_field_keys)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+if not FIELD_ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS must be set when DEBUG is off (comma-separated Fernet "
+            "keys; make one with cryptography.fernet.Fernet.generate_key())."
+        )
+    FIELD_ENCRYPTION_KEYS = [development_key(SECRET_KEY)]
 
 # --- REST framework -----------------------------------------------------------------------
+# Proxies in front of the app that append to X-Forwarded-For. 0: the client address is
+# REMOTE_ADDR and the header is ignored (anyone can write it). n: the n-th address from the
+# right, the one the outermost trusted proxy saw. Throttles (DRF's and the log-in limits in
+# apps/accounts/throttle.py) read the address this way.
+TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apps.accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -241,7 +304,11 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.common.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"token": "10/min"},
+    "NUM_PROXIES": TRUSTED_PROXIES,
 }
+# API tokens (django-rest-knox): stored as SHA-512 digests, shown once, expiring; revoked
+# by their holder (POST /api/v1/token/revoke/) or an MSP admin (Django admin).
+REST_KNOX = {"TOKEN_TTL": timedelta(days=30), "AUTO_REFRESH": False}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Alert Whisperer API",
     "DESCRIPTION": "Webhook ingestion and the incident/alert REST API.",

@@ -40,6 +40,7 @@ from typing import IO, Any
 
 import psycopg
 import redis
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -347,6 +348,9 @@ def bench_env() -> dict[str, str]:
         "REDIS_URL": REDIS_URL,
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        # Plain HTTP on 127.0.0.1: no TLS proxy in front.
+        "SECURE_SSL_REDIRECT": "false",
         "ALLOWED_HOSTS": HOST,
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",

@@ -2,9 +2,14 @@
 
 import json
 import os
+import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +29,28 @@ print(json.dumps({
 }))
 """
 
-SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS")
+SERVICE_VARS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "FIELD_ENCRYPTION_KEYS",
+    "TRUSTED_PROXIES",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "SECURE_COOKIES",
+    "BEHIND_TLS_PROXY",
+)
+STRONG_KEY = secrets.token_urlsafe(50)
+PRODUCTION = {
+    "DEBUG": "false",
+    "ALLOWED_HOSTS": "aw.example.com",
+    "SECRET_KEY": STRONG_KEY,
+    "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+}
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -86,18 +112,13 @@ def test_debug_off_refuses_the_embedded_development_key():
 
 
 def test_debug_off_with_real_settings_starts_and_serves_static_files():
-    s = probe(DEBUG="0", ALLOWED_HOSTS="aw.example.com", SECRET_KEY="x" * 50)
+    s = probe(**{**PRODUCTION, "DEBUG": "0"})
     assert s["debug"] is False
     assert s["whitenoise"] is True
 
 
 def test_demo_data_refused_with_debug_off(tmp_path):
-    env = {
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "aw.example.com",
-        "SECRET_KEY": "y" * 50,
-        "SQLITE_PATH": str(tmp_path / "prod.sqlite3"),
-    }
+    env = {**PRODUCTION, "SQLITE_PATH": str(tmp_path / "prod.sqlite3")}
     code = "import django,sys;django.setup();from django.core.management import call_command;"
     migrate = run_python(code + "call_command('migrate', verbosity=0)", **env)
     assert migrate.returncode == 0, migrate.stderr
@@ -124,3 +145,114 @@ def test_embedded_mode_migrates_and_seeds_sqlite(tmp_path):
     result = run_python(code, **env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "4 2 5 MSP Admin"
+
+
+# --- Production hardening --------------------------------------------------------------------
+
+SECURITY_PROBE = """
+import json, django
+from django.conf import settings
+django.setup()
+print(json.dumps({
+    name: getattr(settings, name, None)
+    for name in (
+        "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
+        "SECURE_PROXY_SSL_HEADER", "FIELD_ENCRYPTION_KEYS",
+    )
+} | {"num_proxies": settings.REST_FRAMEWORK["NUM_PROXIES"]}))
+"""
+
+
+def security(**env: str) -> dict:
+    result = run_python(SECURITY_PROBE, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    code = (
+        "import django;django.setup();from django.core.management import call_command;"
+        "call_command('check', deploy=True, fail_level='WARNING')"
+    )
+    result = run_python(code, **PRODUCTION, SQLITE_PATH=str(tmp_path / "prod.sqlite3"))
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_is_https_only():
+    s = security(**PRODUCTION)
+    assert s["SECURE_SSL_REDIRECT"] is True
+    assert s["SECURE_HSTS_SECONDS"] == 365 * 24 * 60 * 60
+    assert s["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
+    assert s["SESSION_COOKIE_SECURE"] is True and s["CSRF_COOKIE_SECURE"] is True
+    assert s["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert s["num_proxies"] == 0
+
+
+def test_production_switches_from_the_environment():
+    s = security(
+        **PRODUCTION,
+        SECURE_SSL_REDIRECT="false",
+        SECURE_HSTS_SECONDS="0",
+        BEHIND_TLS_PROXY="false",
+        TRUSTED_PROXIES="2",
+    )
+    assert s["SECURE_SSL_REDIRECT"] is False
+    assert s["SECURE_HSTS_SECONDS"] == 0
+    assert s["SECURE_PROXY_SSL_HEADER"] is None
+    assert s["num_proxies"] == 2
+
+
+@pytest.mark.parametrize(
+    "key", ["x", "x" * 50, "abcde" * 10, "django-insecure-" + STRONG_KEY], ids=len
+)
+def test_debug_off_refuses_a_weak_secret_key(key):
+    result = run_python(PROBE, **{**PRODUCTION, "SECRET_KEY": key})
+    assert result.returncode != 0
+    assert "SECRET_KEY is weak" in result.stderr
+
+
+def test_debug_off_refuses_missing_field_encryption_keys():
+    env = {**PRODUCTION}
+    del env["FIELD_ENCRYPTION_KEYS"]
+    result = run_python(PROBE, **env)
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEYS must be set" in result.stderr
+
+
+def test_field_encryption_keys_must_be_fernet_keys():
+    result = run_python(PROBE, **{**PRODUCTION, "FIELD_ENCRYPTION_KEYS": "secret"})
+    assert result.returncode != 0
+    assert "not a Fernet key" in result.stderr
+
+
+def test_debug_derives_a_development_encryption_key():
+    s = security()
+    assert len(s["FIELD_ENCRYPTION_KEYS"]) == 1
+    Fernet(s["FIELD_ENCRYPTION_KEYS"][0])
+
+
+# --- Content-Security-Policy -----------------------------------------------------------------
+
+INLINE_CODE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|<style\b|\sstyle=|\son[a-z]+=|hx-on")
+
+
+@pytest.mark.django_db
+def test_pages_carry_a_policy_without_inline_script_or_eval(client):
+    policy = client.get("/accounts/login/")["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert "unsafe" not in policy
+
+
+def test_templates_hold_no_inline_script_or_style():
+    offenders = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in (ROOT / "templates").rglob("*.html")
+        for match in INLINE_CODE.finditer(path.read_text())
+        if 'type="application/json"' not in match.group(0)
+    ]
+    assert offenders == []

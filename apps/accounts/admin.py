@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db.models import Prefetch
+from knox.admin import AuthTokenAdmin
+from knox.models import AuthToken
 
 from apps.accounts import services
 from apps.accounts.admin_site import MSPModelAdmin, MSPRolePermissions
@@ -84,3 +86,16 @@ class UserAdmin(MSPModelAdmin):
     def deactivate_users(self, request, queryset) -> None:
         for user in queryset.filter(is_active=True):
             services.user_deactivate(user=user, actor=request.user)
+
+
+admin.site.unregister(AuthToken)
+
+
+@admin.register(AuthToken)
+class MSPAuthTokenAdmin(MSPRolePermissions, AuthTokenAdmin):
+    """API tokens: MSP admins (who are not superusers) issue them, the token shown once in
+    a message after saving, and revoke them by deleting. Only digests are stored; the list
+    shows the token's first characters to tell tokens apart."""
+
+    list_display = ("token_key", "user", "created", "expiry")
+    search_fields = ("token_key", "user__email")

@@ -51,12 +51,14 @@ def verify_signature(
             f"This company requires signed webhooks: missing {' and '.join(missing)} header.",
             code="signature_missing",
         )
-    try:
-        sent_at = int(timestamp)
-    except ValueError:
+    # int() would also take "1_796161723", " 17…", "+17…" and non-ASCII digits: each would
+    # sign a different string for the same time.
+    if not (timestamp.isascii() and timestamp.isdigit()):
         raise AuthenticationError(
-            "X-Timestamp must be Unix time in whole seconds.", code="signature_invalid"
-        ) from None
+            "X-Timestamp must be Unix time in whole seconds (ASCII digits only).",
+            code="signature_invalid",
+        )
+    sent_at = int(timestamp)
     now = time.time() if now is None else now
     if abs(now - sent_at) > TOLERANCE_SECONDS:
         raise AuthenticationError(

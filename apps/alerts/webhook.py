@@ -56,9 +56,12 @@ def check_size(content_length: str | None) -> None:
 
 
 def _is_sns(request: WebhookRequest) -> bool:
-    return (request.source or "").lower() in SNS_SOURCES or bool(
-        request.headers.get("x-amz-sns-message-type")
-    )
+    """Whether the SNS adapter parses this request, and so checks Amazon's signature on it:
+    the URL names sns (or cloudwatch), or names no source and the SNS header makes detection
+    pick SNS. The header alone never does: on any other source it would skip our HMAC."""
+    if request.source is None:
+        return bool(request.headers.get("x-amz-sns-message-type"))
+    return request.source.strip().lower() in SNS_SOURCES
 
 
 def _delivery_id(request: WebhookRequest) -> str:

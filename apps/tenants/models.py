@@ -11,6 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from apps.common import crypto
 from apps.tenants.choices import (
     AGGREGATION_FIELDS,
     AssetType,
@@ -91,7 +92,8 @@ class Company(models.Model):
         help_text="Requests allowed at once before the per-minute rate applies (1–10000).",
     )
     hmac_enabled = models.BooleanField(default=False)
-    hmac_secret = models.CharField(max_length=128, blank=True, editable=False)
+    # Fernet token of the signing secret (apps/common/crypto.py); read it as hmac_secret.
+    hmac_secret_encrypted = models.TextField(blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -107,8 +109,20 @@ class Company(models.Model):
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
 
+    @property
+    def hmac_secret(self) -> str:
+        """The signing secret, decrypted once per loaded company: the webhook reuses the
+        company it cached with the API key, so it decrypts once per cache fill."""
+        token = self.hmac_secret_encrypted
+        if not token:
+            return ""
+        opened = self.__dict__.get("_hmac_secret")
+        if opened is None or opened[0] != token:
+            opened = self.__dict__["_hmac_secret"] = (token, crypto.decrypt(token))
+        return opened[1]
+
     def clean(self) -> None:
-        if self.hmac_enabled and not self.hmac_secret:
+        if self.hmac_enabled and not self.hmac_secret_encrypted:
             raise ValidationError(
                 {"hmac_enabled": "Enable HMAC with “Enable HMAC”, which creates the secret."}
             )

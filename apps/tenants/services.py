@@ -19,6 +19,7 @@ from django.utils.text import slugify
 
 from apps.audit.choices import AuditAction
 from apps.audit.services import record
+from apps.common import crypto
 from apps.common.redis import get_redis
 from apps.tenants.models import ApiKey, Asset, Company, MaintenanceWindow
 
@@ -187,18 +188,36 @@ def api_key_entry(raw_key: str, *, fresh: bool = False) -> KeyEntry | None:
 def hmac_enable(*, company: Company, actor: Any = None) -> str:
     """Turn on webhook signing with a new secret, returned once."""
     secret = secrets.token_hex(32)
-    company.hmac_secret = secret
+    company.hmac_secret_encrypted = crypto.encrypt(secret)
     company.hmac_enabled = True
-    company.save(update_fields=["hmac_secret", "hmac_enabled", "updated_at"])
+    company.save(update_fields=["hmac_secret_encrypted", "hmac_enabled", "updated_at"])
     record(action=AuditAction.HMAC_ENABLED, actor=actor, company=company, target=company)
     return secret
 
 
+def hmac_secrets_reencrypt() -> int:
+    """Encrypt every stored HMAC secret again under the newest FIELD_ENCRYPTION_KEYS key
+    (after a new key was put first); returns how many were rewritten."""
+    rewritten = 0
+    companies = Company.objects.exclude(hmac_secret_encrypted="").only("hmac_secret_encrypted")
+    for company in companies.iterator():
+        with transaction.atomic():
+            locked = Company.objects.select_for_update().only("hmac_secret_encrypted")
+            current = locked.get(pk=company.pk).hmac_secret_encrypted
+            if not current:
+                continue
+            Company.objects.filter(pk=company.pk).update(
+                hmac_secret_encrypted=crypto.reencrypt(current)
+            )
+            rewritten += 1
+    return rewritten
+
+
 @transaction.atomic
 def hmac_disable(*, company: Company, actor: Any = None) -> None:
-    company.hmac_secret = ""
+    company.hmac_secret_encrypted = ""
     company.hmac_enabled = False
-    company.save(update_fields=["hmac_secret", "hmac_enabled", "updated_at"])
+    company.save(update_fields=["hmac_secret_encrypted", "hmac_enabled", "updated_at"])
     record(action=AuditAction.HMAC_DISABLED, actor=actor, company=company, target=company)
 
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from tests.incidents.factories import AlertFactory, IncidentFactory
@@ -17,8 +17,8 @@ T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 def api(user) -> APIClient:
-    token, _ = Token.objects.get_or_create(user=user)
-    return APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = AuthToken.objects.create(user=user)
+    return APIClient(HTTP_AUTHORIZATION=f"Token {token}")
 
 
 def detail(alert) -> str:

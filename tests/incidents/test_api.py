@@ -1,12 +1,13 @@
 """The incident read API: token auth, tenant scoping, filters, the priority breakdown, and
 the OpenAPI schema. API tokens (exchange and admin) are tested here too."""
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD, AssetFactory, UserFactory
@@ -19,8 +20,8 @@ T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 def api(user) -> APIClient:
-    token, _ = Token.objects.get_or_create(user=user)
-    return APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = AuthToken.objects.create(user=user)
+    return APIClient(HTTP_AUTHORIZATION=f"Token {token}")
 
 
 def detail(incident) -> str:
@@ -62,8 +63,40 @@ def test_email_and_password_exchange_for_a_working_token(technician_a):
     )
     assert response.status_code == 200
     key = response.json()["token"]
-    assert key == Token.objects.get(user=technician_a).key
+    expiry = datetime.fromisoformat(response.json()["expiry"])
+    assert timedelta(days=29) < expiry - timezone.now() <= timedelta(days=30)
     assert APIClient(HTTP_AUTHORIZATION=f"Token {key}").get(LIST).status_code == 200
+
+
+def test_tokens_are_stored_as_digests_only(technician_a):
+    response = APIClient().post(
+        reverse("api:token"), {"username": "tech@acme.example", "password": PASSWORD}
+    )
+    key = response.json()["token"]
+    stored = AuthToken.objects.get(user=technician_a)
+    assert key not in (stored.digest, stored.token_key)
+    assert stored.digest == hashlib.sha512(key.encode()).hexdigest()
+
+
+def test_expired_token_is_401(technician_a):
+    _, key = AuthToken.objects.create(user=technician_a, expiry=timedelta(seconds=-1))
+    assert APIClient(HTTP_AUTHORIZATION=f"Token {key}").get(LIST).status_code == 401
+
+
+def test_new_token_sweeps_the_users_expired_ones(technician_a):
+    AuthToken.objects.create(user=technician_a, expiry=timedelta(seconds=-1))
+    response = APIClient().post(
+        reverse("api:token"), {"username": "tech@acme.example", "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    assert AuthToken.objects.filter(user=technician_a).count() == 1
+
+
+def test_token_is_revoked_by_its_holder(technician_a):
+    client = api(technician_a)
+    assert client.post(reverse("api:token-revoke")).status_code == 204
+    assert client.get(LIST).status_code == 401
+    assert not AuthToken.objects.exists()
 
 
 def test_wrong_password_gets_no_token(technician_a):
@@ -73,24 +106,38 @@ def test_wrong_password_gets_no_token(technician_a):
     assert response.status_code == 400
     assert response.json()["error"] == "invalid"
     assert "non_field_errors" in response.json()["fields"]
-    assert not Token.objects.exists()
+    assert not AuthToken.objects.exists()
 
 
-def test_msp_admin_issues_a_token_in_django_admin(client, msp_admin, technician_a):
+def test_msp_admin_issues_a_token_in_django_admin_and_sees_it_once(client, msp_admin, technician_a):
     client.force_login(msp_admin)
     response = client.post(
-        reverse("admin:authtoken_tokenproxy_add"), {"user": technician_a.pk, "_save": "Save"}
+        reverse("admin:knox_authtoken_add"),
+        {"user": technician_a.pk, "expiry_0": "2099-01-01", "expiry_1": "00:00:00"},
+        follow=True,
     )
-    assert response.status_code == 302
-    token = Token.objects.get(user=technician_a)
-    changelist = client.get(reverse("admin:authtoken_tokenproxy_changelist"))
+    assert response.status_code == 200
+    token = AuthToken.objects.get(user=technician_a)
+    shown = [str(m) for m in response.context["messages"]]
+    key = next(m.removeprefix("TOKEN ") for m in shown if m.startswith("TOKEN "))
+    assert APIClient(HTTP_AUTHORIZATION=f"Token {key}").get(LIST).status_code == 200
+    changelist = client.get(reverse("admin:knox_authtoken_changelist"))
     assert changelist.status_code == 200
-    assert token.key in changelist.content.decode()
+    assert token.token_key in changelist.content.decode()
+    assert key not in changelist.content.decode()
+
+
+def test_msp_admin_revokes_a_token_in_django_admin(client, msp_admin, technician_a):
+    token, key = AuthToken.objects.create(user=technician_a)
+    client.force_login(msp_admin)
+    response = client.post(reverse("admin:knox_authtoken_delete", args=[token.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert APIClient(HTTP_AUTHORIZATION=f"Token {key}").get(LIST).status_code == 401
 
 
 def test_technician_cannot_reach_token_admin(client, technician_a):
     client.force_login(technician_a)
-    response = client.get(reverse("admin:authtoken_tokenproxy_changelist"))
+    response = client.get(reverse("admin:knox_authtoken_changelist"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
 
