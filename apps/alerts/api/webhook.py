@@ -1,4 +1,5 @@
-from django.http.request import RawPostDataException
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -15,6 +16,27 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.alerts import webhook
+
+
+def read_body(request: HttpRequest) -> bytes:
+    """The raw body, 413 beyond ``MAX_BODY_BYTES``: from Content-Length before reading, and
+    while reading, never holding more than the limit and one byte.
+
+    A chunked body has no Content-Length, and Django's WSGI request then reads nothing (a
+    WSGI server need not end its input). A server that does end it says so with
+    ``wsgi.input_terminated`` (granian, gunicorn, mod_wsgi), and the body is read from
+    ``wsgi.input`` until its end. Under ASGI, Django has gathered the body already."""
+    webhook.check_size(request.META.get("CONTENT_LENGTH"))
+    stream = request
+    if (
+        isinstance(request, WSGIRequest)
+        and not request.META.get("CONTENT_LENGTH")
+        and request.environ.get("wsgi.input_terminated")
+    ):
+        stream = request.environ["wsgi.input"]
+    body = stream.read(webhook.MAX_BODY_BYTES + 1)
+    webhook.check_size(str(len(body)))
+    return body
 
 
 class JSONAnswers(BaseContentNegotiation):
@@ -76,20 +98,17 @@ class AlertWebhookView(APIView):
     )
     def post(self, request: Request, source: str | None = None) -> Response:
         django_request = request._request
-        webhook.check_size(django_request.META.get("CONTENT_LENGTH"))
-        try:
-            body = django_request.body
-        except RawPostDataException:
-            body = b""
+        api_key = django_request.GET.get("api_key") or django_request.headers.get("X-API-Key", "")
+        entry = webhook.authenticate(api_key)
         result = webhook.receive(
             webhook.WebhookRequest(
-                api_key=django_request.GET.get("api_key")
-                or django_request.headers.get("X-API-Key", ""),
+                api_key=api_key,
                 source=source,
-                body=body,
+                body=read_body(django_request),
                 content_type=django_request.META.get("CONTENT_TYPE", ""),
                 headers=django_request.headers,
-            )
+            ),
+            entry=entry,
         )
         return Response(result.body, status=result.status, headers=result.headers)
 
