@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.alerts import webhook
+from apps.common.api import error_responses
 
 
 def read_body(request: HttpRequest) -> bytes:
@@ -88,12 +89,17 @@ class AlertWebhookView(APIView):
                 },
             ),
             200: OpenApiResponse(description="SNS subscription confirmation handled."),
-            400: OpenApiResponse(description="The payload is invalid; the message says why."),
-            401: OpenApiResponse(description="Missing or bad API key or signature."),
-            404: OpenApiResponse(description="Unknown source in the URL."),
-            413: OpenApiResponse(description="Body over 1 MiB."),
-            415: OpenApiResponse(description="Unsupported content type."),
-            429: OpenApiResponse(description="Rate limit exceeded; see Retry-After."),
+            **error_responses(
+                {
+                    400: "The payload is invalid; the message says why, `fields` where.",
+                    401: "Missing or unknown API key, or a bad signature.",
+                    404: "Unknown source in the URL.",
+                    413: "Body over 1 MiB.",
+                    415: "Unsupported content type.",
+                    429: "Rate limit exceeded; see Retry-After.",
+                    503: "A store the webhook needs is unreachable; retry later.",
+                }
+            ),
         },
     )
     def post(self, request: Request, source: str | None = None) -> Response:

@@ -1,4 +1,5 @@
-"""Query filters of the read API: values the database cannot take are a 400, never a 500."""
+"""Odd input to the read API: a 400 or 404 in the API's error shape, never a 500 or an HTML
+page."""
 
 import pytest
 from django.urls import reverse
@@ -33,3 +34,12 @@ def test_offset_beyond_real_time_zones_is_400(api, url, param, offset):
 def test_offsets_of_real_time_zones_are_accepted(api, url, offset):
     response = api.get(url, {"since": f"2026-01-01T00:00:00{offset}"})
     assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("url", LISTS)
+@pytest.mark.parametrize("pk", ["1.5", "-6.3e-160", "x.json"])
+def test_id_that_is_no_number_is_404_in_error_shape(api, url, pk):
+    response = api.get(f"{url}{pk}/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "not_found"
