@@ -42,3 +42,10 @@ def test_errors_have_the_error_shape(schema):
                 if status.startswith(("4", "5")):
                     body = response["content"]["application/json"]["schema"]
                     assert body == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+
+
+@pytest.mark.parametrize("path", ["/api/webhooks/alerts", "/api/webhooks/alerts/{source}"])
+def test_webhook_declares_its_json_body_with_an_example(schema, path):
+    body = schema["paths"][path]["post"]["requestBody"]
+    example = body["content"]["application/json"]["examples"]["GenericAlert"]["value"]
+    assert example["severity"] == "critical"

@@ -2,6 +2,7 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -71,7 +72,20 @@ class AlertWebhookView(APIView):
             "Amazon SNS with CloudWatch alarms) or the generic JSON. Optional headers: "
             "X-Delivery-ID (idempotency for 24 h), X-Timestamp and X-Signature (HMAC)."
         ),
-        request=OpenApiTypes.OBJECT,
+        request={"application/json": OpenApiTypes.OBJECT},
+        examples=[
+            OpenApiExample(
+                "Generic alert",
+                request_only=True,
+                value={
+                    "asset_name": "srv-db-01",
+                    "signature": "disk_full",
+                    "severity": "critical",
+                    "message": "Disk / is 95% full",
+                    "tool_source": "Datadog",
+                },
+            )
+        ],
         parameters=[
             OpenApiParameter("api_key", str, OpenApiParameter.QUERY, required=False),
             OpenApiParameter("X-API-Key", str, OpenApiParameter.HEADER, required=False),
