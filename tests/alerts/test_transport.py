@@ -1,5 +1,7 @@
 """The webhook over real HTTP: chunked bodies and slow clients, against the servers of the
-Procfile started by the test (granian for the webhook routes, daphne for the rest).
+Procfile started by the test (granian for the webhook routes, daphne for the rest) and the
+proxy recipe deploy/nginx/alertwhisperer.conf in front of both (a real nginx: it must be
+installed).
 
 Each server runs on a free port of 127.0.0.1, on the PostgreSQL test database and Redis, so
 the tests commit their data (``transaction=True``). Requests are written on raw sockets: the
@@ -11,6 +13,10 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import pwd
+import re
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +36,7 @@ from tests.alerts.conftest import WEBHOOK, generic
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 VENV_BIN = Path(sys.executable).parent
+NGINX_RECIPE = ROOT / "deploy" / "nginx" / "alertwhisperer.conf"
 START_SECONDS = 30
 SLOW_CLIENTS = 8
 PROMPT_SECONDS = 2.0
@@ -61,32 +68,71 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def granian_argv(port: int) -> list[str]:
-    """The Procfile's ``webhooks`` line, with one worker of two threads: a handful of slow
-    clients is enough to occupy every thread of it."""
-    return [
-        str(VENV_BIN / "granian"),
-        "--interface=wsgi",
-        "--host=127.0.0.1",
-        f"--port={port}",
-        "--workers=1",
-        "--blocking-threads=2",
-        "--no-ws",
-        "--log-level=warning",
-        "alertwhisperer.webhooks_wsgi:application",
+def procfile_argv(process: str, **options: str) -> list[str]:
+    """The Procfile's command of ``process``, its ``--name=value`` options replaced by
+    ``options`` (underscores for dashes), its program taken from this virtualenv."""
+    line = next(
+        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith(process)
+    )
+    program, *args = shlex.split(line.removeprefix(f"{process}:"))
+    given = {f"--{name.replace('_', '-')}": value for name, value in options.items()}
+    args = [
+        f"{name}={given[name]}" if (name := arg.partition("=")[0]) in given else arg for arg in args
     ]
+    return [str(VENV_BIN / Path(program).name), *args]
 
 
-def daphne_argv(port: int) -> list[str]:
+def granian_argv(port: int, directory: Path) -> list[str]:
+    """The Procfile's ``webhooks`` line with one worker of two threads: a handful of slow
+    clients was enough to occupy every thread of it."""
+    return procfile_argv("webhooks", port=str(port), workers="1", blocking_threads="2")
+
+
+def daphne_argv(port: int, directory: Path) -> list[str]:
     """The Procfile's ``web`` line."""
-    return [
-        str(VENV_BIN / "daphne"),
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "alertwhisperer.asgi:application",
-    ]
+    argv = procfile_argv("web")
+    argv[argv.index("-p") + 1] = str(port)
+    return argv
+
+
+def nginx_argv(port: int, directory: Path, upstreams: dict[str, int]) -> list[str]:
+    """nginx with deploy/nginx/alertwhisperer.conf as written, moved to ``port`` and to the
+    ports of the granian and daphne of this module, in a prefix of its own."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.access(nginx, os.X_OK):
+        pytest.fail(
+            "nginx not found: the proxy recipe is tested with a real nginx "
+            "(`apt-get install nginx`, as .ci/run does).",
+            pytrace=False,
+        )
+    recipe = NGINX_RECIPE.read_text()
+    for old, new in (
+        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstreams['daphne']};"),
+        ("server 127.0.0.1:8001;", f"server 127.0.0.1:{upstreams['granian']};"),
+    ):
+        assert recipe.count(old) == 1, old
+        recipe = recipe.replace(old, new)
+    (directory / "alertwhisperer.conf").write_text(recipe)
+    (directory / "nginx.conf").write_text(
+        f"""daemon off;
+user {pwd.getpwuid(os.getuid()).pw_name};
+worker_processes 1;
+pid {directory}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {directory}/client_body;
+    proxy_temp_path {directory}/proxy;
+    fastcgi_temp_path {directory}/fastcgi;
+    uwsgi_temp_path {directory}/uwsgi;
+    scgi_temp_path {directory}/scgi;
+    include {directory}/alertwhisperer.conf;
+}}
+"""
+    )
+    return [nginx, "-p", str(directory), "-c", str(directory / "nginx.conf")]
 
 
 def start_server(name: str, argv: list[str], port: int, log: Path) -> Server:
@@ -126,20 +172,26 @@ def stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def servers(django_db_setup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """The module's servers by name, started on first use, stopped after the last test."""
+    """The module's servers by name (granian, daphne, and nginx in front of both), started
+    on first use, stopped after the last test."""
     running: dict[str, Server] = {}
-    logs = tmp_path_factory.mktemp("servers")
-    commands = {"granian": granian_argv, "daphne": daphne_argv}
+    directory = tmp_path_factory.mktemp("servers")
 
     def get(name: str) -> Server:
         if name not in running or running[name].process.poll() is not None:
             port = free_port()
-            running[name] = start_server(name, commands[name](port), port, logs / f"{name}.log")
+            if name == "nginx":
+                upstreams = {upstream: get(upstream).port for upstream in ("granian", "daphne")}
+                argv = nginx_argv(port, directory, upstreams)
+            else:
+                argv = {"granian": granian_argv, "daphne": daphne_argv}[name](port, directory)
+            running[name] = start_server(name, argv, port, directory / f"{name}.log")
         return running[name]
 
     yield get
-    for server in running.values():
-        stop(server.process)
+    for name in ("nginx", "granian", "daphne"):
+        if name in running:
+            stop(running[name].process)
 
 
 @pytest.fixture
@@ -197,7 +249,7 @@ def send_chunked(port: int, api_key: str, body: bytes, size: int = 100) -> tuple
 # --- Chunked bodies ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["granian", "daphne"])
+@pytest.mark.parametrize("name", ["granian", "daphne", "nginx"])
 def test_chunked_body_is_read(servers, api_key, name):
     body = json.dumps(generic(message="x" * 3000)).encode()
     status, answer = send_chunked(servers(name).port, api_key, body, size=500)
@@ -205,7 +257,7 @@ def test_chunked_body_is_read(servers, api_key, name):
     assert Alert.objects.get().message == "x" * 3000
 
 
-@pytest.mark.parametrize("name", ["granian", "daphne"])
+@pytest.mark.parametrize("name", ["granian", "daphne", "nginx"])
 def test_chunked_body_over_one_mebibyte_is_413(servers, api_key, name):
     body = json.dumps(generic(message="x" * MAX_BODY_BYTES)).encode()
     status, answer = send_chunked(servers(name).port, api_key, body, size=64 * 1024)
@@ -213,11 +265,12 @@ def test_chunked_body_over_one_mebibyte_is_413(servers, api_key, name):
     assert not Alert.objects.exists()
 
 
-def test_chunked_body_of_exactly_one_mebibyte_is_read(granian, api_key):
+@pytest.mark.parametrize("name", ["granian", "nginx"])
+def test_chunked_body_of_exactly_one_mebibyte_is_read(servers, api_key, name):
     body = json.dumps(generic()).encode()
     body += b" " * (MAX_BODY_BYTES - len(body))
     assert len(body) == MAX_BODY_BYTES
-    status, answer = send_chunked(granian.port, api_key, body, size=64 * 1024)
+    status, answer = send_chunked(servers(name).port, api_key, body, size=64 * 1024)
     assert status == 202, answer
 
 
@@ -259,3 +312,52 @@ def test_slow_clients_without_a_key_are_refused_before_their_body(granian, api_k
     assert status == 202, answer
     assert refused_in < PROMPT_SECONDS
     assert accepted_in < PROMPT_SECONDS
+
+
+def test_slow_bodies_wait_in_nginx_never_in_the_webhook_server(servers, api_key):
+    """Behind the proxy recipe even clients with a valid key cannot hold a granian thread
+    with a slow body: nginx reads bodies before it passes requests on. A valid webhook gets
+    its 202 at once, and nginx closes each stalled connection after client_body_timeout
+    (its 408, which it does not send)."""
+    nginx = servers("nginx")
+    body_timeout = int(re.search(r"client_body_timeout (\d+)s;", NGINX_RECIPE.read_text())[1])
+    slow = open_slow_clients(nginx.port, api_key, SLOW_CLIENTS)
+    try:
+        started = time.monotonic()
+        body = json.dumps(generic()).encode()
+        head = request_head(api_key=api_key, headers={"Content-Length": str(len(body))})
+        status, answer = exchange(nginx.port, head, [body], timeout=PROMPT_SECONDS)
+        accepted_in = time.monotonic() - started
+        assert status == 202, answer
+        assert accepted_in < PROMPT_SECONDS
+
+        for sock in slow:
+            sock.settimeout(body_timeout + PROMPT_SECONDS)
+            assert sock.recv(1024) == b""
+        timed_out_in = time.monotonic() - started
+    finally:
+        for sock in slow:
+            sock.close()
+    assert body_timeout - 1 < timed_out_in < body_timeout + PROMPT_SECONDS
+    assert Alert.objects.count() == 1
+
+
+def test_websockets_pass_through_nginx_to_daphne(servers, client, technician_a):
+    """The recipe forwards the WebSocket upgrade of /ws/ (live updates, chat) to daphne."""
+    nginx = servers("nginx")
+    client.force_login(technician_a)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    handshake = (
+        "GET /ws/live/ HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{nginx.port}\r\n"
+        f"Origin: http://127.0.0.1:{nginx.port}\r\n"
+        f"Cookie: {settings.SESSION_COOKIE_NAME}={session}\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", nginx.port), timeout=10) as sock:
+        sock.sendall(handshake.encode())
+        status_line = sock.recv(1024).split(b"\r\n", 1)[0]
+    assert status_line == b"HTTP/1.1 101 Switching Protocols"
