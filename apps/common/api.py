@@ -54,7 +54,7 @@ def error_responses(descriptions: dict[int, str]) -> dict[int, OpenApiResponse]:
 
 LIST_ERRORS = error_responses(
     {
-        400: "A filter or page size is invalid; `fields` names it.",
+        400: "A filter value is invalid; `fields` names the filter.",
         401: "No token, or an invalid one.",
         404: "The cursor is invalid.",
     }
