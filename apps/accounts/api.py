@@ -6,8 +6,9 @@ DRF's per-address throttle."""
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from knox.views import LoginView, LogoutView
+from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny
@@ -17,8 +18,25 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from apps.accounts.authentication import TokenAuthentication
 from apps.accounts.throttle import login_refused, refusal_message
+from apps.common.api import error_responses
 
 
+@extend_schema(
+    request=AuthTokenSerializer,
+    responses={
+        200: inline_serializer(
+            "Token",
+            {"token": serializers.CharField(), "expiry": serializers.DateTimeField()},
+        ),
+        **error_responses(
+            {
+                400: "Missing fields, or wrong email or password.",
+                415: "Unsupported content type.",
+                429: "Too many attempts; see Retry-After.",
+            }
+        ),
+    },
+)
 class TokenView(LoginView):
     """``{"username": email, "password": …}`` → ``{"token": …, "expiry": …}``. A success
     sends user_logged_in (audited; it ends the account's failure streak)."""
@@ -41,7 +59,13 @@ class TokenView(LoginView):
         return super().post(request, format)
 
 
-@extend_schema(request=None, responses={204: None})
+@extend_schema(
+    request=None,
+    responses={
+        204: None,
+        **error_responses({401: "No token, or an invalid one."}),
+    },
+)
 class TokenRevokeView(LogoutView):
     """Revoke the token this request is authenticated with."""
 

@@ -20,7 +20,7 @@ from apps.common.errors import (
     ValidationError,
 )
 from apps.tenants.models import Company
-from apps.tenants.services import api_key_entry, keys_generation
+from apps.tenants.services import KeyEntry, api_key_entry, keys_generation
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_DELIVERY_ID_LENGTH = 200
@@ -77,20 +77,29 @@ def _delivery_id(request: WebhookRequest) -> str:
     return delivery_id
 
 
-def receive(request: WebhookRequest) -> WebhookResponse:
-    if not request.api_key:
+def authenticate(api_key: str) -> KeyEntry:
+    """The API key's entry, or 401. It needs no body: the view calls it before reading one,
+    so a client without a valid key never holds a server thread while its body trickles."""
+    if not api_key:
         raise AuthenticationError(
             "Missing API key: pass it as ?api_key=… or in the X-API-Key header.",
             code="api_key_missing",
         )
-    entry = api_key_entry(request.api_key)
-    if entry is not None:
-        try:
-            return receive_for_company(entry.company, request, generation=entry.generation)
-        except StaleKey:
-            # The company or its keys changed since this process cached them: read them
-            # again; that read is current, so it needs no generation check.
-            entry = api_key_entry(request.api_key, fresh=True)
+    entry = api_key_entry(api_key)
+    if entry is None:
+        raise AuthenticationError("Unknown or revoked API key.", code="api_key_invalid")
+    return entry
+
+
+def receive(request: WebhookRequest, *, entry: KeyEntry | None = None) -> WebhookResponse:
+    """``entry``: what ``authenticate(request.api_key)`` gave, when the caller asked first."""
+    entry = entry or authenticate(request.api_key)
+    try:
+        return receive_for_company(entry.company, request, generation=entry.generation)
+    except StaleKey:
+        # The company or its keys changed since this process cached them: read them
+        # again; that read is current, so it needs no generation check.
+        entry = api_key_entry(request.api_key, fresh=True)
     if entry is None:
         raise AuthenticationError("Unknown or revoked API key.", code="api_key_invalid")
     return receive_for_company(entry.company, request)

@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
-from rest_framework import exceptions
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -29,6 +30,41 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
         return out
     items = detail if isinstance(detail, list) else [detail]
     return {prefix or "non_field_errors": [str(i) for i in items]}
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error answer of the API (schema component ``Error``)."""
+
+    error = serializers.CharField(help_text="A stable code, such as invalid or not_found.")
+    message = serializers.CharField(help_text="What went wrong, for a person to read.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Messages by field (dotted paths into the body); only for invalid input.",
+    )
+
+
+def error_responses(descriptions: dict[int, str]) -> dict[int, OpenApiResponse]:
+    """Schema responses in the error shape, for ``extend_schema(responses=...)``."""
+    return {
+        status: OpenApiResponse(ErrorSerializer, description=text)
+        for status, text in descriptions.items()
+    }
+
+
+LIST_ERRORS = error_responses(
+    {
+        400: "A filter value is invalid; `fields` names the filter.",
+        401: "No token, or an invalid one.",
+        404: "The cursor is invalid.",
+    }
+)
+DETAIL_ERRORS = error_responses(
+    {
+        401: "No token, or an invalid one.",
+        404: "No such object among those of the companies the user may see.",
+    }
+)
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:

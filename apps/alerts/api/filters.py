@@ -5,6 +5,7 @@ from __future__ import annotations
 from django_filters import rest_framework as filters
 
 from apps.alerts.choices import AlertStatus, Severity
+from apps.common.filters import InstantFilter
 
 
 class AlertFilter(filters.FilterSet):
@@ -19,9 +20,7 @@ class AlertFilter(filters.FilterSet):
     incident = filters.NumberFilter(
         field_name="incident__id", decimal_places=0, help_text="Incident id."
     )
-    since = filters.IsoDateTimeFilter(
+    since = InstantFilter(
         field_name="event_time", lookup_expr="gte", help_text="Event time at or after."
     )
-    until = filters.IsoDateTimeFilter(
-        field_name="event_time", lookup_expr="lt", help_text="Event time before."
-    )
+    until = InstantFilter(field_name="event_time", lookup_expr="lt", help_text="Event time before.")

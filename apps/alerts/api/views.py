@@ -12,6 +12,7 @@ from apps.accounts.permissions import scope
 from apps.alerts.api.filters import AlertFilter
 from apps.alerts.api.serializers import AlertDetailSerializer, AlertSerializer
 from apps.alerts.models import Alert
+from apps.common.api import DETAIL_ERRORS, LIST_ERRORS
 
 
 class AlertPagination(CursorPagination):
@@ -21,14 +22,22 @@ class AlertPagination(CursorPagination):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List alerts", description="Newest event first."),
+    list=extend_schema(
+        summary="List alerts",
+        description="Newest event first.",
+        responses={200: AlertSerializer, **LIST_ERRORS},
+    ),
     retrieve=extend_schema(
         summary="Fetch an alert",
         description="With the raw payload. Another company's alert is a 404.",
+        responses={200: AlertDetailSerializer, **DETAIL_ERRORS},
     ),
 )
 @extend_schema(tags=["alerts"])
 class AlertViewSet(viewsets.ReadOnlyModelViewSet):
+    # Any segment reaches the view (the router's default refuses dots), so an id that is
+    # no number is the API's JSON 404, not the HTML page of an unmatched URL.
+    lookup_value_regex = "[^/]+"
     filter_backends = [DjangoFilterBackend]
     filterset_class = AlertFilter
     pagination_class = AlertPagination

@@ -1,6 +1,8 @@
-from django.http.request import RawPostDataException
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -15,6 +17,28 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.alerts import webhook
+from apps.common.api import error_responses
+
+
+def read_body(request: HttpRequest) -> bytes:
+    """The raw body, 413 beyond ``MAX_BODY_BYTES``: from Content-Length before reading, and
+    while reading, never holding more than the limit and one byte.
+
+    A chunked body has no Content-Length, and Django's WSGI request then reads nothing (a
+    WSGI server need not end its input). A server that does end it says so with
+    ``wsgi.input_terminated`` (granian, gunicorn, mod_wsgi), and the body is read from
+    ``wsgi.input`` until its end. Under ASGI, Django has gathered the body already."""
+    webhook.check_size(request.META.get("CONTENT_LENGTH"))
+    stream = request
+    if (
+        isinstance(request, WSGIRequest)
+        and not request.META.get("CONTENT_LENGTH")
+        and request.environ.get("wsgi.input_terminated")
+    ):
+        stream = request.environ["wsgi.input"]
+    body = stream.read(webhook.MAX_BODY_BYTES + 1)
+    webhook.check_size(str(len(body)))
+    return body
 
 
 class JSONAnswers(BaseContentNegotiation):
@@ -48,7 +72,20 @@ class AlertWebhookView(APIView):
             "Amazon SNS with CloudWatch alarms) or the generic JSON. Optional headers: "
             "X-Delivery-ID (idempotency for 24 h), X-Timestamp and X-Signature (HMAC)."
         ),
-        request=OpenApiTypes.OBJECT,
+        request={"application/json": OpenApiTypes.OBJECT},
+        examples=[
+            OpenApiExample(
+                "Generic alert",
+                request_only=True,
+                value={
+                    "asset_name": "srv-db-01",
+                    "signature": "disk_full",
+                    "severity": "critical",
+                    "message": "Disk / is 95% full",
+                    "tool_source": "Datadog",
+                },
+            )
+        ],
         parameters=[
             OpenApiParameter("api_key", str, OpenApiParameter.QUERY, required=False),
             OpenApiParameter("X-API-Key", str, OpenApiParameter.HEADER, required=False),
@@ -66,30 +103,32 @@ class AlertWebhookView(APIView):
                 },
             ),
             200: OpenApiResponse(description="SNS subscription confirmation handled."),
-            400: OpenApiResponse(description="The payload is invalid; the message says why."),
-            401: OpenApiResponse(description="Missing or bad API key or signature."),
-            404: OpenApiResponse(description="Unknown source in the URL."),
-            413: OpenApiResponse(description="Body over 1 MiB."),
-            415: OpenApiResponse(description="Unsupported content type."),
-            429: OpenApiResponse(description="Rate limit exceeded; see Retry-After."),
+            **error_responses(
+                {
+                    400: "The payload is invalid; the message says why, `fields` where.",
+                    401: "Missing or unknown API key, or a bad signature.",
+                    404: "Unknown source in the URL.",
+                    413: "Body over 1 MiB.",
+                    415: "Unsupported content type.",
+                    429: "Rate limit exceeded; see Retry-After.",
+                    503: "A store the webhook needs is unreachable; retry later.",
+                }
+            ),
         },
     )
     def post(self, request: Request, source: str | None = None) -> Response:
         django_request = request._request
-        webhook.check_size(django_request.META.get("CONTENT_LENGTH"))
-        try:
-            body = django_request.body
-        except RawPostDataException:
-            body = b""
+        api_key = django_request.GET.get("api_key") or django_request.headers.get("X-API-Key", "")
+        entry = webhook.authenticate(api_key)
         result = webhook.receive(
             webhook.WebhookRequest(
-                api_key=django_request.GET.get("api_key")
-                or django_request.headers.get("X-API-Key", ""),
+                api_key=api_key,
                 source=source,
-                body=body,
+                body=read_body(django_request),
                 content_type=django_request.META.get("CONTENT_TYPE", ""),
                 headers=django_request.headers,
-            )
+            ),
+            entry=entry,
         )
         return Response(result.body, status=result.status, headers=result.headers)
 

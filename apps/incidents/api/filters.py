@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 
 from apps.alerts.choices import Severity
+from apps.common.filters import InstantFilter
 from apps.incidents.choices import IncidentStatus
 
 
@@ -29,10 +30,10 @@ class IncidentFilter(filters.FilterSet):
         validators=[RegexValidator(r"^(me|[0-9]+)\Z", "Enter a user id or “me”.")],
         help_text="A user id, or “me” for the requesting user.",
     )
-    since = filters.IsoDateTimeFilter(
+    since = InstantFilter(
         field_name="last_alert_at", lookup_expr="gte", help_text="Last alert at or after."
     )
-    until = filters.IsoDateTimeFilter(
+    until = InstantFilter(
         field_name="last_alert_at", lookup_expr="lt", help_text="Last alert before."
     )
     include_pending = filters.ChoiceFilter(

@@ -10,6 +10,7 @@ from rest_framework.pagination import CursorPagination
 
 from apps.accounts.permissions import scope
 from apps.alerts.models import Alert
+from apps.common.api import DETAIL_ERRORS, LIST_ERRORS
 from apps.incidents.api.filters import IncidentFilter
 from apps.incidents.api.serializers import IncidentDetailSerializer, IncidentSerializer
 from apps.incidents.models import Incident
@@ -27,14 +28,19 @@ class IncidentPagination(CursorPagination):
     list=extend_schema(
         summary="List incidents",
         description="Most recent last alert first; pending incidents only on request.",
+        responses={200: IncidentSerializer, **LIST_ERRORS},
     ),
     retrieve=extend_schema(
         summary="Fetch an incident",
         description="With its latest 100 alerts. Another company's incident is a 404.",
+        responses={200: IncidentDetailSerializer, **DETAIL_ERRORS},
     ),
 )
 @extend_schema(tags=["incidents"])
 class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
+    # Any segment reaches the view (the router's default refuses dots), so an id that is
+    # no number is the API's JSON 404, not the HTML page of an unmatched URL.
+    lookup_value_regex = "[^/]+"
     filter_backends = [DjangoFilterBackend]
     filterset_class = IncidentFilter
     pagination_class = IncidentPagination
