@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.alerts.adapters import NormalizedAlert
@@ -135,14 +135,18 @@ def watchdog_run(*, now: datetime | None = None) -> list[NormalizedAlert]:
                 _alert(condition, AlertStatus.RESOLVED, f"{condition.signature} cleared.")
             )
     if alerts:
-        alerts_ingest(
-            company=company,
-            alerts=alerts,
-            source=PLATFORM_SOURCE,
-            delivery_id="",
-            received_at=now,
-        )
-        result = correlate_company(company_id=company.pk)
-        incidents_announce(incident_ids=result.became_visible)
-        company_changed(company.pk)
+        _report(company=company, alerts=alerts, now=now)
     return alerts
+
+
+@transaction.atomic
+def _report(*, company: Company, alerts: list[NormalizedAlert], now: datetime) -> None:
+    """Store, correlate and announce in one transaction: the incident and its notifications
+    are committed before any after-commit step that needs Redis (queueing the drain,
+    pushing bells), which may be what is down."""
+    alerts_ingest(
+        company=company, alerts=alerts, source=PLATFORM_SOURCE, delivery_id="", received_at=now
+    )
+    result = correlate_company(company_id=company.pk)
+    incidents_announce(incident_ids=result.became_visible)
+    company_changed(company.pk)

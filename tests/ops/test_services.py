@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from apps.accounts.permissions import scope
+from apps.alerts import services as alerts_services
 from apps.incidents.correlation import correlate_company
 from apps.incidents.models import Incident
 from apps.notifications.models import Notification
@@ -89,6 +90,23 @@ def test_correlation_lag_opens_and_resolves_its_incident(
     assert alert.status == "resolved"
     incident.refresh_from_db()
     assert incident.status == "resolved"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_incident_is_stored_even_when_redis_is_down(people, settings, monkeypatch):
+    """Committed for real (autocommit, as in beat): the after-commit step that fails comes
+    after the incident and its notification are stored."""
+
+    def redis_down(company_id):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(alerts_services, "schedule_correlation", redis_down)
+    stop_worker(settings)
+    with pytest.raises(ConnectionError):
+        watchdog_run()
+    incident = platform_incidents().get()
+    assert Notification.objects.filter(user=people["msp"], url__contains=str(incident.pk))
+    assert watchdog_run() == []
 
 
 def test_a_manually_resolved_incident_reopens_while_the_condition_lasts(people, settings):
