@@ -1,15 +1,15 @@
 """Prometheus metrics (prometheus-client).
 
 Counters are incremented where things happen: webhook deliveries by the middleware, task
-failures and notification failures by signal receivers (``apps.ops.apps``). Gauges that
+failures and notification failures by signal receivers (``apps.ops.receivers``). Gauges that
 describe the platform's state (correlation lag, worker heartbeat age) are read from the
 database when ``/metrics`` is scraped, so every process reports the same value.
 
 Several processes (granian's workers, Celery's pool): with ``PROMETHEUS_MULTIPROC_DIR`` set
 in the environment of every process before it starts, prometheus-client writes each
-process's counters to files in that directory and a scrape adds them up; the directory
-must be emptied when the processes (re)start. Without it each process counts alone (the
-embedded mode, tests).
+process's counters to files in that directory (made if missing) and a scrape adds them
+up. Emptying it when the processes start is advised (one file per process id stays
+behind); without the variable each process counts alone (the embedded mode, tests).
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from apps.ops.selectors import correlation_lag, heartbeat_age
 
 logger = logging.getLogger(__name__)
+
+MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if MULTIPROC_DIR:
+    # Each process's counters are files there, opened as the counters are made below.
+    os.makedirs(MULTIPROC_DIR, exist_ok=True)
 
 WEBHOOK_DELIVERIES = Counter(
     "aw_webhook_deliveries",
@@ -80,10 +85,9 @@ def state_families(*, now: datetime) -> list[Metric]:
 
 def exposition(*, now: datetime) -> bytes:
     """The text exposition: the counters of every process, then the state gauges."""
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if path:
+    if MULTIPROC_DIR:
         counters = CollectorRegistry()
-        MultiProcessCollector(counters, path=path)
+        MultiProcessCollector(counters, path=MULTIPROC_DIR)
     else:
         counters = REGISTRY
     state = CollectorRegistry()

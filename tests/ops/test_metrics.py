@@ -28,12 +28,12 @@ def test_counters_of_every_process_are_added_up(tmp_path):
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "alertwhisperer.settings",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "made-if-missing"),
     }
     count = "from apps.ops.metrics import WEBHOOK_DELIVERIES as W; W.labels('zabbix', '202').inc()"
     run(count, env)
     run(count, env)
-    assert len(list(tmp_path.iterdir())) == 2  # one file per process
+    assert len(list((tmp_path / "made-if-missing").iterdir())) == 2  # one file per process
     text = run(
         "from apps.ops.metrics import exposition;print(exposition(now=timezone.now()).decode())",
         env,
