@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from asgiref.sync import async_to_sync
 from celery.app.task import Context
 from django.conf import settings
 from django.urls import clear_url_caches
@@ -128,3 +129,12 @@ def test_json_logs_when_asked():
 
 def test_plain_logs_by_default():
     assert log_line("").endswith("WARNING aw.test [req-json] hello world")
+
+
+def test_the_main_server_answers_the_id_over_asgi(async_client):
+    """Daphne serves the pages through Django's ASGI handler."""
+    get = async_to_sync(async_client.get)
+    response = get("/healthz", headers={"X-Request-ID": "req-asgi"})
+    assert response.status_code == 200
+    assert response["X-Request-ID"] == "req-asgi"
+    assert len(get("/healthz")["X-Request-ID"]) == 32
