@@ -102,7 +102,7 @@ def test_the_message_header_restores_the_id_in_the_worker():
     assert requestid.request_id.get() is None
 
 
-def log_line(log_format: str) -> str:
+def django_logging(log_format: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "LOG_FORMAT": log_format,
@@ -113,9 +113,13 @@ def log_line(log_format: str) -> str:
         "from apps.ops.requestid import request_id; request_id.set('req-json');"
         "logging.getLogger('aw.test').warning('hello %s', 'world')"
     )
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
     )
+
+
+def log_line(log_format: str) -> str:
+    done = django_logging(log_format)
     assert done.returncode == 0, done.stderr
     return done.stderr.strip().splitlines()[-1]
 
@@ -138,3 +142,9 @@ def test_the_main_server_answers_the_id_over_asgi(async_client):
     assert response.status_code == 200
     assert response["X-Request-ID"] == "req-asgi"
     assert len(get("/healthz")["X-Request-ID"]) == 32
+
+
+def test_an_unknown_log_format_stops_the_start():
+    done = django_logging("xml")
+    assert done.returncode != 0
+    assert "LOG_FORMAT must be plain or json." in done.stderr
