@@ -85,9 +85,12 @@ INSTALLED_APPS = [
     "apps.kpis",
     "apps.compliance",
     "apps.chat",
+    "apps.ops",
 ]
 
 MIDDLEWARE = [
+    "apps.ops.middleware.RequestIdMiddleware",
+    "apps.ops.middleware.WebhookMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -108,6 +111,8 @@ ROOT_URLCONF = "alertwhisperer.urls"
 # CommonMiddleware, which also enforces ALLOWED_HOSTS. The main server serves the same
 # routes through the full stack.
 WEBHOOK_SERVER_MIDDLEWARE = [
+    "apps.ops.middleware.RequestIdMiddleware",
+    "apps.ops.middleware.WebhookMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
 ]
@@ -201,6 +206,7 @@ CELERY_BEAT_SCHEDULE = {
     "resume-executions": {"task": "apps.runbooks.tasks.executions_resume", "schedule": 30.0},
     "expire-approvals": {"task": "apps.runbooks.tasks.expire_approvals", "schedule": 60.0},
     "compliance-sync": {"task": "apps.compliance.tasks.sync_all_companies", "schedule": 3600.0},
+    "worker-heartbeat": {"task": "apps.ops.tasks.heartbeat", "schedule": 15.0},
 }
 
 # --- Auth ---------------------------------------------------------------------------------
@@ -323,11 +329,40 @@ SPECTACULAR_SETTINGS = {
 # --- AWS ----------------------------------------------------------------------------------
 AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
 
+# --- Observability (apps/ops; docs/decisions.md "Watching the platform") ------------------
+# LOG_FORMAT=json: one JSON object per line (python-json-logger); plain text otherwise.
+# Every record carries the request id of the request or task it belongs to.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower() or "plain"
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "apps.ops.requestid.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# Celery workers and beat log through the handler above instead of replacing it.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# /metrics: a bearer token when set, otherwise direct requests from loopback only.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# The watchdog (in the beat process) and /readyz: a worker heartbeat older than this many
+# seconds, or an uncorrelated alert older than that, is a failure (and a platform incident).
+OPS_HEARTBEAT_MAX_AGE = float(os.environ.get("OPS_HEARTBEAT_MAX_AGE", "60"))
+OPS_CORRELATION_LAG_MAX = float(os.environ.get("OPS_CORRELATION_LAG_MAX", "120"))
+OPS_WATCHDOG_SECONDS = float(os.environ.get("OPS_WATCHDOG_SECONDS", "30"))

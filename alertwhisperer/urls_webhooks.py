@@ -1,7 +1,8 @@
-"""The webhook endpoint's routes: part of the main URLconf, and the whole URLconf of the
-webhook server (``alertwhisperer.webhooks_wsgi``)."""
+"""The webhook endpoint's routes, and the probes and metrics (``apps.ops``) every server
+answers: part of the main URLconf, and the whole URLconf of the webhook server
+(``alertwhisperer.webhooks_wsgi``)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from apps.alerts.api.webhook import (
     AlertWebhookSlashView,
@@ -16,6 +17,7 @@ urlpatterns = [
     path(
         "api/webhooks/alerts/<str:source>", AlertWebhookSourceView.as_view(), name="webhook-source"
     ),
+    path("", include("apps.ops.urls")),
 ]
 
 handler400 = api_bad_request

@@ -6,12 +6,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from apps.notifications.live import send_to_user
 from apps.notifications.models import Kind, Level, Notification
 from apps.notifications.selectors import unread_count
+
+# Sent when a notification's live push fails (counted by apps.ops); the row is stored.
+notification_failed = Signal()
 
 
 def notify(
@@ -43,11 +47,15 @@ def notify(
 
 
 def push_bell(notification: Notification) -> None:
-    html = render_to_string(
-        "notifications/partials/_bell_push.html",
-        {"unread": unread_count(user_id=notification.user_id), "notification": notification},
-    )
-    send_to_user(notification.user_id, html)
+    try:
+        html = render_to_string(
+            "notifications/partials/_bell_push.html",
+            {"unread": unread_count(user_id=notification.user_id), "notification": notification},
+        )
+        send_to_user(notification.user_id, html)
+    except Exception:
+        notification_failed.send(sender=Notification, notification=notification)
+        raise
 
 
 def push_bell_count(user_id: int) -> None:

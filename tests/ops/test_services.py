@@ -1,0 +1,136 @@
+"""The watchdog: platform incidents opened and resolved through the product's own path,
+announced to the MSP admins only."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.accounts.permissions import scope
+from apps.alerts import services as alerts_services
+from apps.incidents.correlation import correlate_company
+from apps.incidents.models import Incident
+from apps.notifications.models import Notification
+from apps.ops.services import (
+    CORRELATION_LAGGING,
+    PLATFORM_SLUG,
+    WORKER_SILENT,
+    heartbeat_record,
+    platform_company,
+    watchdog_run,
+)
+from apps.tenants.models import Company
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people(msp_admin, company_admin_a, technician_a):
+    return {"msp": msp_admin, "admin": company_admin_a, "tech": technician_a}
+
+
+def platform_incidents():
+    return Incident.objects.filter(company__slug=PLATFORM_SLUG)
+
+
+def stop_worker(settings):
+    heartbeat_record(now=timezone.now() - timedelta(seconds=settings.OPS_HEARTBEAT_MAX_AGE + 1))
+
+
+def test_all_well_reports_nothing(worker_alive, people):
+    assert watchdog_run() == []
+    assert not platform_incidents().exists()
+    assert not Notification.objects.exists()
+
+
+def test_platform_company_is_made_once():
+    company = platform_company()
+    assert platform_company() == company
+    assert Company.objects.filter(slug=PLATFORM_SLUG).count() == 1
+
+
+def test_dead_worker_opens_an_incident_for_msp_admins_then_resolves(
+    people, settings, django_capture_on_commit_callbacks
+):
+    stop_worker(settings)
+    with django_capture_on_commit_callbacks(execute=True):
+        reported = watchdog_run()
+    assert [a.signature for a in reported] == [WORKER_SILENT.signature]
+    incident = platform_incidents().get()
+    assert incident.signature == WORKER_SILENT.signature
+    assert incident.severity == "critical" and incident.is_open and incident.visible
+    notified = Notification.objects.filter(url=f"/incidents/{incident.pk}/")
+    assert [n.user for n in notified] == [people["msp"]]
+    assert notified.get().level == "critical"
+
+    # Still failing: no second alert, no second notification.
+    assert watchdog_run() == []
+    assert notified.count() == 1 and incident.alerts.count() == 1
+
+    heartbeat_record(now=timezone.now())
+    reported = watchdog_run()
+    assert [(a.signature, a.status) for a in reported] == [(WORKER_SILENT.signature, "resolved")]
+    incident.refresh_from_db()
+    assert incident.status == "resolved" and incident.resolution == "source"
+    assert watchdog_run() == []
+
+
+def test_correlation_lag_opens_and_resolves_its_incident(
+    people, worker_alive, company_a, stored_alert, settings
+):
+    stored_alert(company_a, settings.OPS_CORRELATION_LAG_MAX + 30)
+    [alert] = watchdog_run()
+    assert alert.signature == CORRELATION_LAGGING.signature
+    assert "Acme" not in alert.message
+    incident = platform_incidents().get()
+    assert incident.signature == CORRELATION_LAGGING.signature and incident.is_open
+
+    correlate_company(company_id=company_a.pk)
+    [alert] = watchdog_run()
+    assert alert.status == "resolved"
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_incident_is_stored_even_when_redis_is_down(people, settings, monkeypatch):
+    """Committed for real (autocommit, as in beat): the after-commit step that fails comes
+    after the incident and its notification are stored."""
+
+    def redis_down(company_id):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(alerts_services, "schedule_correlation", redis_down)
+    stop_worker(settings)
+    with pytest.raises(ConnectionError):
+        watchdog_run()
+    incident = platform_incidents().get()
+    assert Notification.objects.filter(user=people["msp"], url__contains=str(incident.pk))
+    assert watchdog_run() == []
+
+
+def test_a_manually_resolved_incident_reopens_while_the_condition_lasts(people, settings):
+    stop_worker(settings)
+    watchdog_run()
+    Incident.objects.filter(company__slug=PLATFORM_SLUG).update(status="resolved", accepting=False)
+    watchdog_run()
+    assert platform_incidents().filter(status="new").count() == 1
+
+
+def test_platform_incidents_are_for_msp_admins_only(people, settings, client):
+    stop_worker(settings)
+    watchdog_run()
+    incident = platform_incidents().get()
+    for role in ("admin", "tech"):
+        user = people[role]
+        assert not scope(Incident.objects.filter(pk=incident.pk), user).exists()
+        client.force_login(user)
+        assert client.get(f"/incidents/{incident.pk}/").status_code == 404
+        for page in ("/dashboard/incidents/", "/api/v1/incidents/", "/api/v1/alerts/"):
+            response = client.get(page)
+            assert response.status_code == 200
+            assert WORKER_SILENT.signature not in response.content.decode()
+        assert not Notification.objects.filter(user=user).exists()
+    client.force_login(people["msp"])
+    assert client.get(f"/incidents/{incident.pk}/").status_code == 200
+    assert WORKER_SILENT.signature in client.get("/api/v1/incidents/").content.decode()
