@@ -14,10 +14,12 @@
 
 The command runs as a child with both URLs in its environment. Ctrl-C reaches it from the
 terminal; SIGTERM and SIGHUP sent to this process are passed on as SIGINT (pytest then tears
-down as on Ctrl-C), and the command is killed if it has not ended 30 s later. The private
-servers run in sessions of their own, out of reach of the terminal's Ctrl-C while the
-command still needs them, and are stopped once it has ended; on Linux they also get a
-parent-death signal, so not even a SIGKILL of this process leaves one running. PostgreSQL
+down as on Ctrl-C: its daphne and Celery worker processes stop too), and the command is
+killed if it has not ended 30 s later. The private servers run in sessions of their own,
+out of reach of the terminal's Ctrl-C while the command still needs them, and are stopped
+once it has ended. On Linux the command and the servers also get a parent-death signal
+(SIGINT, and the servers' shutdown signal), so not even a SIGKILL of this process leaves
+one running. PostgreSQL
 refuses to run as root: as root, the private server runs as user ``nobody``.
 """
 
@@ -358,7 +360,7 @@ class Run:
 
     def run_command(self, argv: list[str], env: dict[str, str]) -> int:
         self.command = subprocess.Popen(  # noqa: S603 - the command make passes
-            argv, env=env, preexec_fn=_die_with_parent(signal.SIGTERM)
+            argv, env=env, preexec_fn=_die_with_parent(signal.SIGINT)
         )
         while True:
             with contextlib.suppress(subprocess.TimeoutExpired):
