@@ -115,9 +115,9 @@ def _postgres_answers(port: int) -> str | None:
         return str(error).strip().splitlines()[0]
 
 
-def _redis_answers(port: int, db: int) -> str | None:
+def _redis_answers(port: int) -> str | None:
     try:
-        redis.Redis(host=HOST, port=port, db=db, socket_connect_timeout=2).ping()
+        redis.Redis(host=HOST, port=port, socket_connect_timeout=2).ping()
         return None
     except redis.RedisError as error:
         return str(error)
@@ -139,18 +139,47 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
+def _slot_in_use(slot: int, pg_port: int, redis_port: int) -> bool:
+    """Whether anyone (a run that takes no lock, too) uses the slot's database: a client
+    connected to it, or, in Redis, a key in it."""
+    if pg_port:
+        with psycopg.connect(
+            host=HOST, port=pg_port, user="postgres", dbname="postgres", connect_timeout=5
+        ) as conn:
+            names = [f"{DATABASE_NAME}_{slot}", f"test_{DATABASE_NAME}_{slot}"]
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY(%s)", (names,)
+            ).fetchone()
+            if row is None or row[0]:
+                return True
+    if redis_port:
+        clients = redis.Redis(host=HOST, port=redis_port, socket_connect_timeout=2).client_list()
+        if any(int(client["db"]) == slot for client in clients):
+            return True
+        try:
+            return redis.Redis(host=HOST, port=redis_port, db=slot).dbsize() > 0
+        except redis.ResponseError:  # fewer databases than slots
+            return True
+    return False
+
+
 @contextlib.contextmanager
-def _slot() -> Iterator[int]:
-    """The first slot no other run on this machine holds, held until the block ends."""
+def _slot(pg_port: int, redis_port: int) -> Iterator[int | None]:
+    """The first slot that no other run on this machine holds or uses, held until the
+    block ends; None when all are taken."""
     for slot in SLOTS:
         fd = _try_lock(Path(tempfile.gettempdir()) / f"{PREFIX}slot-{slot}.lock")
-        if fd is not None:
-            try:
-                yield slot
-            finally:
-                os.close(fd)
-            return
-    raise SystemExit(f"services: all {len(SLOTS)} slots on the shared servers are in use.")
+        if fd is None:
+            continue
+        if _slot_in_use(slot, pg_port, redis_port):
+            os.close(fd)
+            continue
+        try:
+            yield slot
+        finally:
+            os.close(fd)
+        return
+    yield None
 
 
 @contextlib.contextmanager
@@ -317,11 +346,22 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     process, port = _start(
         "Redis",
         argv,
-        lambda port: _redis_answers(port, 0) is None,
+        lambda port: _redis_answers(port) is None,
         workdir / "redis.log",
         death_signal=signal.SIGTERM,
     )
     return process, f"redis://{HOST}:{port}/0"
+
+
+def _running(name: str, port: int) -> int:
+    """``port`` if a usable server answers there, else 0 (none, or not looked for)."""
+    if not port:
+        return 0
+    why = _postgres_answers(port) if name == "PostgreSQL" else _redis_answers(port)
+    if why is None:
+        return port
+    log(f"{name} on {HOST}:{port}: {why}")
+    return 0
 
 
 # --------------------------------------------------------------------------- the run
@@ -400,29 +440,24 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         workdir = stack.enter_context(_workdir())
         stack.callback(run.stop_servers)
-        slot: int | None = None
+        pg_port = 0 if env.get("DATABASE_URL") else _running("PostgreSQL", args.pg_port)
+        redis_port = 0 if env.get("REDIS_URL") else _running("Redis", args.redis_port)
+        slot = None
+        if pg_port or redis_port:
+            slot = stack.enter_context(_slot(pg_port, redis_port))
+            if slot is None:
+                log("every slot on the running servers is in use")
         if not env.get("DATABASE_URL"):
-            why = _postgres_answers(args.pg_port) if args.pg_port else None
-            if args.pg_port and why is None:
-                slot = stack.enter_context(_slot())
-                env["DATABASE_URL"] = (
-                    f"postgres://postgres@{HOST}:{args.pg_port}/{DATABASE_NAME}_{slot}"
-                )
-                log(f"PostgreSQL on {HOST}:{args.pg_port}, database {DATABASE_NAME}_{slot}")
+            if slot is not None and pg_port:
+                env["DATABASE_URL"] = f"postgres://postgres@{HOST}:{pg_port}/{DATABASE_NAME}_{slot}"
+                log(f"PostgreSQL on {HOST}:{pg_port}, database {DATABASE_NAME}_{slot}")
             else:
-                if why:
-                    log(f"PostgreSQL on {HOST}:{args.pg_port}: {why}")
                 env["DATABASE_URL"] = run.start(start_postgres, workdir, signal.SIGINT)
         if not env.get("REDIS_URL"):
-            if slot is None and args.redis_port:
-                slot = stack.enter_context(_slot())
-            why = _redis_answers(args.redis_port, slot or 0) if args.redis_port else None
-            if args.redis_port and why is None:
-                env["REDIS_URL"] = f"redis://{HOST}:{args.redis_port}/{slot}"
-                log(f"Redis on {HOST}:{args.redis_port}, database {slot}")
+            if slot is not None and redis_port:
+                env["REDIS_URL"] = f"redis://{HOST}:{redis_port}/{slot}"
+                log(f"Redis on {HOST}:{redis_port}, database {slot}")
             else:
-                if why:
-                    log(f"Redis on {HOST}:{args.redis_port}: {why}")
                 env["REDIS_URL"] = run.start(start_redis, workdir, signal.SIGTERM)
         return run.run_command(args.command, env)
 
