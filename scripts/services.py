@@ -257,24 +257,23 @@ def start_postgres(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
         workdir.chmod(0o711)  # let the server's user reach its data directory
         os.chown(data, entry.pw_uid, entry.pw_gid)
     locale = ["--locale=C.UTF-8"] if sys.platform.startswith("linux") else []
-    with logfile.open("ab") as sink:
-        subprocess.run(  # noqa: S603 - the bundled initdb
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                *locale,
-            ],
-            cwd=data,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            check=True,
-            user=user,
-        )
+    initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
+    try:
+        with logfile.open("ab") as sink:
+            subprocess.run(  # noqa: S603 - the bundled initdb
+                [*initdb, "--encoding=UTF8", *locale],
+                cwd=data,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                check=True,
+                user=user,
+            )
+    except (OSError, subprocess.CalledProcessError) as error:
+        # e.g. the user nobody cannot reach a virtualenv under /root
+        raise SystemExit(
+            f"services: initdb failed{f' as user {user}' if user else ''} ({error}); set "
+            f"DATABASE_URL to use another PostgreSQL.\n{logfile.read_text(errors='replace')}"
+        ) from None
 
     def argv(port: int) -> list[str]:
         # TCP only (-k ''): no socket file outside the data directory. A throw-away
