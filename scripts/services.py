@@ -165,20 +165,30 @@ def _slot(port: int) -> Iterator[int | None]:
     yield None
 
 
+def _remove(workdir: Path, lock: Path) -> None:
+    """Delete a run's directory, and its lock file once nothing is left of it (a server
+    still writing as it dies can leave files behind: the next run deletes those)."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    if not workdir.exists():
+        lock.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def _workdir() -> Iterator[Path]:
-    """A temporary directory for the private servers' data, deleted at the end. Those of
-    runs that were killed (no one holds their lock) are deleted first."""
-    for stale in Path(tempfile.gettempdir()).glob(f"{PREFIX}run-*"):
-        if (stale / "lock").exists() and (fd := _try_lock(stale / "lock")) is not None:
-            shutil.rmtree(stale, ignore_errors=True)
+    """A temporary directory for the private servers' data, deleted at the end, with a lock
+    file beside it held while the run lasts. The directories of runs that were killed (no
+    one holds their lock) are deleted first."""
+    for lock in Path(tempfile.gettempdir()).glob(f"{PREFIX}run-*.lock"):
+        if (fd := _try_lock(lock)) is not None:
+            _remove(lock.with_suffix(""), lock)
             os.close(fd)
     workdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}run-"))
-    fd = _try_lock(workdir / "lock")
+    lock = workdir.with_name(f"{workdir.name}.lock")
+    fd = _try_lock(lock)
     try:
         yield workdir
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        _remove(workdir, lock)
         if fd is not None:
             os.close(fd)
 
@@ -267,6 +277,7 @@ def start_postgres(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
                 stderr=subprocess.STDOUT,
                 check=True,
                 user=user,
+                start_new_session=True,  # Ctrl-C stops it through this process
             )
     except (OSError, subprocess.CalledProcessError) as error:
         # e.g. the user nobody cannot reach a virtualenv under /root
@@ -429,4 +440,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C while the servers started: they are stopped
+        sys.exit(130)
