@@ -43,8 +43,6 @@ VIEWPORT = {"width": 1440, "height": 900}
 TIMEOUT_MS = 20_000
 SERVER_START_SECONDS = 30
 SYSTEM_CHROMIUMS = ("chromium", "chromium-browser", "google-chrome")
-
-
 CHROMIUM = pytest.StashKey[str | None]()
 
 
@@ -74,10 +72,11 @@ def _find_chromium() -> str | None:
     install = [sys.executable, "-m", "playwright", "install", "--only-shell", "chromium"]
     done = subprocess.run(install, capture_output=True, text=True, check=False)
     if done.returncode != 0:
+        output = (done.stderr + done.stdout).strip().splitlines()
         pytest.exit(
             f"Browser tests need Chromium: no CHROMIUM_PATH, no {', '.join(SYSTEM_CHROMIUMS)} "
             "on the PATH, and `playwright install --only-shell chromium` failed "
-            f"({(done.stderr or done.stdout).strip().splitlines()[0]}). Install it with "
+            f"({output[0] if output else f'exit code {done.returncode}'}). Install it with "
             "`apt-get install chromium` or `.venv/bin/playwright install chromium`, or set "
             "CHROMIUM_PATH.",
             returncode=4,
