@@ -3,11 +3,11 @@
 ``make test`` and ``make bench`` run through this. ``DATABASE_URL`` and ``REDIS_URL``, when
 set, are used as they are. Unset:
 
-- PostgreSQL: the server answering on 127.0.0.1:5432 (user ``postgres`` without a
-  password), in databases of this run's own: ``alertwhisperer_<slot>`` and pytest's
-  ``test_alertwhisperer_<slot>``, the slot held by a lock file while the command runs and
-  taken only if no one is connected to those databases. Nothing usable there: a private
-  server;
+- PostgreSQL: the server answering on 127.0.0.1:5432 (``--pg-port``, 0: do not look) as
+  user ``postgres`` without a password, in databases of this run's own:
+  ``alertwhisperer_<slot>`` and pytest's ``test_alertwhisperer_<slot>``, the slot held by a
+  lock file while the command runs and taken only if no one is connected to those
+  databases. Nothing usable there: a private server;
 - Redis: always a private server. A shared one cannot be split between runs: the suite
   empties its database between tests, Celery workers take any task of their database, and
   other programs pick database numbers without asking (on the machine this was written on,
@@ -23,7 +23,7 @@ down as on Ctrl-C: its daphne and Celery worker processes stop too), and the com
 killed if it has not ended 30 s later. The private servers run in sessions of their own,
 out of reach of the terminal's Ctrl-C while the command still needs them, and are stopped
 once it has ended. On Linux the command and the servers also get a parent-death signal
-(SIGINT, and the servers' shutdown signal), so not even a SIGKILL of this process leaves
+(SIGINT; PostgreSQL SIGQUIT, Redis SIGTERM), so not even a SIGKILL of this process leaves
 one running. PostgreSQL refuses to run as root: as root, the private server runs as user
 ``nobody``.
 """
