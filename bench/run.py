@@ -1,7 +1,10 @@
 """``make bench``: the webhook ingest path under load, in its production shape.
 
-Creates a throw-away database (alertwhisperer_bench) and Redis db 2, migrates, creates the
-bench companies, starts the web server, a Celery worker and beat, then drives wrk
+Creates a throw-away database (``<name>_bench`` on the server of ``DATABASE_URL``, else
+alertwhisperer_bench on 127.0.0.1:5432) and flushes the Redis database of ``REDIS_URL``
+(else 127.0.0.1:6379 db 2); ``make bench`` runs it through scripts/services.py, which gives
+it private servers when none are set or running. It migrates, creates the bench
+companies, starts the web server, a Celery worker and beat, then drives wrk
 (bench/ingest.lua) through four phases:
 
 a. saturation: single generic alerts, HMAC-signed, as fast as the server takes them;
@@ -37,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
@@ -47,10 +51,13 @@ BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 VENV_BIN = Path(sys.executable).parent
 
-DB_NAME = "alertwhisperer_bench"
-PG_URL = "postgres://postgres@127.0.0.1:5432"
-DATABASE_URL = f"{PG_URL}/{DB_NAME}"
-REDIS_URL = "redis://127.0.0.1:6379/2"
+_SERVER = urlsplit(
+    os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/alertwhisperer"
+)
+DB_NAME = f"{_SERVER.path.strip('/')}_bench"
+ADMIN_DATABASE_URL = urlunsplit(_SERVER._replace(path="/postgres"))
+DATABASE_URL = urlunsplit(_SERVER._replace(path=f"/{DB_NAME}"))
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/2"
 HOST = "127.0.0.1"
 
 ALERTS_PER_BODY = 100  # bench/ingest.lua's default BENCH_ALERTS
@@ -358,7 +365,7 @@ def bench_env() -> dict[str, str]:
 
 
 def reset_stores() -> None:
-    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
+    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB_NAME}")
     redis.Redis.from_url(REDIS_URL).flushdb()
@@ -600,7 +607,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
 
-    print(f"Preparing {DB_NAME} and Redis db 2…", flush=True)
+    print(f"Preparing {DB_NAME} and {REDIS_URL}…", flush=True)
     reset_stores()
     manage(env, "migrate", "--noinput", "-v0")
     manage(env, "bench_setup", f"--companies={args.companies}", f"--out={RESULTS / 'keys.json'}")

@@ -15,6 +15,7 @@ Helpers (``login``, ``screenshot``, ``post_alert``) are in ``tests/browser/__ini
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,13 +42,46 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1440, "height": 900}
 TIMEOUT_MS = 20_000
 SERVER_START_SECONDS = 30
+SYSTEM_CHROMIUMS = ("chromium", "chromium-browser", "google-chrome")
+CHROMIUM = pytest.StashKey[str | None]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    browser_tests = False
     for item in items:
         if HERE in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.django_db(transaction=True))
+            browser_tests = True
+    if browser_tests:
+        config.stash[CHROMIUM] = _find_chromium()
+
+
+def _find_chromium() -> str | None:
+    """The Chromium the browser tests drive: ``CHROMIUM_PATH``, else the system's, else
+    Playwright's own (None), downloaded here if need be. Without one, the run stops before
+    any test, saying what is missing and how to install it."""
+    if path := os.environ.get("CHROMIUM_PATH"):
+        if not os.access(path, os.X_OK):
+            pytest.exit(f"CHROMIUM_PATH={path} is not an executable Chromium.", returncode=4)
+        return path
+    for name in SYSTEM_CHROMIUMS:
+        if path := shutil.which(name):
+            return path
+    # Playwright's headless shell (what it runs headless); a no-op once it is there.
+    install = [sys.executable, "-m", "playwright", "install", "--only-shell", "chromium"]
+    done = subprocess.run(install, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        output = (done.stderr + done.stdout).strip().splitlines()
+        pytest.exit(
+            f"Browser tests need Chromium: no CHROMIUM_PATH, no {', '.join(SYSTEM_CHROMIUMS)} "
+            "on the PATH, and `playwright install --only-shell chromium` failed "
+            f"({output[0] if output else f'exit code {done.returncode}'}). Install it with "
+            "`apt-get install chromium` or `.venv/bin/playwright install chromium`, or set "
+            "CHROMIUM_PATH.",
+            returncode=4,
+        )
+    return None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -211,19 +245,13 @@ def server(
 
 
 @pytest.fixture(scope="session")
-def chromium_path() -> str:
-    path = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-    if not os.access(path, os.X_OK):
-        pytest.fail(
-            f"Chromium not found at {path}: browser tests need it "
-            "(`apt-get install chromium`, as .ci/run does, or set CHROMIUM_PATH).",
-            pytrace=False,
-        )
-    return path
+def chromium_path(request: pytest.FixtureRequest) -> str | None:
+    """Chromium's executable, or None for Playwright's own (see ``_find_chromium``)."""
+    return request.config.stash[CHROMIUM]
 
 
 @pytest.fixture(scope="package")
-def browser(chromium_path: str):
+def browser(chromium_path: str | None):
     """Headless Chromium for the browser tests.
 
     Playwright's sync API keeps an asyncio loop running in this thread while it is started.
