@@ -3,6 +3,7 @@ API key → size → HMAC → rate limit → parse → store → 202, correlatio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ from apps.tenants.services import api_key_entry, keys_generation
 MAX_BODY_BYTES = 1024 * 1024
 MAX_DELIVERY_ID_LENGTH = 200
 SNS_SOURCES = {"sns", "cloudwatch"}
+# What no database column holds: control characters (NUL above all) and lone surrogates.
+_UNSTORABLE_ID = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,12 @@ def _delivery_id(request: WebhookRequest) -> str:
             f"{MAX_DELIVERY_ID_LENGTH} are allowed.",
             code="invalid_delivery_id",
         )
+    if _UNSTORABLE_ID.search(delivery_id):
+        raise ValidationError(
+            "X-Delivery-ID holds a control character or an invalid one (NUL, say); "
+            "use printable characters.",
+            code="invalid_delivery_id",
+        )
     return delivery_id
 
 
@@ -80,6 +89,9 @@ def receive(request: WebhookRequest) -> WebhookResponse:
             "Missing API key: pass it as ?api_key=… or in the X-API-Key header.",
             code="api_key_missing",
         )
+    if not (request.api_key.isascii() and request.api_key.isprintable()):
+        # No key has such characters; NUL would not even reach the database.
+        raise AuthenticationError("Unknown or revoked API key.", code="api_key_invalid")
     entry = api_key_entry(request.api_key)
     if entry is not None:
         try:
@@ -135,15 +147,16 @@ def receive_for_company(
         delivery_id=delivery_id,
         received_at=timezone.now(),
     )
-    return WebhookResponse(
-        status=202,
-        body={
-            "accepted": len(stored.alert_ids),
-            "alert_ids": stored.alert_ids,
-            "duplicate": stored.duplicate,
-        },
-        headers=decision.headers(),
-    )
+    body = {
+        "accepted": len(stored.alert_ids),
+        "alert_ids": stored.alert_ids,
+        "duplicate": stored.duplicate,
+    }
+    if stored.warnings:
+        body["warnings"] = stored.warnings
+    if result.rejected:
+        body["rejected"] = result.rejected
+    return WebhookResponse(status=202, body=body, headers=decision.headers())
 
 
 def _subscription(company_id: int, confirmation: dict, headers: dict[str, str]) -> WebhookResponse:
