@@ -194,6 +194,17 @@ def _insert(
         return [row[0] for row in cursor.fetchall()]
 
 
+def alerts_release(*, alert_ids: list[int]) -> int:
+    """Give quarantined alerts back to correlation (once their cause is fixed); returns how
+    many were released. Their companies are swept after commit."""
+    alerts = Alert.objects.filter(pk__in=alert_ids, quarantined_at__isnull=False)
+    company_ids = set(alerts.values_list("company_id", flat=True))
+    released = alerts.update(quarantined_at=None, quarantine_error="")
+    for company_id in company_ids:
+        transaction.on_commit(lambda company_id=company_id: schedule_correlation(company_id))
+    return released
+
+
 def deliveries_purge(*, now: datetime) -> int:
     """Forget delivery ids older than the idempotency window."""
     deleted, _ = Delivery.objects.filter(received_at__lt=now - IDEMPOTENCY_WINDOW).delete()

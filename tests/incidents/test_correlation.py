@@ -40,13 +40,15 @@ def alert(**changes) -> NormalizedAlert:
     return NormalizedAlert(**values)
 
 
-def ingest(company, *alerts, delivery_id=""):
+def ingest(company, *alerts, delivery_id="", received_at=T0 + timedelta(days=1)):
+    """Store alerts as the webhook does; received a day after T0 by default, so that T0's
+    event times stay within the bounds of ingest whatever the date of the run."""
     return alerts_ingest(
         company=company,
         alerts=list(alerts),
         source="generic",
         delivery_id=delivery_id,
-        received_at=timezone.now(),
+        received_at=received_at,
     )
 
 
@@ -289,7 +291,8 @@ def test_no_technician_leaves_incident_unassigned(company):
 
 def test_rescore_applies_age_decay():
     company = CompanyFactory()
-    ingest(company, alert(event_time=timezone.now()))
+    now = timezone.now()
+    ingest(company, alert(event_time=now), received_at=now)
     sweep(company)
     incident = Incident.objects.get()
     assert incident.priority_score == 90
