@@ -187,3 +187,15 @@ def test_a_group_without_a_valid_alert_is_a_400(tenant):
     fields = response.json()["fields"]
     assert {"alerts.0.labels", "alerts.1.status"} <= set(fields)
     assert not Alert.objects.exists()
+
+
+def _disguised(depth: int) -> str:
+    """Nesting whose brackets, strings included, pair up at once: ["]", ["]", …, "["], "["]."""
+    return '["]", ' * depth + "1" + ', "["]' * depth
+
+
+@pytest.mark.parametrize("depth", [70, 500, 900, 950, 980, 990])
+def test_deep_nesting_disguised_by_brackets_in_strings_is_a_clear_400(tenant, depth):
+    response = tenant.post(_with_extra(_disguised(depth)))
+    assert response.status_code == 400, response.content
+    assert "nested" in response.json()["message"]

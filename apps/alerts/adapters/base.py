@@ -44,6 +44,9 @@ MAX_DEPTH = 64
 REPLACEMENT_CHARACTER = "\ufffd"
 _SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
+_STRING = re.compile(rb'"[^"]*"')
+_SQUARE = bytes.maketrans(b"{}", b"[]")
 
 # Severity words used by label-based sources (Prometheus/Alertmanager and Grafana rules, the
 # generic body): our four levels plus the usual synonyms found in alerting rules.
@@ -195,8 +198,11 @@ def load_json(text: str, *, what: str = "The request body") -> Any:
             f"{what} holds an integer of more than {sys.get_int_max_str_digits()} digits.",
             code="malformed_json",
         ) from exc
-    if text.count("{") + text.count("[") > MAX_DEPTH or _SUSPECT_ESCAPE.search(text):
-        _scrub(payload, what=what)
+    if _nests_deeper(text):
+        # Every reader after this one (psycopg, the admin page) recurses deeper in the stack.
+        raise _too_deep(what)
+    if _SUSPECT_ESCAPE.search(text):
+        _scrub(payload)
     return payload
 
 
@@ -219,30 +225,50 @@ def _too_deep(what: str) -> AdapterError:
     )
 
 
-def _scrub(payload: Any, *, what: str) -> None:
-    """Check the depth of a decoded body and replace unstorable characters in its keys and
-    strings, in place and without recursion."""
-    stack = [(payload, 1)]
+def _nests_deeper(text: str) -> bool:
+    """Whether valid JSON ``text`` nests deeper than MAX_DEPTH, read from its brackets
+    outside strings with bytes operations only (a fifth of json.loads on a 100-alert body,
+    about a microsecond on a small one): escaped backslashes and quotes go, then everything
+    but brackets (all made square) and quotes, then the strings; each pass removes the
+    innermost pairs."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Strings without brackets are "" now; removing those first leaves few for the regex.
+    brackets = raw.translate(_SQUARE, _NOT_STRUCTURE).replace(b'""', b"")
+    if len(brackets) <= 2 * MAX_DEPTH:
+        return False
+    if b'"' in brackets:
+        brackets = _STRING.sub(b"", brackets)
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"[]", b"")
+    return bool(brackets)
+
+
+def _scrub(payload: Any) -> None:
+    """Replace unstorable characters in the keys and strings of a decoded body, in place and
+    without recursion."""
+    stack = [payload]
     while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise _too_deep(what)
+        node = stack.pop()
         if isinstance(node, dict):
             for key, value in list(node.items()):
                 clean = _UNSTORABLE.sub(REPLACEMENT_CHARACTER, key)
                 if clean != key:
                     del node[key]
-                node[clean] = _checked(value, depth, stack)
+                node[clean] = _checked(value, stack)
         elif isinstance(node, list):
             for index, value in enumerate(node):
-                node[index] = _checked(value, depth, stack)
+                node[index] = _checked(value, stack)
 
 
-def _checked(value: Any, depth: int, stack: list[tuple[Any, int]]) -> Any:
+def _checked(value: Any, stack: list[Any]) -> Any:
     if isinstance(value, str):
         return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, value)
     if isinstance(value, dict | list):
-        stack.append((value, depth + 1))
+        stack.append(value)
     return value
 
 
