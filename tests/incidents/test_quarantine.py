@@ -114,6 +114,9 @@ def test_msp_admins_see_quarantined_alerts_and_release_them(
     assert page.status_code == 200
     assert list(page.context["cl"].result_list) == [poison]
     assert "OverflowError" in page.content.decode()
+    detail = client.get(f"/admin/alerts/alert/{poison.pk}/change/")
+    assert detail.status_code == 200
+    assert "date value out of range" in detail.content.decode()
 
     Alert.objects.filter(pk=poison.pk).update(event_time=T0 + timedelta(minutes=2))
     with django_capture_on_commit_callbacks(execute=True):
