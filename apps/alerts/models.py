@@ -63,13 +63,20 @@ class Alert(models.Model):
     )
     labels = models.JSONField(default=dict, blank=True)
     raw = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(
+        default=list, blank=True, help_text="What was changed to store it, in plain words."
+    )
+    quarantined_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set aside after correlation failed on it alone."
+    )
+    quarantine_error = models.TextField(blank=True, db_default="")
 
     class Meta:
         ordering = ["-event_time", "-id"]
         indexes = [
             models.Index(
                 fields=["company", "event_time", "id"],
-                condition=Q(correlated_at__isnull=True),
+                condition=Q(correlated_at__isnull=True, quarantined_at__isnull=True),
                 name="alert_uncorrelated",
             ),
             models.Index(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
@@ -16,6 +16,10 @@ from apps.incidents.tasks import schedule_correlation
 from apps.tenants.models import Company
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# Event times are trusted within these bounds of the receipt time; outside them the alert is
+# stored with its receipt time and a warning (docs/decisions.md, "Poison input").
+EVENT_TIME_PAST = timedelta(days=30)
+EVENT_TIME_FUTURE = timedelta(minutes=5)
 INSERT_FIELDS = (
     "company",
     "asset_name",
@@ -31,6 +35,7 @@ INSERT_FIELDS = (
     "received_at",
     "labels",
     "raw",
+    "warnings",
 )
 
 
@@ -38,6 +43,8 @@ INSERT_FIELDS = (
 class IngestResult:
     alert_ids: list[int]
     duplicate: bool
+    # Alerts stored with a change: {"index": n, "warnings": ["..."]}.
+    warnings: list[dict] = field(default_factory=list)
 
 
 def default_fingerprint(alert: NormalizedAlert) -> str:
@@ -51,6 +58,7 @@ def _row(
 ) -> SimpleNamespace:
     """The stored alert's column values, as attributes named like the model's: plain
     values, cheaper than model instances on the hot path."""
+    event_time, warnings = bounded_event_time(alert, received_at=now)
     return SimpleNamespace(
         company_id=company.pk,
         asset_name=alert.asset_name,
@@ -62,11 +70,32 @@ def _row(
         status=alert.status,
         fingerprint=alert.fingerprint or default_fingerprint(alert),
         delivery_id=delivery_id,
-        event_time=alert.event_time or now,
+        event_time=event_time,
         received_at=now,
         labels=alert.labels,
         raw=alert.raw,
+        warnings=warnings,
     )
+
+
+def bounded_event_time(
+    alert: NormalizedAlert, *, received_at: datetime
+) -> tuple[datetime, list[str]]:
+    """The event time to store and the warnings it needs: the alert's own when it lies
+    between EVENT_TIME_PAST before the receipt and EVENT_TIME_FUTURE after it, else the
+    receipt time (the original stays in the raw payload and in the warning)."""
+    warnings = list(alert.warnings)
+    event_time = alert.event_time
+    if event_time is None:
+        return received_at, warnings
+    if not received_at - EVENT_TIME_PAST <= event_time <= received_at + EVENT_TIME_FUTURE:
+        warnings.append(
+            f"The event time {event_time.isoformat()} is more than {EVENT_TIME_PAST.days} days "
+            f"before or {EVENT_TIME_FUTURE.seconds // 60} minutes after its receipt; "
+            "the time of receipt was used."
+        )
+        return received_at, warnings
+    return event_time, warnings
 
 
 def alerts_ingest(
@@ -91,13 +120,34 @@ def alerts_ingest(
             if first is None:
                 raise
             if first.received_at >= received_at - IDEMPOTENCY_WINDOW:
-                return IngestResult(alert_ids=first.alert_ids, duplicate=True)
+                return IngestResult(
+                    alert_ids=first.alert_ids,
+                    duplicate=True,
+                    warnings=_stored_warnings(first.alert_ids),
+                )
             Delivery.objects.filter(pk=first.pk, received_at=first.received_at).delete()
             continue
         if ids:
             transaction.on_commit(lambda: schedule_correlation(company.pk))
-        return IngestResult(alert_ids=ids, duplicate=False)
+        warnings = [
+            {"index": index, "warnings": row.warnings}
+            for index, row in enumerate(rows)
+            if row.warnings
+        ]
+        return IngestResult(alert_ids=ids, duplicate=False, warnings=warnings)
     raise IntegrityError(f"Delivery {delivery_id!r} kept conflicting.")
+
+
+def _stored_warnings(alert_ids: list[int]) -> list[dict]:
+    """The warnings of a delivery's stored alerts, so that a retry gets the first answer."""
+    warned = dict(
+        Alert.objects.filter(pk__in=alert_ids).exclude(warnings=[]).values_list("id", "warnings")
+    )
+    return [
+        {"index": index, "warnings": warned[pk]}
+        for index, pk in enumerate(alert_ids)
+        if pk in warned
+    ]
 
 
 def _store(
@@ -142,6 +192,17 @@ def _insert(
             [*values.params, company.pk, delivery_id, received_at],
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+def alerts_release(*, alert_ids: list[int]) -> int:
+    """Give quarantined alerts back to correlation (once their cause is fixed); returns how
+    many were released. Their companies are swept after commit."""
+    alerts = Alert.objects.filter(pk__in=alert_ids, quarantined_at__isnull=False)
+    company_ids = set(alerts.values_list("company_id", flat=True))
+    released = alerts.update(quarantined_at=None, quarantine_error="")
+    for company_id in company_ids:
+        transaction.on_commit(lambda company_id=company_id: schedule_correlation(company_id))
+    return released
 
 
 def deliveries_purge(*, now: datetime) -> int:

@@ -74,6 +74,13 @@ def _delivery_id(request: WebhookRequest) -> str:
             f"{MAX_DELIVERY_ID_LENGTH} are allowed.",
             code="invalid_delivery_id",
         )
+    if not delivery_id.isprintable():
+        # NUL and lone surrogates would not even reach the database.
+        raise ValidationError(
+            "X-Delivery-ID holds a control or unprintable character (NUL, say); "
+            "use printable characters.",
+            code="invalid_delivery_id",
+        )
     return delivery_id
 
 
@@ -85,6 +92,9 @@ def authenticate(api_key: str) -> KeyEntry:
             "Missing API key: pass it as ?api_key=… or in the X-API-Key header.",
             code="api_key_missing",
         )
+    if not (api_key.isascii() and api_key.isprintable()):
+        # No key has such characters; NUL would not even reach the database.
+        raise AuthenticationError("Unknown or revoked API key.", code="api_key_invalid")
     entry = api_key_entry(api_key)
     if entry is None:
         raise AuthenticationError("Unknown or revoked API key.", code="api_key_invalid")
@@ -147,15 +157,16 @@ def receive_for_company(
         delivery_id=delivery_id,
         received_at=timezone.now(),
     )
-    return WebhookResponse(
-        status=202,
-        body={
-            "accepted": len(stored.alert_ids),
-            "alert_ids": stored.alert_ids,
-            "duplicate": stored.duplicate,
-        },
-        headers=decision.headers(),
-    )
+    body = {
+        "accepted": len(stored.alert_ids),
+        "alert_ids": stored.alert_ids,
+        "duplicate": stored.duplicate,
+    }
+    if stored.warnings:
+        body["warnings"] = stored.warnings
+    if result.rejected:
+        body["rejected"] = result.rejected
+    return WebhookResponse(status=202, body=body, headers=decision.headers())
 
 
 def _subscription(company_id: int, confirmation: dict, headers: dict[str, str]) -> WebhookResponse:

@@ -23,13 +23,16 @@ companies in it: a storm spread over a hundred clients costs the same queries as
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from django.db import connection, transaction
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
@@ -40,7 +43,16 @@ from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
 from apps.tenants.models import Asset, Company, MaintenanceWindow
 
+logger = logging.getLogger(__name__)
+
 BATCH_SIZE = 10000
+# Failures that say nothing about the alerts: the task is retried or ends, nothing is
+# quarantined.
+NOT_THE_ALERTS = (OperationalError, InterfaceError, SoftTimeLimitExceeded)
+# How many alerts of a failing company one call splits through at most: a company whose
+# every alert fails costs about twice as many transactions, and the drain moves on.
+ISOLATION_LIMIT = 100
+QUARANTINE_ERROR_LENGTH = 2000
 ALERT_FIELDS = (
     "id",
     "company_id",
@@ -138,10 +150,35 @@ def correlate_batch(
 ) -> tuple[dict[int, SweepResult], list[int]]:
     """One transaction: the oldest uncorrelated alerts of each company, about
     ``batch_size`` in all (an equal share each). Returns the results of the companies that
-    had alerts, and the companies that may have more."""
+    had alerts, and the companies that may have more. Should it fail, the companies are
+    tried one by one and the alerts that fail alone are quarantined."""
     if not company_ids:
         return {}, []
     share = max(1, batch_size // len(company_ids))
+    try:
+        return _correlate(company_ids, share)
+    except NOT_THE_ALERTS:
+        raise
+    except Exception:
+        logger.exception("Correlation of companies %s failed; isolating the cause.", company_ids)
+    results: dict[int, SweepResult] = {}
+    more: list[int] = []
+    for company_id in company_ids:
+        try:
+            batch, again = _correlate([company_id], share)
+        except NOT_THE_ALERTS:
+            raise
+        except Exception:
+            batch, again = _isolate(company_id, share)
+        results.update(batch)
+        more += again
+    return results, more
+
+
+def _correlate(
+    company_ids: list[int], share: int, alert_ids: list[int] | None = None
+) -> tuple[dict[int, SweepResult], list[int]]:
+    """The transaction of ``correlate_batch``; with ``alert_ids``, of those alerts only."""
     with transaction.atomic():
         if is_postgresql(Alert):
             # The sweep does not wait for its commit to reach the disk: everything it writes
@@ -160,12 +197,64 @@ def correlate_batch(
             .filter(pk__in=company_ids)
             .order_by("pk")
         }
-        alerts = _oldest_uncorrelated(sorted(companies), share)
+        if alert_ids is None:
+            alerts = _oldest_uncorrelated(sorted(companies), share)
+        else:
+            alerts = [
+                _Alert(*row)
+                for row in _eligible(Alert.objects.filter(pk__in=alert_ids)).values_list(
+                    *ALERT_FIELDS
+                )
+            ]
         counts = Counter(a.company_id for a in alerts)
         results = {company_id: SweepResult(alerts=count) for company_id, count in counts.items()}
         if alerts:
             _Batch(companies, alerts, results).run()
     return results, [company_id for company_id, count in counts.items() if count == share]
+
+
+def _eligible(alerts: QuerySet[Alert]) -> QuerySet[Alert]:
+    return alerts.filter(correlated_at__isnull=True, quarantined_at__isnull=True).order_by(
+        "event_time", "id"
+    )
+
+
+def _isolate(company_id: int, share: int) -> tuple[dict[int, SweepResult], list[int]]:
+    """Correlate the company's oldest alerts (up to ISOLATION_LIMIT) in halves, again and
+    again, until each alert that fails is alone; those are quarantined."""
+    limit = min(share, ISOLATION_LIMIT)
+    alert_ids = list(
+        _eligible(Alert.objects.filter(company_id=company_id)).values_list("id", flat=True)[:limit]
+    )
+    result = SweepResult()
+    pending = [alert_ids]
+    while pending:
+        ids = pending.pop()
+        try:
+            batch, _ = _correlate([company_id], share, alert_ids=ids)
+        except NOT_THE_ALERTS:
+            raise
+        except Exception as error:
+            if len(ids) == 1:
+                _quarantine(ids[0], error)
+            else:
+                middle = len(ids) // 2
+                # Older half first: the stack pops the last pushed.
+                pending += [ids[middle:], ids[:middle]]
+            continue
+        if company_id in batch:
+            result.alerts += batch[company_id].alerts
+            result.became_visible += batch[company_id].became_visible
+    results = {company_id: result} if result.alerts else {}
+    return results, [company_id] if len(alert_ids) == limit else []
+
+
+def _quarantine(alert_id: int, error: Exception) -> None:
+    logger.error("Alert %s quarantined: correlation fails on it alone.", alert_id, exc_info=error)
+    Alert.objects.filter(pk=alert_id).update(
+        quarantined_at=timezone.now(),
+        quarantine_error=f"{type(error).__name__}: {error}"[:QUARANTINE_ERROR_LENGTH],
+    )
 
 
 def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
@@ -177,9 +266,9 @@ def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
         return [
             _Alert(*row)
             for company_id in company_ids
-            for row in Alert.objects.filter(company_id=company_id, correlated_at__isnull=True)
-            .order_by("event_time", "id")
-            .values_list(*ALERT_FIELDS)[:share]
+            for row in _eligible(Alert.objects.filter(company_id=company_id)).values_list(
+                *ALERT_FIELDS
+            )[:share]
         ]
     columns = ", ".join(f"a.{name}" for name in ALERT_FIELDS)
     with binding_cursor(connection, binary=True) as cursor:
@@ -187,6 +276,7 @@ def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
             f"SELECT {columns} FROM unnest(%s::bigint[]) AS c(id) CROSS JOIN LATERAL ("  # noqa: S608
             f'  SELECT * FROM "{Alert._meta.db_table}" AS u'
             "  WHERE u.company_id = c.id AND u.correlated_at IS NULL"
+            "    AND u.quarantined_at IS NULL"
             "  ORDER BY u.event_time, u.id LIMIT %s"
             ") AS a",
             [company_ids, share],

@@ -18,10 +18,11 @@ from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus
 from apps.incidents.models import Incident, IncidentEvent
 
 
-def open_incident_count() -> Expression:
-    """Annotation for a User queryset: how many open incidents each one holds."""
+def open_incident_count(user_field: str = "pk") -> Expression:
+    """Annotation for a User queryset (or one whose ``user_field`` names the user): how many
+    open incidents each one holds."""
     open_counts = (
-        Incident.objects.filter(assigned_to=OuterRef("pk"), status__in=OPEN_STATUSES)
+        Incident.objects.filter(assigned_to=OuterRef(user_field), status__in=OPEN_STATUSES)
         .order_by()
         .values("assigned_to")
         .annotate(n=Count("pk"))
@@ -40,15 +41,19 @@ def _on_call(company_ids: Iterable[int]) -> QuerySet[Membership]:
     )
 
 
-def on_call_technician(*, company_id: int) -> User | None:
-    """The company's active, on-call technician with the fewest open incidents (ties: the
-    longest-standing account first)."""
-    return (
-        User.objects.filter(pk__in=_on_call([company_id]).values("user_id"))
-        .annotate(open_incidents=open_incident_count())
-        .order_by("open_incidents", "pk")
-        .first()
-    )
+def on_call_technicians(*, company_ids: Iterable[int]) -> dict[int, list[User]]:
+    """Each company's active, on-call technicians, each with ``open_incidents`` (how many
+    open incidents they hold, in any company): one query for all the companies."""
+    technicians: dict[int, list[User]] = {}
+    for membership in (
+        _on_call(company_ids)
+        .select_related("user")
+        .annotate(open_incidents=open_incident_count("user_id"))
+        .order_by("company_id", "user_id")
+    ):
+        membership.user.open_incidents = membership.open_incidents
+        technicians.setdefault(membership.company_id, []).append(membership.user)
+    return technicians
 
 
 def companies_on_call(*, company_ids: Iterable[int]) -> set[int]:

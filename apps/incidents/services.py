@@ -12,56 +12,109 @@ from django.utils import timezone
 from apps.accounts.models import Membership, User
 from apps.accounts.permissions import Action, can, msp_admins
 from apps.audit.choices import AuditAction
+from apps.audit.context import current_ip
+from apps.audit.models import AuditLog
 from apps.audit.services import record
+from apps.common.db import bulk_set
 from apps.common.errors import ValidationError
 from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
-from apps.incidents.selectors import companies_on_call, incident_assignees, on_call_technician
+from apps.incidents.selectors import companies_on_call, incident_assignees, on_call_technicians
 from apps.notifications.live import company_changed
-from apps.notifications.models import Kind, Level
-from apps.notifications.services import notify
+from apps.notifications.models import Kind, Level, Notification
+from apps.notifications.services import notify, push_bell
 from apps.tenants.models import Company
 
 RESCORE_CHUNK = 1000
 
 
-@transaction.atomic
 def incident_auto_assign(*, incident_id: int) -> User | None:
     """Give a new visible incident to an on-call technician of its company."""
-    incident = (
+    return _auto_assign(incident_ids=[incident_id]).get(incident_id)
+
+
+@transaction.atomic
+def _auto_assign(*, incident_ids: list[int]) -> dict[int, User]:
+    """Give each of these incidents that is visible, open, unassigned and not in
+    maintenance to its company's active, on-call technician with the fewest open incidents
+    (ties: the longest-standing account), counting the ones given out here: a fixed number
+    of queries for any number of incidents. Returns the assignee of each incident."""
+    incidents = list(
         Incident.objects.select_for_update(of=("self",))
         .select_related("company")
         .filter(
-            pk=incident_id,
+            pk__in=incident_ids,
             visible=True,
             in_maintenance=False,
             assigned_to__isnull=True,
             status__in=OPEN_STATUSES,
         )
-        .first()
+        .order_by("pk")
     )
-    if incident is None:
-        return None
-    technician = on_call_technician(company_id=incident.company_id)
-    if technician is None:
-        return None
-    incident.assigned_to = technician
-    incident.save(update_fields=["assigned_to", "updated_at"])
-    IncidentEvent.objects.create(
-        incident=incident,
-        kind=EventKind.ASSIGNED,
-        text=f"Assigned to {technician} (on call, fewest open incidents)",
-        details={"assigned_to": technician.pk, "automatic": True},
+    if not incidents:
+        return {}
+    technicians = on_call_technicians(company_ids={i.company_id for i in incidents})
+    load = {user.pk: user.open_incidents for users in technicians.values() for user in users}
+    assigned: dict[int, User] = {}
+    for incident in incidents:
+        candidates = technicians.get(incident.company_id)
+        if not candidates:
+            continue
+        technician = min(candidates, key=lambda user: (load[user.pk], user.pk))
+        load[technician.pk] += 1
+        incident.assigned_to = technician
+        incident.updated_at = timezone.now()
+        assigned[incident.pk] = technician
+    done = [incident for incident in incidents if incident.pk in assigned]
+    if not done:
+        return {}
+    bulk_set(Incident, done, ["assigned_to", "updated_at"])
+    IncidentEvent.objects.bulk_create(
+        IncidentEvent(
+            incident=incident,
+            kind=EventKind.ASSIGNED,
+            text=f"Assigned to {incident.assigned_to} (on call, fewest open incidents)",
+            details={"assigned_to": incident.assigned_to_id, "automatic": True},
+        )
+        for incident in done
     )
-    record(
-        action=AuditAction.INCIDENT_ASSIGNED,
-        company=incident.company,
-        target=incident,
-        details={"assigned_to": technician.email, "automatic": True},
+    # record()'s rows, written in one statement for the whole batch.
+    AuditLog.objects.bulk_create(
+        AuditLog(
+            action=AuditAction.INCIDENT_ASSIGNED,
+            actor_repr="system",
+            company=incident.company,
+            company_repr=incident.company.name,
+            target_type=Incident._meta.label,
+            target_id=str(incident.pk),
+            target_repr=str(incident)[:255],
+            details={"assigned_to": incident.assigned_to.email, "automatic": True},
+            source_ip=current_ip.get(),
+        )
+        for incident in done
     )
-    notify_assignment(incident=incident, assignee=technician)
-    return technician
+    _notify_assignments(done)
+    return assigned
+
+
+def _notify_assignments(incidents: list[Incident]) -> None:
+    """``notify_assignment`` for many incidents: one insert, then one bell push per
+    assignee (with its latest notification) after commit."""
+    created = Notification.objects.bulk_create(
+        Notification(
+            user=incident.assigned_to,
+            company=incident.company,
+            kind=Kind.ASSIGNMENT,
+            level=Level.CRITICAL if incident.severity == "critical" else Level.WARNING,
+            title=f"Assigned to you: {incident.title}"[:200],
+            body=f"{incident.company.name} · priority {incident.priority_score}"[:500],
+            url=incident_url(incident.pk),
+        )
+        for incident in incidents
+    )
+    latest = {notification.user_id: notification for notification in created}
+    transaction.on_commit(lambda: [push_bell(n) for n in latest.values()])
 
 
 def notify_assignment(*, incident: Incident, assignee: User) -> None:
@@ -114,14 +167,18 @@ def incidents_announce(*, incident_ids: list[int]) -> None:
 
 
 def incidents_auto_assign(*, incident_ids: Mapping[int, list[int]]) -> None:
-    """Assign new incidents (their ids by company); the companies without an on-call
-    technician are found in one query for all of them and skipped."""
+    """Assign new incidents (their ids by company) together; the companies without an
+    on-call technician are found in one query for all of them and skipped."""
     wanted = [company_id for company_id, ids in incident_ids.items() if ids]
     if not wanted:
         return
-    for company_id in companies_on_call(company_ids=wanted):
-        for incident_id in incident_ids[company_id]:
-            incident_auto_assign(incident_id=incident_id)
+    ids = [
+        pk
+        for company_id in companies_on_call(company_ids=wanted)
+        for pk in incident_ids[company_id]
+    ]
+    if ids:
+        _auto_assign(incident_ids=ids)
 
 
 def incidents_rescore(*, now: datetime | None = None, ids: Iterable[int] | None = None) -> int:

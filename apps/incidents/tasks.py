@@ -156,9 +156,9 @@ def correlate_pending(shard: int = 0) -> int:
 @shared_task(soft_time_limit=50, time_limit=60)
 def correlation_sweep() -> int:
     """Catch alerts that no on-commit task correlated (a worker died, a broker hiccup): every
-    stored alert is always correlated."""
+    stored alert is always correlated or quarantined."""
     companies = (
-        Alert.objects.filter(correlated_at__isnull=True)
+        Alert.objects.filter(correlated_at__isnull=True, quarantined_at__isnull=True)
         .order_by()
         .values_list("company_id", flat=True)
         .distinct()

@@ -1,6 +1,7 @@
 """Correlation rules: window on event time, key template, min alerts, auto-correlate off,
 resolution, maintenance windows, tenants never meet, assignment."""
 
+from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -14,8 +15,8 @@ from apps.alerts.models import Alert
 from apps.alerts.services import alerts_ingest
 from apps.audit.models import AuditLog
 from apps.incidents.correlation import correlate_companies, correlate_company
-from apps.incidents.models import Incident
-from apps.incidents.services import incidents_rescore
+from apps.incidents.models import Incident, IncidentEvent
+from apps.incidents.services import incidents_auto_assign, incidents_rescore
 from apps.incidents.tasks import after_correlation
 from tests.factories import AssetFactory, CompanyFactory, MaintenanceWindowFactory, UserFactory
 
@@ -40,13 +41,15 @@ def alert(**changes) -> NormalizedAlert:
     return NormalizedAlert(**values)
 
 
-def ingest(company, *alerts, delivery_id=""):
+def ingest(company, *alerts, delivery_id="", received_at=T0 + timedelta(days=1)):
+    """Store alerts as the webhook does; received a day after T0 by default, so that T0's
+    event times stay within the bounds of ingest whatever the date of the run."""
     return alerts_ingest(
         company=company,
         alerts=list(alerts),
         source="generic",
         delivery_id=delivery_id,
-        received_at=timezone.now(),
+        received_at=received_at,
     )
 
 
@@ -289,7 +292,8 @@ def test_no_technician_leaves_incident_unassigned(company):
 
 def test_rescore_applies_age_decay():
     company = CompanyFactory()
-    ingest(company, alert(event_time=timezone.now()))
+    now = timezone.now()
+    ingest(company, alert(event_time=now), received_at=now)
     sweep(company)
     incident = Incident.objects.get()
     assert incident.priority_score == 90
@@ -493,3 +497,46 @@ def test_a_drain_past_its_time_budget_finishes_cleanly(settings, monkeypatch):
     assert tasks.correlate_pending(0) + tasks.correlate_pending(1) == 3
     assert all(get_redis().scard(tasks.pending_set(shard)) == 0 for shard in (0, 1))
     assert not Alert.objects.filter(correlated_at__isnull=True).exists()
+
+
+def test_auto_assignment_of_a_backlog_costs_a_fixed_number_of_queries(
+    django_assert_max_num_queries,
+):
+    """After a backlog a sweep can make hundreds of incidents visible at once: they are
+    assigned together (lock, technicians, their loads, then one write each for incidents,
+    timeline, audit and notifications), spread evenly over each company's on-call people."""
+    from apps.notifications.models import Notification
+
+    companies = [CompanyFactory() for _ in range(3)]
+    people = {
+        c.pk: [UserFactory(role="Technician", companies=[c]) for _ in range(2)] for c in companies
+    }
+    results = {}
+    for company in companies:
+        ingest(company, *(alert(signature=f"sig-{i}", severity="high") for i in range(30)))
+        results[company.pk] = correlate_company(company_id=company.pk)
+    busy = people[companies[0].pk][0]
+    ingest(companies[0], alert(signature="earlier", severity="low"))
+    earlier = correlate_company(company_id=companies[0].pk).became_visible
+    Incident.objects.filter(pk__in=earlier).update(assigned_to=busy)
+
+    with django_assert_max_num_queries(10):
+        incidents_auto_assign(
+            incident_ids={pk: result.became_visible for pk, result in results.items()}
+        )
+
+    for company in companies:
+        loads = Counter(
+            Incident.objects.filter(company=company, signature__startswith="sig-").values_list(
+                "assigned_to", flat=True
+            )
+        )
+        assert set(loads) == {u.pk for u in people[company.pk]}
+        assert sum(loads.values()) == 30
+    free = people[companies[0].pk][1]
+    # 31 incidents in all with the earlier one: 16 and 15, the tie to the older account.
+    assert Incident.objects.filter(assigned_to=busy).count() == 16
+    assert Incident.objects.filter(assigned_to=free).count() == 15
+    assert AuditLog.objects.filter(action="incident_assigned").count() == 90
+    assert IncidentEvent.objects.filter(kind="assigned", details__automatic=True).count() == 90
+    assert Notification.objects.filter(kind="assignment").count() == 90

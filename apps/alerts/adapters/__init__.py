@@ -18,13 +18,12 @@ Adapters receive the headers with lower-case names.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 
 from apps.common.errors import NotFound, UnsupportedMediaType
 
 from . import alertmanager, datadog, generic, grafana, sns, zabbix
-from .base import Adapter, AdapterError, AdapterOptions, NormalizedAlert, ParseResult
+from .base import Adapter, AdapterError, AdapterOptions, NormalizedAlert, ParseResult, load_json
 
 __all__ = [
     "ADAPTERS",
@@ -93,29 +92,12 @@ def decode_body(body: bytes) -> dict:
         ) from exc
     if not text.strip():
         raise AdapterError("The request body is empty: send a JSON object.", code="malformed_json")
-    try:
-        payload = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise AdapterError(
-            f"The request body is not valid JSON: {exc.msg} at line {exc.lineno}, "
-            f"column {exc.colno}.",
-            code="malformed_json",
-        ) from exc
-    except RecursionError as exc:
-        raise AdapterError(
-            "The request body is nested too deeply to read.", code="malformed_json"
-        ) from exc
+    payload = load_json(text)
     if not isinstance(payload, dict):
         raise AdapterError(
             f"The request body must be a JSON object, not {_JSON_KINDS[type(payload)]}."
         )
     return payload
-
-
-def _reject_constant(name: str) -> None:
-    raise AdapterError(
-        f"The request body contains {name}, which is not valid JSON.", code="malformed_json"
-    )
 
 
 def _accepted_sources() -> str:

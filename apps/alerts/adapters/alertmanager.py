@@ -20,21 +20,25 @@ have already resolved.
 - event time: ``startsAt`` for a firing alert, ``endsAt`` for a resolved one; the
   "0001-01-01T00:00:00Z" placeholder Alertmanager sends for "no end" counts as none.
 - fingerprint: the alert's ``fingerprint`` (stable across firing and resolved).
+- an alert that fails validation is left out and named in ``rejected`` (index and field
+  errors); the body is refused (400) only when none of its alerts is valid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from .base import (
     SEVERITY_ALIASES,
+    AdapterError,
     AdapterModel,
     AdapterOptions,
+    NormalizedAlert,
     ParseResult,
     UtcDatetime,
     asset_from_labels,
@@ -67,6 +71,13 @@ class AlertGroup(AdapterModel):
     commonLabels: dict[str, str] = Field(default_factory=dict)
 
 
+class _Envelope(AdapterModel):
+    """A group whose alerts are read one by one."""
+
+    alerts: list[Any] = Field(min_length=1)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+
+
 def detect(payload: dict, headers: Mapping[str, str]) -> bool:
     return isinstance(payload.get("alerts"), list) and payload.get("version") == "4"
 
@@ -76,32 +87,82 @@ def parse(payload: dict, *, headers: Mapping[str, str], options: AdapterOptions)
 
 
 def parse_alert_group(payload: dict, *, options: AdapterOptions, tool_source: str) -> ParseResult:
-    """Normalize an Alertmanager-shaped group (Alertmanager itself or Grafana)."""
-    group = validate_model(AlertGroup, payload, source=tool_source)
+    """Normalize an Alertmanager-shaped group (Alertmanager itself or Grafana).
+
+    The group is validated whole (the cheap path); when that fails, alert by alert, so the
+    valid alerts are kept and the others answered in ``rejected``: Alertmanager re-sends a
+    refused group for ever, and one odd alert must not hold back the rest. AdapterError
+    only when the group itself is wrong or no alert of it is valid."""
+    try:
+        group = validate_model(AlertGroup, payload, source=tool_source)
+    except AdapterError as error:
+        return _alert_by_alert(payload, error, options=options, tool_source=tool_source)
     alerts = []
-    for alert, raw in zip(group.alerts, payload["alerts"], strict=True):
-        labels = {**group.commonLabels, **alert.labels}
-        annotations = alert.annotations
-        alertname = labels["alertname"]
-        severity = SEVERITY_ALIASES.get(labels.get("severity", "").strip().lower())
-        alerts.append(
-            build_alert(
-                asset_name=asset_from_labels(labels, options=options),
-                signature=alertname,
-                severity=severity or DEFAULT_SEVERITY,
-                message=annotations.get("summary")
-                or annotations.get("description")
-                or annotations.get("message")
-                or alertname,
-                tool_source=tool_source,
-                status=alert.status,
-                fingerprint=alert.fingerprint,
-                event_time=_event_time(alert),
-                labels=labels,
-                raw=raw,
-            )
-        )
-    return ParseResult(alerts=alerts)
+    rejected = []
+    for index, (alert, raw) in enumerate(zip(group.alerts, payload["alerts"], strict=True)):
+        try:
+            alerts.append(_normalized(alert, raw, group.commonLabels, options, tool_source))
+        except AdapterError as refused:
+            rejected.append({"index": index, "errors": refused.fields})
+    return _result(alerts, rejected, tool_source=tool_source)
+
+
+def _alert_by_alert(
+    payload: dict, error: AdapterError, *, options: AdapterOptions, tool_source: str
+) -> ParseResult:
+    try:
+        envelope = validate_model(_Envelope, payload, source=tool_source)
+    except AdapterError:
+        raise error from None
+    alerts = []
+    rejected = []
+    for index, raw in enumerate(envelope.alerts):
+        try:
+            alert = validate_model(_Alert, raw, source=tool_source)
+            alerts.append(_normalized(alert, raw, envelope.commonLabels, options, tool_source))
+        except AdapterError as refused:
+            rejected.append({"index": index, "errors": refused.fields})
+    return _result(alerts, rejected, tool_source=tool_source)
+
+
+def _result(alerts: list, rejected: list[dict], *, tool_source: str) -> ParseResult:
+    if alerts or not rejected:
+        return ParseResult(alerts=alerts, rejected=rejected)
+    fields = {
+        f"alerts.{item['index']}.{name}": messages
+        for item in rejected
+        for name, messages in item["errors"].items()
+    }
+    problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in fields.items())
+    raise AdapterError(f"Invalid {tool_source} payload: {problems}", fields=fields)
+
+
+def _normalized(
+    alert: _Alert,
+    raw: Any,
+    common_labels: dict[str, str],
+    options: AdapterOptions,
+    tool_source: str,
+) -> NormalizedAlert:
+    labels = {**common_labels, **alert.labels}
+    annotations = alert.annotations
+    alertname = labels["alertname"]
+    severity = SEVERITY_ALIASES.get(labels.get("severity", "").strip().lower())
+    return build_alert(
+        asset_name=asset_from_labels(labels, options=options),
+        signature=alertname,
+        severity=severity or DEFAULT_SEVERITY,
+        message=annotations.get("summary")
+        or annotations.get("description")
+        or annotations.get("message")
+        or alertname,
+        tool_source=tool_source,
+        status=alert.status,
+        fingerprint=alert.fingerprint,
+        event_time=_event_time(alert),
+        labels=labels,
+        raw=raw,
+    )
 
 
 def _event_time(alert: _Alert) -> datetime | None:

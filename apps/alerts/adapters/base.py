@@ -14,8 +14,12 @@ alert through.
 
 from __future__ import annotations
 
+import json
+import math
+import re
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -31,6 +35,18 @@ UNKNOWN_ASSET = "unknown"
 
 NAME_MAX_LENGTH = 255
 MESSAGE_MAX_LENGTH = 4000
+
+# JSON that decodes but cannot be stored (docs/decisions.md, "Poison input"): NUL and lone
+# surrogates, which PostgreSQL text and psycopg refuse, become U+FFFD; they can only arrive
+# as \u escapes, so the walk that replaces them runs only when the raw text has one. Bodies
+# nested deeper than MAX_DEPTH are refused before anything recursive meets them.
+MAX_DEPTH = 64
+REPLACEMENT_CHARACTER = "\ufffd"
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
+_STRING = re.compile(rb'"[^"]*"')
+_SQUARE = bytes.maketrans(b"{}", b"[]")
 
 # Severity words used by label-based sources (Prometheus/Alertmanager and Grafana rules, the
 # generic body): our four levels plus the usual synonyms found in alerting rules.
@@ -76,6 +92,8 @@ class NormalizedAlert:
     event_time: datetime | None
     labels: dict[str, str]
     raw: dict
+    # What was changed to store it (an event time out of range, say), in plain words.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,8 @@ class AdapterOptions:
 @dataclass(frozen=True)
 class ParseResult:
     alerts: list[NormalizedAlert]
+    # Alerts of a batch body refused one by one: {"index": n, "errors": {field: [...]}}.
+    rejected: list[dict] = field(default_factory=list)
     # Set (with ``alerts`` empty) for SNS SubscriptionConfirmation/UnsubscribeConfirmation:
     # {"type", "topic_arn", "token", "subscribe_url", "region"}.
     subscription_confirmation: dict | None = None
@@ -129,6 +149,7 @@ def build_alert(
             f"The {tool_source} alert has no name to use as its signature.",
             fields={"signature": ["The alert name is empty."]},
         )
+    utc_time, warnings = _in_utc(event_time)
     return NormalizedAlert(
         asset_name=asset_name.strip()[:NAME_MAX_LENGTH] or UNKNOWN_ASSET,
         signature=clean_signature,
@@ -137,10 +158,118 @@ def build_alert(
         tool_source=tool_source,
         status=status,
         fingerprint=fingerprint.strip()[:NAME_MAX_LENGTH],
-        event_time=event_time.astimezone(UTC) if event_time is not None else None,
+        event_time=utc_time,
         labels={str(key): str(value) for key, value in labels.items()},
         raw=raw,
+        warnings=warnings,
     )
+
+
+def _in_utc(event_time: datetime | None) -> tuple[datetime | None, tuple[str, ...]]:
+    """The event time in UTC, or None with a warning when UTC cannot hold it (year 1 with a
+    positive offset, year 9999 with a negative one)."""
+    if event_time is None:
+        return None, ()
+    try:
+        return event_time.astimezone(UTC), ()
+    except OverflowError:
+        return None, (
+            f"The event time {event_time.isoformat()} is out of range; "
+            "the time of receipt was used.",
+        )
+
+
+def load_json(text: str, *, what: str = "The request body") -> Any:
+    """``text`` decoded as JSON we can store, or AdapterError saying what is wrong with it:
+    not JSON, NaN or a number too large for a float (1e400), an integer of more digits than
+    Python reads, nesting deeper than MAX_DEPTH. NUL and lone surrogates become U+FFFD."""
+    try:
+        payload = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise AdapterError(
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
+            code="malformed_json",
+        ) from exc
+    except RecursionError as exc:
+        raise _too_deep(what) from exc
+    except ValueError as exc:
+        # Python refuses integers of more than 4,300 digits (sys.get_int_max_str_digits).
+        raise AdapterError(
+            f"{what} holds an integer of more than {sys.get_int_max_str_digits()} digits.",
+            code="malformed_json",
+        ) from exc
+    if _nests_deeper(text):
+        # Every reader after this one (psycopg, the admin page) recurses deeper in the stack.
+        raise _too_deep(what)
+    if _SUSPECT_ESCAPE.search(text):
+        _scrub(payload)
+    return payload
+
+
+def _reject_constant(name: str) -> None:
+    raise AdapterError(f"The JSON holds {name}, which is not valid JSON.", code="malformed_json")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise AdapterError(
+            f"The JSON holds the number {text[:40]}, too large to store.", code="malformed_json"
+        )
+    return value
+
+
+def _too_deep(what: str) -> AdapterError:
+    return AdapterError(
+        f"{what} is nested more than {MAX_DEPTH} levels deep.", code="malformed_json"
+    )
+
+
+def _nests_deeper(text: str) -> bool:
+    """Whether valid JSON ``text`` nests deeper than MAX_DEPTH, read from its brackets
+    outside strings with bytes operations only (a fifth of json.loads on a 100-alert body,
+    about a microsecond on a small one): escaped backslashes and quotes go, then everything
+    but brackets (all made square) and quotes, then the strings; each pass removes the
+    innermost pairs."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Strings without brackets are "" now; removing those first leaves few for the regex.
+    brackets = raw.translate(_SQUARE, _NOT_STRUCTURE).replace(b'""', b"")
+    if len(brackets) <= 2 * MAX_DEPTH:
+        return False
+    if b'"' in brackets:
+        brackets = _STRING.sub(b"", brackets)
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"[]", b"")
+    return bool(brackets)
+
+
+def _scrub(payload: Any) -> None:
+    """Replace unstorable characters in the keys and strings of a decoded body, in place and
+    without recursion."""
+    stack = [payload]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in list(node.items()):
+                clean = _UNSTORABLE.sub(REPLACEMENT_CHARACTER, key)
+                if clean != key:
+                    del node[key]
+                node[clean] = _checked(value, stack)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                node[index] = _checked(value, stack)
+
+
+def _checked(value: Any, stack: list[Any]) -> Any:
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, value)
+    if isinstance(value, dict | list):
+        stack.append(value)
+    return value
 
 
 def asset_from_labels(labels: Mapping[str, str], *, options: AdapterOptions) -> str:

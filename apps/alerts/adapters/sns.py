@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import json
 import re
 import urllib.request
 from collections.abc import Mapping
@@ -52,6 +51,7 @@ from .base import (
     AdapterOptions,
     ParseResult,
     build_alert,
+    load_json,
     utc_datetime_field,
     validate_payload,
 )
@@ -290,10 +290,8 @@ def _confirmation(envelope: dict) -> dict:
 
 
 def _cloudwatch_alarm(message: str) -> dict:
-    try:
-        alarm = json.loads(message)
-    except ValueError:
-        alarm = None
+    # Text that is not a JSON object is "not an alarm"; a JSON object we cannot read says why.
+    alarm = load_json(message, what="The SNS Message") if message.lstrip()[:1] == "{" else None
     if not isinstance(alarm, dict) or not {"AlarmName", "NewStateValue"} <= alarm.keys():
         raise AdapterError(
             "The SNS Notification's Message is not a CloudWatch alarm: expected a JSON "
