@@ -95,7 +95,7 @@ def alerts_ingest(
             Delivery.objects.filter(pk=first.pk, received_at=first.received_at).delete()
             continue
         if ids:
-            transaction.on_commit(lambda: schedule_correlation(company.pk))
+            transaction.on_commit(lambda: schedule_correlation(company.pk), robust=True)
         return IngestResult(alert_ids=ids, duplicate=False)
     raise IntegrityError(f"Delivery {delivery_id!r} kept conflicting.")
 
