@@ -160,6 +160,15 @@ if REDIS_URL:
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
+    # A dead or hung connection is noticed within seconds, not left to block the worker;
+    # redis-py pings a connection idle for 10 s before using it.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": 5,
+        "socket_timeout": 10,
+        "socket_keepalive": True,
+        "health_check_interval": 10,
+        "retry_on_timeout": True,
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -180,6 +189,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker outage (Redis restarting) is waited out: the worker reconnects for as long as it
+# takes (the default gives up after 100 attempts and exits). Tasks running when the
+# connection dropped are cancelled rather than acknowledged later on the dead channel (the
+# redelivered copy runs instead; correlation is idempotent and the periodic sweep catches
+# the rest). The processes also run supervised (deploy/systemd/, alertwhisperer/supervise.py).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "correlation-sweep": {"task": "apps.incidents.tasks.correlation_sweep", "schedule": 15.0},
