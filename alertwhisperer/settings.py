@@ -159,6 +159,9 @@ if REDIS_URL:
         }
     }
     CELERY_BROKER_URL = REDIS_URL
+    # kombu's Redis transport, fixed so that a worker survives a Redis restart (see
+    # alertwhisperer/celery.py).
+    CELERY_BROKER_TRANSPORT = "alertwhisperer.celery:RedisTransport"
     CELERY_TASK_ALWAYS_EAGER = False
     # A dead or hung connection is noticed within seconds, not left to block the worker;
     # redis-py pings a connection idle for 10 s before using it.
