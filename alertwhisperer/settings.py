@@ -193,10 +193,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A broker outage (Redis restarting) is waited out: the worker reconnects for as long as it
-# takes (the default gives up after 100 attempts and exits). Tasks running when the
-# connection dropped are cancelled rather than acknowledged later on the dead channel (the
-# redelivered copy runs instead; correlation is idempotent and the periodic sweep catches
-# the rest). The processes also run supervised (deploy/systemd/, alertwhisperer/supervise.py).
+# takes (the default gives up after 100 attempts and exits). Acks-late tasks running when
+# the connection dropped are cancelled: their acknowledgement would go to the dead channel.
+# What they leave undone is taken up from the database (the periodic correlation sweep, the
+# resumption of runbook executions). The processes also run supervised (deploy/systemd/,
+# alertwhisperer/supervise.py).
 CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True

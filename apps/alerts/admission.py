@@ -66,10 +66,10 @@ class StaleKey(Exception):
 
 
 def admit(*, company: Company, generation: str | None, replay: Replay | None) -> Decision:
-    """Raise StaleKey, AuthenticationError (replay, or a signature older than the replay
-    memory) or RateLimited (429), or return the
-    rate-limit decision (its headers go on the answer). ``generation`` None: the caller
-    holds the company itself, not a cached key lookup."""
+    """Raise StaleKey, AuthenticationError (a replay, or a signature older than the replay
+    memory) or RateLimited (429), or return the rate-limit decision (its headers go on the
+    answer). ``generation`` None: the caller holds the company itself, not a cached key
+    lookup."""
     rate, burst = company.rate_limit_per_minute, company.rate_limit_burst
     if settings.REDIS_URL:
         keys = [KEYS_GENERATION, bucket_key(str(company.pk))]
