@@ -1,37 +1,27 @@
-import logging
 import os
 
+import redis
 from celery import Celery
 from kombu.transport import redis as kombu_redis
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alertwhisperer.settings")
 
-logger = logging.getLogger(__name__)
-
-
-class _QoS(kombu_redis.QoS):
-    """When Redis goes away, the worker's consumer collects its broker connection (which
-    detaches the transport from it) and then closes it; closing the channel restores its
-    unacknowledged messages, which needs a new client, built from the detached connection:
-    ``AttributeError: 'NoneType' object has no attribute 'hostname'`` in kombu 5.7, which
-    the worker treats as unrecoverable, and it exits. Without a connection there is nothing
-    to restore them through: they stay in Redis's unacked set, from which the next consumer
-    restores them once the visibility timeout has passed."""
-
-    def restore_unacked(self, client=None):
-        if client is None and self.channel.connection.client is None:
-            logger.warning(
-                "Broker connection lost with %d unacknowledged message(s); they are left to "
-                "the visibility timeout.",
-                len(self._delivered),
-            )
-            self._delivered.clear()
-            return
-        super().restore_unacked(client)
-
 
 class _Channel(kombu_redis.Channel):
-    QoS = _QoS
+    """When Redis goes away, the worker's consumer collects its broker connection, which
+    detaches the transport from it (``connection.client`` or the channel's ``connection``
+    becomes None), then closes it. Whatever then needs a new Redis client on that channel
+    (closing it restores the unacknowledged messages of acks-late tasks; a message arriving
+    for a cancelled consumer is requeued) builds one from the detached connection and fails
+    with ``AttributeError: 'NoneType' object has no attribute 'hostname'`` (kombu 5.7), which
+    the worker takes for an unrecoverable error: it exits. A connection error is what it is,
+    and the worker handles it (it reconnects); the unacknowledged messages stay in Redis's
+    unacked set, from which a consumer restores them once the visibility timeout passed."""
+
+    def _connparams(self, asynchronous=False):
+        if self.connection is None or self.connection.client is None:
+            raise redis.ConnectionError("The broker connection was closed.")
+        return super()._connparams(asynchronous=asynchronous)
 
 
 class RedisTransport(kombu_redis.Transport):

@@ -129,13 +129,14 @@ class Supervised:
     def __init__(self, name: str, command: list[str], env: dict, logs: Path) -> None:
         self.name = name
         self.log = logs / f"{name}.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "alertwhisperer.supervise", *command],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "alertwhisperer.supervise", *command],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def child(self) -> psutil.Process | None:
         """The supervised process itself (not the supervisor), if it is running."""
