@@ -23,7 +23,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Embedded mode with nothing set (SQLite, in-memory layers, in-process tasks, demo data);
-# with DATABASE_URL and REDIS_URL set, web + Celery worker + beat through honcho.
+# with DATABASE_URL and REDIS_URL set, web + Celery worker + beat through honcho. honcho
+# restarts nothing: each Procfile line runs under alertwhisperer/supervise.py, which starts
+# its process again when it exits.
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 ifeq ($(strip $(DATABASE_URL)$(REDIS_URL)),)

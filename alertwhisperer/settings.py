@@ -177,7 +177,19 @@ if REDIS_URL:
         }
     }
     CELERY_BROKER_URL = REDIS_URL
+    # kombu's Redis transport, fixed so that a worker survives a Redis restart (see
+    # alertwhisperer/celery.py).
+    CELERY_BROKER_TRANSPORT = "alertwhisperer.celery:RedisTransport"
     CELERY_TASK_ALWAYS_EAGER = False
+    # A dead or hung connection is noticed within seconds, not left to block the worker;
+    # redis-py pings a connection idle for 10 s before using it.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": 5,
+        "socket_timeout": 10,
+        "socket_keepalive": True,
+        "health_check_interval": 10,
+        "retry_on_timeout": True,
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -198,6 +210,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker outage (Redis restarting) is waited out: the worker reconnects for as long as it
+# takes (the default gives up after 100 attempts and exits). Acks-late tasks running when
+# the connection dropped are cancelled: their acknowledgement would go to the dead channel.
+# What they leave undone is taken up from the database (the periodic correlation sweep, the
+# resumption of runbook executions). The processes also run supervised (deploy/systemd/,
+# alertwhisperer/supervise.py).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "correlation-sweep": {"task": "apps.incidents.tasks.correlation_sweep", "schedule": 15.0},

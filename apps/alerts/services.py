@@ -128,7 +128,7 @@ def alerts_ingest(
             Delivery.objects.filter(pk=first.pk, received_at=first.received_at).delete()
             continue
         if ids:
-            transaction.on_commit(lambda: schedule_correlation(company.pk))
+            transaction.on_commit(lambda: schedule_correlation(company.pk), robust=True)
         warnings = [
             {"index": index, "warnings": row.warnings}
             for index, row in enumerate(rows)

@@ -4,7 +4,9 @@ A signature is accepted once: ``admission`` remembers its first accepted use for
 the timestamp tolerance, so a captured request cannot be replayed. The one exception is an
 exact retry of a delivery that carries the same ``X-Delivery-ID`` as the first use: it is
 let through to the idempotency check, which answers with the first delivery's alerts and
-stores nothing (a tool retrying after a lost response must not be refused).
+stores nothing (a tool retrying after a lost response must not be refused). The memory lives
+in Redis and a restart empties it, so a signature stamped before the memory began is refused
+as well: it cannot be proven unused.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from apps.common.errors import AuthenticationError
 
 TOLERANCE_SECONDS = 300
 REPLAY_MEMORY_SECONDS = 2 * TOLERANCE_SECONDS + 60
+# When the replay memory began (Unix seconds, Redis's clock): set by the first signed request
+# that finds it missing, i.e. after Redis restarted empty. A signature stamped before it may
+# have been accepted and forgotten, so it is refused.
+REPLAY_EPOCH_KEY = "aw:hmac-epoch"
 PREFIX = "sha256="
 
 
@@ -30,6 +36,8 @@ class Replay:
     marker: str
     # An exact retry of the same delivery (same X-Delivery-ID) may pass.
     retry: bool
+    # X-Timestamp: a signature stamped before the memory began cannot be proven unused.
+    sent_at: int
 
 
 def verify_signature(
@@ -83,4 +91,5 @@ def verify_signature(
         key=f"aw:hmac-seen:{company_id}:{expected}",
         marker=f"delivery:{delivery_id}" if delivery_id else "used",
         retry=bool(delivery_id),
+        sent_at=sent_at,
     )

@@ -1,17 +1,36 @@
-"""DRF glue: one error shape, ``{"error": code, "message": text, "fields": {...}}``."""
+"""DRF glue: one error shape, ``{"error": code, "message": text, "fields": {...}}``.
+
+A service that is away (Redis, the broker, the database) is a 503 with ``Retry-After``, not a
+500: the request did not go through and may be sent again as it was (a webhook's
+``X-Delivery-ID`` makes that safe even if the store had in fact committed)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import kombu.exceptions
+import redis
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.common.errors import ApplicationError
+from apps.common.errors import ApplicationError, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Errors of a service being away, restarting or failing over, by the service they name.
+OUTAGES: tuple[tuple[str, tuple[type[Exception], ...]], ...] = (
+    ("Redis", (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)),
+    ("The task broker", (kombu.exceptions.OperationalError,)),
+    ("The database", (DatabaseOperationalError, DatabaseInterfaceError)),
+)
+RETRY_AFTER_SECONDS = 5
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -67,7 +86,19 @@ DETAIL_ERRORS = error_responses(
 )
 
 
+def _unavailable(exc: Exception) -> ServiceUnavailable | None:
+    for service, errors in OUTAGES:
+        if isinstance(exc, errors):
+            logger.warning("%s is unavailable, answering 503: %r", service, exc)
+            return ServiceUnavailable(
+                f"{service} is unavailable for a moment. Try again in {RETRY_AFTER_SECONDS} s.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+    return None
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    exc = _unavailable(exc) or exc
     if isinstance(exc, ApplicationError):
         return Response(exc.as_dict(), status=exc.status_code, headers=exc.headers)
     if isinstance(exc, Http404):

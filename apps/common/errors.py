@@ -76,3 +76,10 @@ class UnsupportedMediaType(ApplicationError):
 class RateLimited(ApplicationError):
     status_code = 429
     code = "rate_limited"
+
+
+class ServiceUnavailable(ApplicationError):
+    """Redis, the broker or the database did not answer: the client should try again."""
+
+    status_code = 503
+    code = "service_unavailable"

@@ -4,9 +4,11 @@ because it queues these tasks."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 
+import kombu.exceptions
 import redis
 from celery import shared_task
 from django.conf import settings
@@ -24,6 +26,8 @@ from apps.incidents.services import (
 )
 from apps.notifications.live import companies_changed
 from apps.runbooks.services import autoheal_incidents
+
+logger = logging.getLogger(__name__)
 
 PENDING_FLAG_SECONDS = 30
 SPOP_BATCH = 500
@@ -66,19 +70,23 @@ def schedule_correlation(company_id: int) -> None:
     shard's drain is already queued or running, one is queued GATHER_SECONDS ahead (one
     round trip): a storm across many companies becomes a few sweeps a second, each over
     every company pending so far, instead of a task (and its fixed cost) per delivery. In
-    the embedded mode the company is swept in-process.
+    the embedded mode the company is swept in-process. With Redis or the broker away this
+    only logs: the alerts are stored, and the periodic sweep correlates them.
     """
     if not settings.REDIS_URL:
         if cache.add(_pending_key(company_id), 1, PENDING_FLAG_SECONDS):
             correlate_company_task.delay(company_id)
         return
     shard = shard_of(company_id)
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.sadd(pending_set(shard), company_id)
-    pipe.set(_drain_flag(shard), 1, nx=True, ex=PENDING_FLAG_SECONDS)
-    _, queued = pipe.execute()
-    if queued:
-        correlate_pending.apply_async((shard,), countdown=GATHER_SECONDS)
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.sadd(pending_set(shard), company_id)
+        pipe.set(_drain_flag(shard), 1, nx=True, ex=PENDING_FLAG_SECONDS)
+        _, queued = pipe.execute()
+        if queued:
+            correlate_pending.apply_async((shard,), countdown=GATHER_SECONDS)
+    except (redis.RedisError, kombu.exceptions.OperationalError) as exc:
+        logger.warning("Company %s is left to the periodic sweep: %r", company_id, exc)
 
 
 def after_correlation(results: Mapping[int, SweepResult]) -> None:

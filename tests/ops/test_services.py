@@ -95,15 +95,14 @@ def test_correlation_lag_opens_and_resolves_its_incident(
 @pytest.mark.django_db(transaction=True)
 def test_the_incident_is_stored_even_when_redis_is_down(people, settings, monkeypatch):
     """Committed for real (autocommit, as in beat): the after-commit step that fails comes
-    after the incident and its notification are stored."""
+    after the incident and its notification are stored, and its failure is only logged."""
 
     def redis_down(company_id):
         raise ConnectionError("Redis is down")
 
     monkeypatch.setattr(alerts_services, "schedule_correlation", redis_down)
     stop_worker(settings)
-    with pytest.raises(ConnectionError):
-        watchdog_run()
+    watchdog_run()
     incident = platform_incidents().get()
     assert Notification.objects.filter(user=people["msp"], url__contains=str(incident.pk))
     assert watchdog_run() == []
