@@ -33,7 +33,8 @@ ifeq ($(strip $(DATABASE_URL)$(REDIS_URL)),)
 	$(BIN)/honcho start -f Procfile.embedded
 else
 	$(BIN)/python manage.py collectstatic --noinput -v0
-	$(BIN)/honcho start -f Procfile
+	rm -rf .run/prometheus && mkdir -p .run/prometheus
+	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/.run/prometheus $(BIN)/honcho start -f Procfile
 endif
 
 test: $(STAMP)
