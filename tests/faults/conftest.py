@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -173,7 +174,10 @@ class Stack:
             "DATABASE_URL": postgres.url,
             "REDIS_URL": redis.url,
             "DEBUG": "false",
-            "SECRET_KEY": secrets.token_urlsafe(40),
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            # Plain HTTP on 127.0.0.1: no TLS proxy in front.
+            "SECURE_SSL_REDIRECT": "false",
             "ALLOWED_HOSTS": "127.0.0.1",
             "LOG_LEVEL": "WARNING",
         }
