@@ -175,6 +175,13 @@ class Asset(models.Model):
         max_length=20, blank=True, validators=[instance_id_validator], help_text="For AWS SSM."
     )
     tags = models.JSONField(default=dict, blank=True)
+    # What Systems Manager last reported of the instance (the compliance sync refreshes it).
+    platform = models.CharField(
+        max_length=10, blank=True, help_text="linux, windows or macos: SSM's PlatformType."
+    )
+    ssm_ping_status = models.CharField("SSM ping status", max_length=20, blank=True)
+    ssm_agent_version = models.CharField("SSM agent version", max_length=40, blank=True)
+    ssm_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -187,6 +194,18 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_windows(self) -> bool:
+        """From SSM's platform when known, else from the OS the MSP typed."""
+        if self.platform:
+            return self.platform == "windows"
+        return "windows" in self.os.lower()
+
+    @property
+    def agent_unreachable(self) -> bool:
+        """SSM reported the agent but not Online: a runbook would not reach it."""
+        return bool(self.ssm_ping_status) and self.ssm_ping_status != "Online"
 
     def clean(self) -> None:
         if not isinstance(self.tags, dict) or not all(
