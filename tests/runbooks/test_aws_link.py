@@ -8,13 +8,16 @@ import html
 import json
 import re
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.urls import reverse
 
 from apps.audit.models import AuditLog
+from apps.runbooks.services import execution_request
 from apps.tenants.aws import client_for
+from apps.tenants.aws_links import aws_link_test
 from apps.tenants.models import AwsLink
 from tests.runbooks.factories import AwsLinkFactory
 
@@ -300,3 +303,29 @@ def test_testing_without_a_role_arn_says_what_to_do(client, msp_admin, company_a
     response = client.post(url("aws_link_test"), follow=True)
     assert "Add the role ARN and save the link before testing it." in response.content.decode()
     assert not AuditLog.objects.filter(action="aws_link_changed").exists()
+
+
+def assumed_roles(endpoint: str) -> list[dict]:
+    """Every AssumeRole the moto server received over HTTP since the test's reset."""
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
+        return json.load(response)["sts"]["AssumedRole"]
+
+
+def test_every_assume_role_carries_the_external_id_and_session_name(
+    healing, moto_endpoint, django_capture_on_commit_callbacks, company_b
+):
+    """A self-heal, a connection test and a second company's client: each AssumeRole
+    names the role, its company's External ID and the company's session name."""
+    other = AwsLinkFactory(company=company_b)
+    with django_capture_on_commit_callbacks(execute=True):
+        execution_request(incident=healing["incident"], runbook=healing["runbook"])
+    link = AwsLink.objects.get(company=healing["company"])
+    assert aws_link_test(link=link).ok
+    client_for(company_b, "ssm")
+    seen = {
+        (r["role_arn"], r["external_id"], r["session_name"]) for r in assumed_roles(moto_endpoint)
+    }
+    assert seen == {
+        (link.role_arn, link.external_id, f"alert-whisperer-{link.company_id}"),
+        (other.role_arn, other.external_id, f"alert-whisperer-{company_b.pk}"),
+    }
