@@ -21,7 +21,7 @@ from apps.runbooks.catalog import (
 )
 from apps.runbooks.choices import Kind
 from apps.runbooks.models import INSTANCE_PLACEHOLDER, Runbook
-from apps.tenants.models import AwsLink, Company
+from apps.tenants.models import Asset, AwsLink, Company
 
 MSP_SCOPE = "msp"
 MAX_YAML_BYTES = 1024 * 1024
@@ -237,3 +237,36 @@ class AwsLinkForm(forms.ModelForm):
         widgets = {
             "role_arn": forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
         }
+
+
+class ActivationForm(forms.Form):
+    """CreateActivation's inputs: the role the servers register under (with the
+    AmazonSSMManagedInstanceCore policy and ssm.amazonaws.com trusted), how many, how long."""
+
+    iam_role = forms.RegexField(
+        label="IAM role of the servers",
+        regex=r"^[\w+=,.@/-]{1,64}$",
+        initial="SSMServiceRole",
+        error_messages={"invalid": "Give the role's name (not its ARN), e.g. SSMServiceRole."},
+        help_text="A role in the client's account that trusts ssm.amazonaws.com and has the "
+        "AmazonSSMManagedInstanceCore policy.",
+        widget=forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
+    )
+    registration_limit = forms.IntegerField(
+        label="Servers it may register", min_value=1, max_value=1000, initial=10
+    )
+    expires_in_days = forms.IntegerField(
+        label="Expires after (days)", min_value=1, max_value=30, initial=7
+    )
+    default_instance_name = forms.RegexField(
+        label="Default instance name",
+        regex=r"^[\w.-]{1,256}$",
+        error_messages={"invalid": "Letters, digits, _ . - only."},
+        help_text="What the servers are called in Systems Manager until they are renamed.",
+    )
+
+
+class AdoptForm(forms.Form):
+    instance_id = forms.CharField(
+        max_length=20, validators=[Asset.instance_id_validator], widget=forms.HiddenInput
+    )

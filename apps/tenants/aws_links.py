@@ -174,3 +174,29 @@ def permissions_policy(link: AwsLink) -> str:
         ],
     }
     return json.dumps(policy, indent=2)
+
+
+# --- Session Manager ------------------------------------------------------------------------
+
+
+def console_host(region: str) -> str:
+    partition = _partition(region)
+    if partition == "aws-cn":
+        return f"https://{region}.console.amazonaws.cn"
+    if partition == "aws-us-gov":
+        return "https://console.amazonaws-us-gov.com"
+    return f"https://{region}.console.aws.amazon.com"
+
+
+def session_open(*, link: AwsLink, instance_id: str, asset_name: str, actor: Any) -> str:
+    """The AWS console's Session Manager page for ``instance_id`` in the company's region
+    (the person signs in to the client's account, or switches role, as for any console
+    page), audited before it is handed out. Nothing is opened on port 22."""
+    region = link.region
+    url = f"{console_host(region)}/systems-manager/session-manager/{instance_id}?region={region}"
+    _audit(
+        link,
+        actor=actor,
+        details={"session_opened": instance_id, "asset": asset_name, "url": url},
+    )
+    return url
