@@ -221,7 +221,7 @@ class RunbookImportForm(forms.Form):
 class AwsLinkForm(forms.ModelForm):
     class Meta:
         model = AwsLink
-        fields = ["region", "role_arn"]
+        fields = ["region", "role_arn", "export_bucket", "export_prefix"]
         labels = {"role_arn": "Role ARN"}
         help_texts = {
             "kind": "A Windows instance is sent PowerShell runbooks, a Linux one shell "
@@ -233,9 +233,14 @@ class AwsLinkForm(forms.ModelForm):
             "arn:aws:iam::123456789012:role/AlertWhisperer. Leave it empty to save the link "
             "first and get the External ID for the role's trust policy; empty also means "
             "webhook-only mode (runbooks become guided manual steps).",
+            "export_bucket": "A bucket in the company's account that receives the day's "
+            "compliance snapshot as CSV and JSON, through the same role. Empty: no export.",
+            "export_prefix": "Where in the bucket: each day goes under <prefix>YYYY-MM-DD/.",
         }
         widgets = {
             "role_arn": forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
+            "export_bucket": forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
+            "export_prefix": forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
         }
 
 

@@ -139,41 +139,76 @@ def trust_policy(link: AwsLink) -> str:
 
 
 def permissions_policy(link: AwsLink) -> str:
-    """What runbooks and patch compliance need: run AWS-RunShellScript on EC2 and hybrid
-    (mi-) instances, follow and cancel the commands, read instance and patch states."""
+    """Exactly the actions the product calls with the role: run-command runbooks (shell and
+    PowerShell) on EC2 and hybrid (mi-) instances and following them, Automation runbooks,
+    hybrid activations (passing their role to Systems Manager), patch compliance and the
+    inventory, and, when a bucket is named, the daily compliance export."""
     partition = _partition(link.region)
     region = link.region
     account = _account_of(link.role_arn)
-    policy = {
-        "Version": POLICY_VERSION,
-        "Statement": [
+    ssm = f"arn:{partition}:ssm:{region}"
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "RunCommandRunbooks",
+            "Effect": "Allow",
+            "Action": "ssm:SendCommand",
+            "Resource": [
+                f"{ssm}::document/AWS-RunShellScript",
+                f"{ssm}::document/AWS-RunPowerShellScript",
+                f"arn:{partition}:ec2:{region}:{account}:instance/*",
+                f"{ssm}:{account}:managed-instance/*",
+            ],
+        },
+        {
+            "Sid": "FollowRunbooksInventoryAndCompliance",
+            "Effect": "Allow",
+            "Action": [
+                "ssm:GetCommandInvocation",
+                "ssm:CancelCommand",
+                "ssm:DescribeInstanceInformation",
+                "ssm:DescribeInstancePatchStates",
+                "ssm:ListTagsForResource",
+                "ec2:DescribeTags",
+            ],
+            "Resource": "*",
+        },
+        {
+            "Sid": "AutomationRunbooks",
+            "Effect": "Allow",
+            "Action": [
+                "ssm:StartAutomationExecution",
+                "ssm:GetAutomationExecution",
+                "ssm:StopAutomationExecution",
+            ],
+            "Resource": [
+                f"{ssm}:{account}:automation-definition/*",
+                f"{ssm}:{account}:automation-execution/*",
+            ],
+        },
+        {
+            "Sid": "HybridActivations",
+            "Effect": "Allow",
+            "Action": ["ssm:CreateActivation", "ssm:AddTagsToResource"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "PassRolesToSystemsManager",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": f"arn:{partition}:iam::{account}:role/*",
+            "Condition": {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}},
+        },
+    ]
+    if link.export_bucket:
+        statements.append(
             {
-                "Sid": "RunRunbooks",
+                "Sid": "DailyComplianceExport",
                 "Effect": "Allow",
-                "Action": "ssm:SendCommand",
-                "Resource": [
-                    f"arn:{partition}:ssm:{region}::document/AWS-RunShellScript",
-                    f"arn:{partition}:ec2:{region}:{account}:instance/*",
-                    f"arn:{partition}:ssm:{region}:{account}:managed-instance/*",
-                ],
-            },
-            {
-                "Sid": "FollowRunbooksAndCompliance",
-                "Effect": "Allow",
-                "Action": [
-                    "ssm:GetCommandInvocation",
-                    "ssm:ListCommandInvocations",
-                    "ssm:CancelCommand",
-                    "ssm:DescribeInstanceInformation",
-                    "ssm:DescribeInstancePatchStates",
-                    "ssm:ListTagsForResource",
-                    "ec2:DescribeTags",
-                ],
-                "Resource": "*",
-            },
-        ],
-    }
-    return json.dumps(policy, indent=2)
+                "Action": "s3:PutObject",
+                "Resource": f"arn:{partition}:s3:::{link.export_bucket}/{link.export_prefix}*",
+            }
+        )
+    return json.dumps({"Version": POLICY_VERSION, "Statement": statements}, indent=2)
 
 
 # --- Session Manager ------------------------------------------------------------------------

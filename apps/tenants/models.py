@@ -294,6 +294,26 @@ class AwsLink(models.Model):
     role_arn = models.CharField(max_length=600, blank=True, validators=[role_arn_validator])
     external_id = models.CharField(max_length=64, editable=False)
     verified_at = models.DateTimeField(null=True, blank=True)
+    export_bucket = models.CharField(
+        "Compliance export bucket",
+        max_length=63,
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                "A bucket name: 3 to 63 lower-case letters, digits, dots and hyphens.",
+            )
+        ],
+    )
+    export_prefix = models.CharField(
+        "Compliance export prefix",
+        max_length=200,
+        blank=True,
+        default="alert-whisperer/compliance/",
+        validators=[
+            RegexValidator(r"^[\w!\-.*'()/]*$", "Letters, digits and ! - _ . * ' ( ) / only.")
+        ],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

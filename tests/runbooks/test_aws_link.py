@@ -10,12 +10,15 @@ import re
 import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from apps.audit.models import AuditLog
 from apps.runbooks.services import execution_request
+from apps.tenants import aws_links
 from apps.tenants.aws import client_for
 from apps.tenants.aws_links import aws_link_test
 from apps.tenants.models import AwsLink
@@ -139,14 +142,15 @@ def test_without_a_link_the_page_explains_webhook_only_mode(client, company_admi
 
 def test_external_id_is_generated_once_and_stable(client, company_admin_a, company_a):
     client.force_login(company_admin_a)
-    response = client.post(url("aws_link"), {"region": "eu-west-3", "role_arn": ""})
+    prefix = {"export_prefix": "alert-whisperer/compliance/"}  # as the form shows it
+    response = client.post(url("aws_link"), {"region": "eu-west-3", "role_arn": "", **prefix})
     assert response.status_code == 302 and response["Location"] == url("aws_link")
     link = AwsLink.objects.get(company=company_a)
     external_id = link.external_id
     assert re.fullmatch(r"aw-[A-Za-z0-9_-]{32}", external_id)
     assert not link.is_configured  # saved for its External ID, still webhook-only
 
-    response = client.post(url("aws_link"), {"region": "eu-west-3", "role_arn": ROLE_ARN})
+    response = client.post(url("aws_link"), {"region": "eu-west-3", "role_arn": ROLE_ARN, **prefix})
     assert response.status_code == 302
     link.refresh_from_db()
     assert link.external_id == external_id and link.role_arn == ROLE_ARN
@@ -178,18 +182,47 @@ def test_trust_policy_names_the_platform_and_the_external_id(client, msp_admin, 
     assert permissions[0]["Action"] == "ssm:SendCommand"
     assert permissions[0]["Resource"] == [
         "arn:aws:ssm:eu-west-3::document/AWS-RunShellScript",
+        "arn:aws:ssm:eu-west-3::document/AWS-RunPowerShellScript",
         "arn:aws:ec2:eu-west-3:123456789012:instance/*",
         "arn:aws:ssm:eu-west-3:123456789012:managed-instance/*",
     ]
-    assert permissions[1]["Action"] == [
-        "ssm:GetCommandInvocation",
-        "ssm:ListCommandInvocations",
-        "ssm:CancelCommand",
-        "ssm:DescribeInstanceInformation",
-        "ssm:DescribeInstancePatchStates",
-        "ssm:ListTagsForResource",
-        "ec2:DescribeTags",
-    ]
+    assert "DailyComplianceExport" not in [s["Sid"] for s in permissions]
+
+
+def test_permissions_policy_lists_exactly_the_actions_the_product_calls(company_a):
+    """Every AWS operation the code calls on the role (found in the source) is in the
+    policy, and nothing else is; CreateActivation also needs AddTagsToResource for its tag
+    and iam:PassRole for the servers' role."""
+    link = AwsLinkFactory(company=company_a, export_bucket="acme-reports", export_prefix="aw/")
+    statements = json.loads(aws_links.permissions_policy(link))["Statement"]
+    granted = set()
+    for statement in statements:
+        actions = statement["Action"]
+        granted.update([actions] if isinstance(actions, str) else actions)
+    called = set()
+    for path in Path(settings.BASE_DIR, "apps").rglob("*.py"):
+        for operation in re.findall(r'"([a-z_]+)"', path.read_text()):
+            if operation in OPERATION_ACTIONS:
+                called.add(OPERATION_ACTIONS[operation])
+    assert called == granted - {"ssm:AddTagsToResource", "iam:PassRole"}
+    export = statements[-1]
+    assert export["Resource"] == "arn:aws:s3:::acme-reports/aw/*"
+
+
+OPERATION_ACTIONS = {
+    "send_command": "ssm:SendCommand",
+    "get_command_invocation": "ssm:GetCommandInvocation",
+    "cancel_command": "ssm:CancelCommand",
+    "start_automation_execution": "ssm:StartAutomationExecution",
+    "get_automation_execution": "ssm:GetAutomationExecution",
+    "stop_automation_execution": "ssm:StopAutomationExecution",
+    "describe_instance_information": "ssm:DescribeInstanceInformation",
+    "describe_instance_patch_states": "ssm:DescribeInstancePatchStates",
+    "list_tags_for_resource": "ssm:ListTagsForResource",
+    "create_activation": "ssm:CreateActivation",
+    "describe_tags": "ec2:DescribeTags",
+    "put_object": "s3:PutObject",
+}
 
 
 def test_trust_policy_uses_the_configured_platform_account(client, msp_admin, company_a, settings):
