@@ -319,3 +319,14 @@ def test_company_admin_adds_an_automation_runbook(company_a, company_admin_a, cl
     assert runbook.document_parameters == {"InstanceId": "{{instance_id}}"}
     page = client.get(f"/runbooks/{runbook.pk}/edit/").content.decode()
     assert "StartAutomationExecution runs the document <code>AWS-RestartEC2Instance</code>" in page
+
+
+def test_catalog_lists_each_runbooks_kind(company_a, company_admin_a, client):
+    RunbookFactory(company=company_a, name="Clean logs")
+    powershell_runbook(company=company_a)
+    automation_runbook(company=company_a)
+    client.force_login(company_admin_a)
+    page = client.get("/runbooks/").content.decode()
+    assert '<div class="small muted" data-kind="shell">Shell</div>' in page
+    assert '<div class="small muted" data-kind="powershell">PowerShell</div>' in page
+    assert "Automation: <code>AWS-RestartEC2Instance</code>" in page
