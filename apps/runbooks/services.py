@@ -527,12 +527,20 @@ def _finish_manual(execution: RunbookExecution) -> None:
     execution.status = ExecutionStatus.MANUAL
     execution.finished_at = timezone.now()
     execution.save()
-    steps = "\n".join(f"{n}. {a}" for n, a in enumerate(execution.runbook.actions, 1))
+    actions = execution.runbook.actions
+    if execution.kind == RunbookKind.AUTOMATION:
+        parameters = ", ".join(f"{k}={','.join(v)}" for k, v in execution.parameters.items())
+        actions = [
+            f"Start the Automation document {execution.document_name} in the AWS console"
+            + (f" with {parameters}" if parameters else "")
+            + "."
+        ]
+    steps = "\n".join(f"{n}. {a}" for n, a in enumerate(actions, 1))
     _event(
         execution,
         f"“{execution.runbook.name}” has no AWS link or instance id to run on: follow these "
         f"steps by hand.\n{steps}",
-        steps=execution.runbook.actions,
+        steps=actions,
     )
     record(
         action=AuditAction.RUNBOOK_EXECUTED,

@@ -330,3 +330,31 @@ def test_catalog_lists_each_runbooks_kind(company_a, company_admin_a, client):
     assert '<div class="small muted" data-kind="shell">Shell</div>' in page
     assert '<div class="small muted" data-kind="powershell">PowerShell</div>' in page
     assert "Automation: <code>AWS-RestartEC2Instance</code>" in page
+
+
+def test_automation_without_aws_link_becomes_a_manual_step(
+    healing, django_capture_on_commit_callbacks
+):
+    from apps.tenants.models import AwsLink
+
+    AwsLink.objects.filter(company=healing["company"]).update(role_arn="")
+    runbook = automation_runbook()
+    with django_capture_on_commit_callbacks(execute=True):
+        execution = execution_request(incident=healing["incident"], runbook=runbook)
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.MANUAL
+    texts = list(healing["incident"].events.values_list("text", flat=True))
+    assert any(
+        "1. Start the Automation document AWS-RestartEC2Instance in the AWS console with "
+        "InstanceId=i-0123456789abcdef0." in t
+        for t in texts
+    )
+
+
+def test_unreachable_agent_is_flagged_on_the_incident(healing, moto_endpoint):
+    healing["asset"].ssm_ping_status = "ConnectionLost"
+    healing["asset"].save()
+    runbook = automation_runbook(risk="medium", auto_approve=False)
+    execution_request(incident=healing["incident"], runbook=runbook)
+    texts = list(healing["incident"].events.values_list("text", flat=True))
+    assert any("last saw the agent of srv-db-01 as ConnectionLost" in t for t in texts)
