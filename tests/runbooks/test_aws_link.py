@@ -8,6 +8,7 @@ import html
 import json
 import re
 import threading
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -362,3 +363,63 @@ def test_every_assume_role_carries_the_external_id_and_session_name(
         (link.role_arn, link.external_id, f"alert-whisperer-{link.company_id}"),
         (other.role_arn, other.external_id, f"alert-whisperer-{company_b.pk}"),
     }
+
+
+@pytest.fixture
+def trust_policy(moto_endpoint, settings):
+    """An STS front on moto's server that enforces a trust policy's External ID condition:
+    AssumeRole with any other External ID is AccessDenied, as AWS answers; everything else
+    goes to moto. ``trusted`` holds the External ID the role's trust policy names."""
+    trusted = {"external_id": ""}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            form = urllib.parse.parse_qs(body.decode())
+            if form.get("Action") == ["AssumeRole"] and form.get("ExternalId") != [
+                trusted["external_id"]
+            ]:
+                self._answer(403, "text/xml", ACCESS_DENIED)
+                return
+            request = urllib.request.Request(
+                moto_endpoint + self.path,
+                data=body,
+                method="POST",
+                headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+            )
+            with urllib.request.urlopen(request, timeout=20) as answer:
+                self._answer(answer.status, answer.headers["Content-Type"], answer.read())
+
+        def _answer(self, status: int, content_type: str, payload: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.AWS_ENDPOINT_URL = f"http://127.0.0.1:{server.server_port}"
+    yield trusted
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_external_id_is_checked_not_assumed(client, msp_admin, company_a, trust_policy):
+    """The role trusts this company's External ID: the test connects. After regenerating it
+    (the trust policy not updated yet) the same role refuses, in words, on the page."""
+    link = AwsLinkFactory(company=company_a)
+    trust_policy["external_id"] = link.external_id
+    client.force_login(msp_admin)
+    assert 'id="assumed-identity"' in client.post(url("aws_link_test")).content.decode()
+    client.post(url("aws_link_regenerate"))
+    body = html.unescape(client.post(url("aws_link_test")).content.decode())
+    assert (
+        f"Access denied when trying to assume the role {ROLE_ARN}. Check the role's trust "
+        "policy names Alert Whisperer's account and this company's External ID."
+    ) in body
+    trust_policy["external_id"] = AwsLink.objects.get(pk=link.pk).external_id
+    assert 'id="assumed-identity"' in client.post(url("aws_link_test")).content.decode()
