@@ -180,8 +180,9 @@ def permissions_policy(link: AwsLink) -> str:
                 "ssm:GetAutomationExecution",
                 "ssm:StopAutomationExecution",
             ],
+            # AWS-owned and shared documents are not in the client's account.
             "Resource": [
-                f"{ssm}:{account}:automation-definition/*",
+                f"{ssm}:*:automation-definition/*",
                 f"{ssm}:{account}:automation-execution/*",
             ],
         },
