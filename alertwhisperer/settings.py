@@ -228,6 +228,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-approvals": {"task": "apps.runbooks.tasks.expire_approvals", "schedule": 60.0},
     "compliance-sync": {"task": "apps.compliance.tasks.sync_all_companies", "schedule": 3600.0},
     "worker-heartbeat": {"task": "apps.ops.tasks.heartbeat", "schedule": 15.0},
+    "compliance-export": {
+        "task": "apps.compliance.tasks.export_all_companies",
+        "schedule": 86400.0,
+    },
 }
 
 # --- Auth ---------------------------------------------------------------------------------

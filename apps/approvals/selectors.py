@@ -21,7 +21,7 @@ def approvals_for_display() -> QuerySet[ApprovalRequest]:
     return ApprovalRequest.objects.select_related(
         "company",
         "execution__runbook",
-        "execution__incident",
+        "execution__incident__asset",
         "requested_by",
         "decided_by",
     )

@@ -43,14 +43,42 @@ def may_decide(user: Any, approval: ApprovalRequest) -> bool:
 def approval_decide(
     *, approval_id: int, user: Any, approve: bool, note: str = ""
 ) -> ApprovalRequest:
-    """Approve or reject; an expired request is marked expired (and stays so) and refused."""
+    """Approve or reject; an expired request is marked expired (and stays so) and refused.
+    A decision the approval rules refuse (own request, risk too high for the role) is
+    audited, then raised."""
     with transaction.atomic():
         approval = _lock(approval_id)
         if approval.is_expired:
             _expire(approval)
+            refused = None
         else:
-            return _decide(approval, user=user, approve=approve, note=note)
-    raise Conflict("This request expired: approvals are valid for one hour.")
+            try:
+                return _decide(approval, user=user, approve=approve, note=note)
+            except PermissionDenied as error:
+                refused = error
+    if refused is None:
+        raise Conflict("This request expired: approvals are valid for one hour.")
+    _audit_refusal(approval, user=user, approve=approve, reason=refused.message)
+    raise refused
+
+
+def _audit_refusal(approval: ApprovalRequest, *, user: Any, approve: bool, reason: str) -> None:
+    """A refused attempt, as ``approval_denied`` with ``refused`` true (a decision that
+    went through never carries it)."""
+    record(
+        action=AuditAction.APPROVAL_DENIED,
+        actor=user,
+        company=approval.company,
+        target=approval,
+        details={
+            "refused": True,
+            "attempted": "approve" if approve else "reject",
+            "reason": reason,
+            "runbook": approval.execution.runbook.name,
+            "risk": approval.risk,
+            "incident": approval.execution.incident_id,
+        },
+    )
 
 
 def _lock(approval_id: int) -> ApprovalRequest:

@@ -104,3 +104,29 @@ class InstanceSnapshot(models.Model):
     @property
     def is_hybrid(self) -> bool:
         return self.instance_id.startswith("mi-")
+
+
+class ComplianceExport(models.Model):
+    """One daily export of a company's compliance snapshot (CSV and JSON) to the S3 bucket
+    of its AWS link."""
+
+    company = models.ForeignKey(
+        "tenants.Company", on_delete=models.CASCADE, related_name="compliance_exports"
+    )
+    day = models.DateField()
+    finished_at = models.DateTimeField()
+    ok = models.BooleanField()
+    error = models.TextField(blank=True)
+    bucket = models.CharField(max_length=63)
+    keys = models.JSONField(default=list, blank=True)
+    instance_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-finished_at", "-id"]
+        indexes = [
+            models.Index(fields=["company", "-finished_at"], name="compliance_export_latest")
+        ]
+
+    def __str__(self) -> str:
+        outcome = "ok" if self.ok else "failed"
+        return f"Compliance export of {self.company} for {self.day} ({outcome})"

@@ -41,9 +41,11 @@ from apps.audit.services import record
 from apps.compliance.models import Environment, InstanceSnapshot, SyncRun
 from apps.compliance.selectors import TREND_DAYS
 from apps.tenants.aws import AwsError, AwsNotLinked, call, client_for
-from apps.tenants.models import Company
+from apps.tenants.hybrid import platform_of
+from apps.tenants.models import Asset, Company
 
 PAGE_SIZE = 50
+NOT_MANAGED = "NotManaged"
 TAGS_PAGE_SIZE = 1000
 ENVIRONMENT_TAG_KEYS = ("Environment", "environment", "ENVIRONMENT", "Env", "env", "ENV")
 NAME_TAG_KEY = "Name"
@@ -72,6 +74,8 @@ ENVIRONMENT_PATTERNS = [
 @dataclass
 class _Fleet:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What the assets show of each instance's agent (platform, ping status, version).
+    agents: dict[str, dict[str, str]] = field(default_factory=dict)
     warning: str = ""
 
 
@@ -129,6 +133,11 @@ def _read_fleet(company: Company) -> _Fleet:
             fleet.snapshots[instance_id] = _snapshot_fields(
                 info, states.get(instance_id), tags.get(instance_id, {})
             )
+            fleet.agents[instance_id] = {
+                "platform": platform_of(info),
+                "ssm_ping_status": info.get("PingStatus", "")[:20],
+                "ssm_agent_version": info.get("AgentVersion", "")[:40],
+            }
     return fleet
 
 
@@ -256,8 +265,26 @@ def _store_success(
             batch_size=500,
         )
         SyncRun.objects.filter(company=company, finished_at__lt=finished_at - RETENTION).delete()
+        _refresh_assets(company=company, agents=fleet.agents, seen_at=finished_at)
         _audit(run, actor)
     return run
+
+
+def _refresh_assets(*, company: Company, agents: dict[str, dict[str, str]], seen_at) -> None:
+    """The company's assets show their instance's agent as this sync saw it; an asset whose
+    instance Systems Manager no longer manages is marked so."""
+    assets = list(Asset.objects.filter(company=company).exclude(instance_id=""))
+    for asset in assets:
+        agent = agents.get(asset.instance_id)
+        if agent is None:
+            asset.ssm_ping_status = NOT_MANAGED if asset.ssm_ping_status else ""
+            continue
+        for name, value in agent.items():
+            setattr(asset, name, value)
+        asset.ssm_seen_at = seen_at
+    Asset.objects.bulk_update(
+        assets, ["platform", "ssm_ping_status", "ssm_agent_version", "ssm_seen_at"], batch_size=500
+    )
 
 
 def _store_failure(

@@ -1,5 +1,6 @@
-"""Celery tasks of patch compliance: the hourly sync of every linked company, and the sync of
-one company (hourly, or asked for with the "Sync with AWS" button).
+"""Celery tasks of patch compliance: the hourly sync of every linked company, the sync of
+one company (hourly, or asked for with the "Sync with AWS" button), and the daily export
+of each company's snapshot to its S3 bucket.
 
 A company has at most one sync queued or running: a cache flag, set when one is queued and
 cleared when it ends (or after ``SYNC_FLAG_SECONDS``, should a worker die), so a double
@@ -13,6 +14,7 @@ from django.core.cache import cache
 from django.db import OperationalError, transaction
 
 from apps.accounts.models import User
+from apps.compliance.exports import compliance_export
 from apps.compliance.services import compliance_sync
 from apps.tenants.aws import THROTTLING_CODES
 from apps.tenants.models import AwsLink, Company
@@ -77,3 +79,23 @@ def sync_all_companies() -> int:
         .values_list("company_id", flat=True)
     )
     return sum(queue_sync(company_id=company_id) for company_id in company_ids)
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def export_company(company_id: int) -> bool:
+    company = Company.objects.get(pk=company_id)
+    return compliance_export(company=company).ok
+
+
+@shared_task(soft_time_limit=50, time_limit=60)
+def export_all_companies() -> int:
+    """Daily: export the compliance snapshot of every active company that names a bucket."""
+    company_ids = list(
+        AwsLink.objects.filter(company__is_active=True)
+        .exclude(role_arn="")
+        .exclude(export_bucket="")
+        .values_list("company_id", flat=True)
+    )
+    for company_id in company_ids:
+        export_company.delay(company_id)
+    return len(company_ids)

@@ -23,6 +23,7 @@ from apps.accounts.permissions import Action, can, get_scoped_or_404
 from apps.accounts.selection import companies_in_view, visible_companies_list
 from apps.common.pagination import paginate
 from apps.compliance import selectors
+from apps.compliance.exports import latest_exports
 from apps.compliance.models import Environment
 from apps.compliance.tasks import queue_sync, syncs_running
 from apps.tenants.models import Company
@@ -44,11 +45,13 @@ def _visible_company(request: HttpRequest, slug: str) -> Company:
 
 def _cards(request: HttpRequest, companies: list[Company]) -> list[dict[str, Any]]:
     running = syncs_running([c.pk for c in companies])
+    exports = latest_exports(company_ids=[c.pk for c in companies])
     return [
         {
             "c": overview,
             "can_sync": can(request.user, Action.MANAGE_COMPANY, overview.company),
             "syncing": overview.company.pk in running,
+            "export": exports.get(overview.company.pk),
         }
         for overview in selectors.compliance_overview(companies=companies, now=timezone.now())
     ]

@@ -21,7 +21,7 @@ from apps.accounts.permissions import scope
 from apps.audit.choices import AuditAction
 from apps.audit.services import record
 from apps.common.errors import ApplicationError, Conflict
-from apps.runbooks.choices import HealthCheckType, Risk
+from apps.runbooks.choices import HealthCheckType, Kind, Risk
 from apps.runbooks.models import Runbook, RunbookExecution
 from apps.tenants.models import Company
 
@@ -38,7 +38,10 @@ DOCUMENT_KEYS = (
     "signature",
     "risk_level",
     "auto_approve",
+    "kind",
     "actions",
+    "document",
+    "parameters",
     "health_check",
     "timeout_seconds",
     "enabled",
@@ -55,7 +58,10 @@ RUNBOOK_FIELDS = (
     "signature_pattern",
     "risk",
     "auto_approve",
+    "kind",
     "actions",
+    "document_name",
+    "document_parameters",
     "health_check_type",
     "health_check_url",
     "health_check_status",
@@ -68,6 +74,8 @@ RUNBOOK_FIELDS = (
 YAML_KEY_OF_FIELD = {
     "signature_pattern": "signature",
     "risk": "risk_level",
+    "document_name": "document",
+    "document_parameters": "parameters",
     "health_check_type": "health_check.type",
     "health_check_url": "health_check.url",
     "health_check_status": "health_check.status",
@@ -225,15 +233,23 @@ def runbook_delete(*, runbook: Runbook, actor: Any = None) -> None:
 
 def runbook_document(runbook: Runbook) -> dict[str, Any]:
     """``runbook`` as a YAML document of the product guide's shape. The health check is
-    left out when there is none, ``enabled`` when it is true."""
+    left out when there is none, ``enabled`` when it is true, ``kind`` for shell runbooks
+    (the guide's original shape); an Automation runbook has a document and parameters
+    instead of actions."""
     document: dict[str, Any] = {
         "name": runbook.name,
         "description": runbook.description,
         "signature": runbook.signature_pattern,
         "risk_level": runbook.risk,
         "auto_approve": runbook.auto_approve,
-        "actions": list(runbook.actions),
     }
+    if runbook.kind != Kind.SHELL:
+        document["kind"] = runbook.kind
+    if runbook.kind == Kind.AUTOMATION:
+        document["document"] = runbook.document_name
+        document["parameters"] = dict(runbook.document_parameters)
+    else:
+        document["actions"] = list(runbook.actions)
     if runbook.health_check_type == HealthCheckType.HTTP:
         document["health_check"] = {
             "type": HealthCheckType.HTTP.value,
@@ -355,12 +371,27 @@ class _Reader:
             return default
         return value
 
-    def commands(self, key: str) -> list[str]:
-        value = self._get(key, [], required=True)
+    def commands(self, key: str, *, required: bool = True) -> list[str]:
+        value = self._get(key, [], required=required)
         if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-            self._wrong(key, "a list of shell commands")
+            self._wrong(key, "a list of commands")
             return []
         return [c.strip() for c in value]
+
+    def parameters(self, key: str) -> dict[str, Any]:
+        """Automation parameters: name to text or a list of texts (numbers become text)."""
+        value = self._get(key, {}, required=False)
+        if not isinstance(value, dict):
+            self._wrong(key, "a mapping of parameter names to values")
+            return {}
+        parameters: dict[str, Any] = {}
+        for name, item in value.items():
+            values = [_plain_text(v) for v in (item if isinstance(item, list) else [item])]
+            if not isinstance(name, str) or any(v is None for v in values):
+                self._wrong(f"{key}.{name}", "text or a list of texts")
+                continue
+            parameters[name] = values if isinstance(item, list) else values[0]
+        return parameters
 
     def unknown_keys(self, allowed: Iterable[str]) -> None:
         allowed = list(allowed)
@@ -404,7 +435,11 @@ def _apply_document(runbook: Runbook, document: dict[str, Any]) -> list[str]:
     runbook.signature_pattern = reader.text("signature", required=True)
     runbook.risk = reader.choice("risk_level", list(Risk.values), default=Risk.LOW, required=True)
     runbook.auto_approve = reader.flag("auto_approve", default=False)
-    runbook.actions = reader.commands("actions")
+    runbook.kind = reader.choice("kind", list(Kind.values), default=Kind.SHELL, required=False)
+    automation = runbook.kind == Kind.AUTOMATION
+    runbook.actions = reader.commands("actions", required=not automation)
+    runbook.document_name = reader.text("document", required=automation)
+    runbook.document_parameters = reader.parameters("parameters")
     _apply_health_check(runbook, reader)
     runbook.timeout_seconds = reader.number("timeout_seconds", default=DEFAULT_TIMEOUT_SECONDS)
     runbook.enabled = reader.flag("enabled", default=True)

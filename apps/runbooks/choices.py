@@ -35,3 +35,12 @@ ACTIVE_STATUSES = (
 class Mode(models.TextChoices):
     SSM = "ssm", "AWS Systems Manager"
     MANUAL = "manual", "Guided manual steps"
+
+
+class Kind(models.TextChoices):
+    """What a runbook sends: commands through one of SSM's run-command documents, or an
+    SSM Automation document."""
+
+    SHELL = "shell", "Shell (AWS-RunShellScript)"
+    POWERSHELL = "powershell", "PowerShell (AWS-RunPowerShellScript)"
+    AUTOMATION = "automation", "SSM Automation document"

@@ -19,8 +19,9 @@ from apps.runbooks.catalog import (
     name_taken_message,
     runbook_name_taken,
 )
-from apps.runbooks.models import Runbook
-from apps.tenants.models import AwsLink, Company
+from apps.runbooks.choices import Kind
+from apps.runbooks.models import INSTANCE_PLACEHOLDER, Runbook
+from apps.tenants.models import Asset, AwsLink, Company
 
 MSP_SCOPE = "msp"
 MAX_YAML_BYTES = 1024 * 1024
@@ -61,9 +62,17 @@ class ActionsField(forms.CharField):
 class RunbookForm(forms.ModelForm):
     actions = ActionsField(
         label="Actions",
-        help_text="Shell commands, one per line, run in order as root by AWS-RunShellScript "
-        "(or shown as manual steps without an AWS link). The run stops at the first failure.",
+        help_text="Shell or PowerShell: commands, one per line, run in order as root or "
+        "SYSTEM by AWS-RunShellScript or AWS-RunPowerShellScript (or shown as manual steps "
+        "without an AWS link). The run stops at the first failure.",
         required=False,  # the model says "give at least one", once
+    )
+    document_parameters = forms.JSONField(
+        label="Automation parameters",
+        required=False,
+        help_text=f'JSON, e.g. {{"InstanceId": "{INSTANCE_PLACEHOLDER}"}}: each parameter '
+        "a text or a list of texts.",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "class": "mono"}),
     )
 
     class Meta:
@@ -71,6 +80,8 @@ class RunbookForm(forms.ModelForm):
         fields = RUNBOOK_FIELDS
         labels = {
             "signature_pattern": "Trigger signature",
+            "kind": "Kind",
+            "document_name": "Automation document",
             "risk": "Risk",
             "auto_approve": "Run without approval (low risk only)",
             "health_check_type": "Health check",
@@ -82,6 +93,10 @@ class RunbookForm(forms.ModelForm):
             "enabled": "Enabled (matches new incidents)",
         }
         help_texts = {
+            "kind": "A Windows instance is sent PowerShell runbooks, a Linux one shell "
+            "runbooks; Automation runbooks suit both.",
+            "document_name": "For Automation: an AWS-owned document such as "
+            "AWS-RestartEC2Instance, or one of the client's own.",
             "signature_pattern": "The alert signature it heals: exact (disk_full) or a glob "
             "(service_down:*). An exact pattern wins over a glob.",
             "health_check_url": "For an HTTP check: requested from the instance after the "
@@ -94,6 +109,7 @@ class RunbookForm(forms.ModelForm):
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "health_check_command": forms.TextInput(attrs={"class": "mono"}),
+            "document_name": forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
         }
 
     def __init__(
@@ -117,8 +133,15 @@ class RunbookForm(forms.ModelForm):
             initial=scope_value(self.instance.company) if self.instance.pk else None,
         )
         self.order_fields(["scope", *RUNBOOK_FIELDS])
-        for name in ("health_check_status", "health_check_exit_code"):
+        for name in ("health_check_status", "health_check_exit_code", "kind"):
             self.fields[name].required = False
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data.get("kind") or Kind.SHELL
+
+    def clean_document_parameters(self) -> Any:
+        value = self.cleaned_data.get("document_parameters")
+        return {} if value is None else value
 
     def clean_health_check_status(self) -> int:
         value = self.cleaned_data.get("health_check_status")
@@ -198,15 +221,57 @@ class RunbookImportForm(forms.Form):
 class AwsLinkForm(forms.ModelForm):
     class Meta:
         model = AwsLink
-        fields = ["region", "role_arn"]
+        fields = ["region", "role_arn", "export_bucket", "export_prefix"]
         labels = {"role_arn": "Role ARN"}
         help_texts = {
+            "kind": "A Windows instance is sent PowerShell runbooks, a Linux one shell "
+            "runbooks; Automation runbooks suit both.",
+            "document_name": "For Automation: an AWS-owned document such as "
+            "AWS-RestartEC2Instance, or one of the client's own.",
             "region": "Where the company's instances run, e.g. us-east-1.",
             "role_arn": "The role Alert Whisperer assumes, e.g. "
             "arn:aws:iam::123456789012:role/AlertWhisperer. Leave it empty to save the link "
             "first and get the External ID for the role's trust policy; empty also means "
             "webhook-only mode (runbooks become guided manual steps).",
+            "export_bucket": "A bucket in the company's account that receives the day's "
+            "compliance snapshot as CSV and JSON, through the same role. Empty: no export.",
+            "export_prefix": "Where in the bucket: each day goes under <prefix>YYYY-MM-DD/.",
         }
         widgets = {
             "role_arn": forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
+            "export_bucket": forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
+            "export_prefix": forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
         }
+
+
+class ActivationForm(forms.Form):
+    """CreateActivation's inputs: the role the servers register under (with the
+    AmazonSSMManagedInstanceCore policy and ssm.amazonaws.com trusted), how many, how long."""
+
+    iam_role = forms.RegexField(
+        label="IAM role of the servers",
+        regex=r"^[\w+=,.@/-]{1,64}$",
+        initial="SSMServiceRole",
+        error_messages={"invalid": "Give the role's name (not its ARN), e.g. SSMServiceRole."},
+        help_text="A role in the client's account that trusts ssm.amazonaws.com and has the "
+        "AmazonSSMManagedInstanceCore policy.",
+        widget=forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
+    )
+    registration_limit = forms.IntegerField(
+        label="Servers it may register", min_value=1, max_value=1000, initial=10
+    )
+    expires_in_days = forms.IntegerField(
+        label="Expires after (days)", min_value=1, max_value=30, initial=7
+    )
+    default_instance_name = forms.RegexField(
+        label="Default instance name",
+        regex=r"^[\w.-]{1,256}$",
+        error_messages={"invalid": "Letters, digits, _ . - only."},
+        help_text="What the servers are called in Systems Manager until they are renamed.",
+    )
+
+
+class AdoptForm(forms.Form):
+    instance_id = forms.CharField(
+        max_length=20, validators=[Asset.instance_id_validator], widget=forms.HiddenInput
+    )

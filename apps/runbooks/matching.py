@@ -1,5 +1,9 @@
 """Which runbook heals which signature: the company's own runbooks win over MSP-wide ones;
-within one scope an exact pattern wins over a glob, and a longer glob over a shorter one."""
+within one scope an exact pattern wins over a glob, and a longer glob over a shorter one.
+
+The instance's platform (as SSM reported it, else the asset's OS) narrows the choice first:
+a Windows instance is never sent a shell runbook, a Linux one never a PowerShell runbook;
+Automation runbooks and instances of unknown platform take any."""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from fnmatch import fnmatchcase
 
 from django.db.models import Q
 
+from apps.runbooks.choices import Kind
 from apps.runbooks.models import Runbook
-from apps.tenants.models import Company
+from apps.tenants.models import Asset, Company
 
 GLOB_CHARACTERS = set("*?[")
 
@@ -38,10 +43,37 @@ def runbook_candidates(*, company_ids: Iterable[int]) -> dict[int, list[Runbook]
     return {company_id: [*runbooks, *shared] for company_id, runbooks in own.items()}
 
 
-def best_match(candidates: list[Runbook], *, signature: str) -> Runbook | None:
-    matches = [r for r in candidates if fnmatchcase(signature, r.signature_pattern)]
+def platform_of(asset: Asset | None) -> str:
+    """windows, linux (any other OS runs shell scripts) or "" when nothing says."""
+    if asset is None:
+        return ""
+    if asset.platform:
+        return "windows" if asset.platform == "windows" else "linux"
+    if asset.os:
+        return "windows" if asset.is_windows else "linux"
+    return ""
+
+
+def fits_platform(runbook: Runbook, platform: str) -> bool:
+    if platform == "windows":
+        return runbook.kind != Kind.SHELL
+    if platform == "linux":
+        return runbook.kind != Kind.POWERSHELL
+    return True
+
+
+def best_match(candidates: list[Runbook], *, signature: str, platform: str = "") -> Runbook | None:
+    matches = [
+        r
+        for r in candidates
+        if fits_platform(r, platform) and fnmatchcase(signature, r.signature_pattern)
+    ]
     return min(matches, key=_rank) if matches else None
 
 
-def runbook_for(*, company: Company, signature: str) -> Runbook | None:
-    return best_match(runbook_candidates(company_ids=[company.pk])[company.pk], signature=signature)
+def runbook_for(*, company: Company, signature: str, platform: str = "") -> Runbook | None:
+    return best_match(
+        runbook_candidates(company_ids=[company.pk])[company.pk],
+        signature=signature,
+        platform=platform,
+    )

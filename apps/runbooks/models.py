@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from apps.runbooks.choices import ExecutionStatus, HealthCheckType, Mode, Risk
+from apps.runbooks.choices import ExecutionStatus, HealthCheckType, Kind, Mode, Risk
+
+# An SSM document name (AWS-RestartEC2Instance, or the client's own, possibly by ARN).
+DOCUMENT_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{3,128}$")
+# In an Automation parameter's value, replaced by the incident's instance id.
+INSTANCE_PLACEHOLDER = "{{instance_id}}"
 
 
 class Runbook(models.Model):
@@ -30,7 +37,19 @@ class Runbook(models.Model):
     auto_approve = models.BooleanField(
         default=False, help_text="Run without approval (low risk only, if the company allows it)."
     )
-    actions = models.JSONField(default=list, help_text="Shell commands, run in order.")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.SHELL)
+    actions = models.JSONField(
+        default=list, blank=True, help_text="Shell or PowerShell commands, run in order."
+    )
+    document_name = models.CharField(
+        max_length=128, blank=True, help_text="Automation only: the SSM document to start."
+    )
+    document_parameters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Automation only: parameter name to a value or a list of values; "
+        f"{INSTANCE_PLACEHOLDER} becomes the incident's instance id.",
+    )
     health_check_type = models.CharField(
         max_length=10, choices=HealthCheckType.choices, default=HealthCheckType.NONE
     )
@@ -76,10 +95,12 @@ class Runbook(models.Model):
         errors: dict[str, str] = {}
         if self.auto_approve and self.risk != Risk.LOW:
             errors["auto_approve"] = "Only low-risk runbooks may run without approval."
-        if not isinstance(self.actions, list) or not self.actions:
-            errors["actions"] = "Give at least one shell command."
+        if self.kind == Kind.AUTOMATION:
+            errors.update(self._automation_errors())
+        elif not isinstance(self.actions, list) or not self.actions:
+            errors["actions"] = "Give at least one command."
         elif not all(isinstance(a, str) and a.strip() for a in self.actions):
-            errors["actions"] = "Every action must be a non-empty shell command."
+            errors["actions"] = "Every action must be a non-empty command."
         if self.health_check_type == HealthCheckType.HTTP and not (
             self.health_check_url.startswith(("http://", "https://"))
         ):
@@ -88,6 +109,35 @@ class Runbook(models.Model):
             errors["health_check_command"] = "A command health check needs a command."
         if errors:
             raise ValidationError(errors)
+
+    def _automation_errors(self) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        if not DOCUMENT_NAME.match(self.document_name or ""):
+            errors["document_name"] = (
+                "Give the Automation document's name, e.g. AWS-RestartEC2Instance (3 to 128 "
+                "letters, digits, _ . - : /)."
+            )
+        parameters = self.document_parameters
+        if not isinstance(parameters, dict) or not all(
+            isinstance(name, str)
+            and name
+            and (
+                (isinstance(value, str) and value)
+                or (isinstance(value, list) and all(isinstance(v, str) and v for v in value))
+            )
+            for name, value in parameters.items()
+        ):
+            errors["document_parameters"] = (
+                "Parameters must map names to a text or a list of texts, none empty, like "
+                f'{{"InstanceId": "{INSTANCE_PLACEHOLDER}"}}.'
+            )
+        if self.actions:
+            errors["actions"] = "An Automation runbook runs its document, not commands."
+        if self.health_check_type != HealthCheckType.NONE:
+            errors["health_check_type"] = (
+                "An Automation runbook has no health check: its document's steps decide."
+            )
+        return errors
 
 
 class RunbookExecution(models.Model):
@@ -111,8 +161,17 @@ class RunbookExecution(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     instance_id = models.CharField(max_length=20, blank=True)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.SHELL)
+    document_name = models.CharField(
+        max_length=128, blank=True, help_text="The SSM document sent, fixed when requested."
+    )
+    parameters = models.JSONField(
+        default=dict, blank=True, help_text="Automation only: the parameters sent."
+    )
     script = models.TextField(blank=True)
-    command_id = models.CharField(max_length=64, blank=True)
+    command_id = models.CharField(
+        max_length=64, blank=True, help_text="The command id, or the Automation execution id."
+    )
     send_started_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

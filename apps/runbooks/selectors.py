@@ -8,14 +8,18 @@ from fnmatch import fnmatchcase
 from django.db.models import Q
 
 from apps.incidents.models import Incident
-from apps.runbooks.matching import runbook_for
+from apps.runbooks.matching import fits_platform, platform_of, runbook_for
 from apps.runbooks.models import Runbook, RunbookExecution
 
 
 def runbooks_applicable(*, incident: Incident) -> list[Runbook]:
     """The enabled runbooks of the incident's company and the MSP-wide ones whose pattern
-    matches its signature: the suggested one (``runbook_for``) first, the others by name."""
-    suggested = runbook_for(company=incident.company, signature=incident.signature)
+    matches its signature and fit the asset's platform: the suggested one (``runbook_for``)
+    first, the others by name."""
+    platform = platform_of(incident.asset)
+    suggested = runbook_for(
+        company=incident.company, signature=incident.signature, platform=platform
+    )
     if suggested is None:
         return []
     others = [
@@ -26,6 +30,7 @@ def runbooks_applicable(*, incident: Incident) -> list[Runbook]:
         .exclude(pk=suggested.pk)
         .order_by("name", "pk")
         if fnmatchcase(incident.signature, runbook.signature_pattern)
+        and fits_platform(runbook, platform)
     ]
     return [suggested, *others]
 

@@ -32,8 +32,9 @@ from apps.notifications.models import Kind, Level
 from apps.notifications.services import notify
 from apps.runbooks import script
 from apps.runbooks.choices import ACTIVE_STATUSES, ExecutionStatus, Mode, Risk
-from apps.runbooks.matching import best_match, runbook_candidates
-from apps.runbooks.models import Runbook, RunbookExecution
+from apps.runbooks.choices import Kind as RunbookKind
+from apps.runbooks.matching import best_match, fits_platform, platform_of, runbook_candidates
+from apps.runbooks.models import INSTANCE_PLACEHOLDER, Runbook, RunbookExecution
 from apps.tenants.aws import AwsError, call, client_for
 from apps.tenants.models import AwsLink
 from apps.tenants.services import companies_in_maintenance
@@ -42,7 +43,21 @@ APPROVAL_LIFETIME = timedelta(hours=1)
 SEND_LOST_AFTER = timedelta(minutes=5)
 TIMEOUT_GRACE = timedelta(seconds=60)
 RUNNING_SSM_STATUSES = {"Pending", "InProgress", "Delayed"}
-FAILED_SSM_STATUSES = {"Failed", "Cancelled", "Cancelling", "Undeliverable", "Terminated"}
+RUNNING_AUTOMATION_STATUSES = {
+    "Pending",
+    "InProgress",
+    "Waiting",
+    "Scheduled",
+    "RunbookInProgress",
+    "PendingApproval",
+    "Approved",
+    "Cancelling",
+}
+AUTOMATION_SUCCESS = {"Success", "CompletedWithSuccess"}
+RUN_DOCUMENTS = {
+    RunbookKind.SHELL: "AWS-RunShellScript",
+    RunbookKind.POWERSHELL: "AWS-RunPowerShellScript",
+}
 
 
 def _event(execution: RunbookExecution, text: str, actor: Any = None, **details: Any) -> None:
@@ -59,6 +74,25 @@ def _mode_for(incident: Incident) -> tuple[str, str]:
     instance_id = incident.asset.instance_id if incident.asset else ""
     linked = AwsLink.objects.filter(company_id=incident.company_id).exclude(role_arn="").exists()
     return (Mode.SSM if linked and instance_id else Mode.MANUAL), instance_id
+
+
+def _what_runs(runbook: Runbook, instance_id: str) -> dict[str, Any]:
+    """The document, parameters and script an execution sends, fixed when it is requested
+    so that the approver sees exactly what will run."""
+    if runbook.kind == RunbookKind.AUTOMATION:
+        parameters = {
+            name: [
+                v.replace(INSTANCE_PLACEHOLDER, instance_id)
+                for v in (value if isinstance(value, list) else [value])
+            ]
+            for name, value in runbook.document_parameters.items()
+        }
+        return {"document_name": runbook.document_name, "parameters": parameters, "script": ""}
+    return {
+        "document_name": RUN_DOCUMENTS[runbook.kind],
+        "parameters": {},
+        "script": script.build_script(runbook),
+    }
 
 
 def approvers_of(approval: ApprovalRequest) -> list[User]:
@@ -92,6 +126,12 @@ def execution_request(
     unattended = runbook.risk == Risk.LOW and (
         not automatic or (runbook.auto_approve and company.auto_approve_low_risk)
     )
+    platform = platform_of(incident.asset)
+    if not fits_platform(runbook, platform):
+        raise Conflict(
+            f"“{runbook.name}” is a {runbook.get_kind_display()} runbook and "
+            f"{incident.asset} runs {platform.title()}: choose a runbook for its platform."
+        )
     mode, instance_id = _mode_for(incident)
     execution = RunbookExecution.objects.create(
         company=company,
@@ -102,8 +142,16 @@ def execution_request(
         automatic=automatic,
         requested_by=actor,
         instance_id=instance_id,
-        script=script.build_script(runbook),
+        kind=runbook.kind,
+        **_what_runs(runbook, instance_id),
     )
+    if mode == Mode.SSM and incident.asset.agent_unreachable:
+        _event(
+            execution,
+            f"Warning: Systems Manager last saw the agent of {incident.asset} as "
+            f"{incident.asset.ssm_ping_status}; the run may not reach it.",
+            ping_status=incident.asset.ssm_ping_status,
+        )
     if unattended:
         _event(
             execution,
@@ -169,7 +217,11 @@ def autoheal_incidents(*, incident_ids: list[int]) -> set[int]:
         if not candidates[company_id] or company_id in paused:
             continue
         for incident in company_incidents:
-            runbook = best_match(candidates[company_id], signature=incident.signature)
+            runbook = best_match(
+                candidates[company_id],
+                signature=incident.signature,
+                platform=platform_of(incident.asset),
+            )
             if runbook is None:
                 continue
             try:
@@ -223,21 +275,7 @@ def execution_start(*, execution_id: int) -> bool:
             execution, f"Sending “{execution.runbook.name}” to {execution.instance_id} with SSM."
         )
     try:
-        response = call(
-            client_for(execution.company, "ssm"),
-            "send_command",
-            doing=f"send the command to {execution.instance_id}",
-            InstanceIds=[execution.instance_id],
-            DocumentName="AWS-RunShellScript",
-            Parameters={
-                "commands": execution.script.splitlines(),
-                "executionTimeout": [str(execution.runbook.timeout_seconds)],
-            },
-            TimeoutSeconds=max(30, min(execution.runbook.timeout_seconds, 2592000)),
-            Comment=f"Alert Whisperer incident {execution.incident_id} execution {execution.pk}"[
-                :100
-            ],
-        )
+        command_id, ssm_status = _send(execution)
     except AwsError as error:
         if error.throttled:
             RunbookExecution.objects.filter(pk=execution.pk).update(
@@ -247,12 +285,83 @@ def execution_start(*, execution_id: int) -> bool:
         with transaction.atomic():
             _finish(_locked(execution.pk), ExecutionStatus.FAILED, error=error.message)
         return False
-    command_id = response["Command"]["CommandId"]
     RunbookExecution.objects.filter(pk=execution.pk, command_id="").update(
-        command_id=command_id, ssm_status=response["Command"].get("Status", "Pending")
+        command_id=command_id, ssm_status=ssm_status
     )
     company_changed(execution.company_id)
     return True
+
+
+def _send(execution: RunbookExecution) -> tuple[str, str]:
+    """Send the command, or start the Automation execution: (its id, its first status)."""
+    ssm = client_for(execution.company, "ssm")
+    timeout = execution.runbook.timeout_seconds
+    if execution.kind == RunbookKind.AUTOMATION:
+        response = call(
+            ssm,
+            "start_automation_execution",
+            doing=f"start the Automation document {execution.document_name}",
+            DocumentName=execution.document_name,
+            Parameters=execution.parameters,
+        )
+        return response["AutomationExecutionId"], "Pending"
+    response = call(
+        ssm,
+        "send_command",
+        doing=f"send the command to {execution.instance_id}",
+        InstanceIds=[execution.instance_id],
+        DocumentName=execution.document_name,
+        Parameters={
+            "commands": execution.script.splitlines(),
+            "executionTimeout": [str(timeout)],
+        },
+        TimeoutSeconds=max(30, min(timeout, 2592000)),
+        Comment=f"Alert Whisperer incident {execution.incident_id} execution {execution.pk}"[:100],
+    )
+    return response["Command"]["CommandId"], response["Command"].get("Status", "Pending")
+
+
+def _read(execution: RunbookExecution) -> tuple[str, str, str]:
+    """The run's (status, output, exit code) now, as Systems Manager reports it."""
+    ssm = client_for(execution.company, "ssm")
+    if execution.kind == RunbookKind.AUTOMATION:
+        found = call(
+            ssm,
+            "get_automation_execution",
+            doing=f"read the status of Automation execution {execution.command_id}",
+            AutomationExecutionId=execution.command_id,
+        )["AutomationExecution"]
+        return found.get("AutomationExecutionStatus", ""), _step_outputs(found), ""
+    invocation = call(
+        ssm,
+        "get_command_invocation",
+        doing=f"read the status of command {execution.command_id}",
+        CommandId=execution.command_id,
+        InstanceId=execution.instance_id,
+    )
+    output = (invocation.get("StandardOutputContent") or "") + (
+        "\n--- stderr ---\n" + invocation["StandardErrorContent"]
+        if invocation.get("StandardErrorContent")
+        else ""
+    )
+    return invocation.get("Status", ""), output, str(invocation.get("ResponseCode", "?"))
+
+
+def _step_outputs(automation: dict[str, Any]) -> str:
+    """Each step of an Automation execution: its status, outputs and failure."""
+    lines = []
+    for number, step in enumerate(automation.get("StepExecutions", []), 1):
+        lines.append(
+            f"{number}. {step.get('StepName', '?')} ({step.get('Action', '?')}): "
+            f"{step.get('StepStatus', '?')}"
+        )
+        for name, values in (step.get("Outputs") or {}).items():
+            lines.append(f"   {name}: {', '.join(values)}")
+        if step.get("FailureMessage"):
+            lines.append(f"   {step['FailureMessage']}")
+    if automation.get("FailureMessage"):
+        lines.append(automation["FailureMessage"])
+    return "\n".join(lines)
 
 
 def _locked(execution_id: int) -> RunbookExecution:
@@ -284,13 +393,7 @@ def execution_poll(*, execution_id: int) -> float | None:
     delay = min(2.0 ** min(execution.polls, 5), 30.0)
     deadline = execution.started_at + timedelta(seconds=execution.runbook.timeout_seconds)
     try:
-        invocation = call(
-            client_for(execution.company, "ssm"),
-            "get_command_invocation",
-            doing=f"read the status of command {execution.command_id}",
-            CommandId=execution.command_id,
-            InstanceId=execution.instance_id,
-        )
+        status, output, exit_code = _read(execution)
     except AwsError as error:
         if error.throttled or error.aws_code == "InvocationDoesNotExist":
             if now > deadline + TIMEOUT_GRACE:
@@ -299,19 +402,12 @@ def execution_poll(*, execution_id: int) -> float | None:
         with transaction.atomic():
             _finish(_locked(execution.pk), ExecutionStatus.FAILED, error=error.message)
         return None
-    status = invocation.get("Status", "")
-    output = script.clip(
-        (invocation.get("StandardOutputContent") or "")
-        + (
-            "\n--- stderr ---\n" + invocation["StandardErrorContent"]
-            if invocation.get("StandardErrorContent")
-            else ""
-        )
-    )
+    output = script.clip(output)
     RunbookExecution.objects.filter(pk=execution.pk).update(ssm_status=status, output=output)
     if status != execution.ssm_status or output != execution.output:
         company_changed(execution.company_id)
-    if status in RUNNING_SSM_STATUSES:
+    automation = execution.kind == RunbookKind.AUTOMATION
+    if status in (RUNNING_AUTOMATION_STATUSES if automation else RUNNING_SSM_STATUSES):
         if now > deadline + TIMEOUT_GRACE:
             return _timed_out(execution)
         return delay
@@ -319,7 +415,9 @@ def execution_poll(*, execution_id: int) -> float | None:
         locked = _locked(execution.pk)
         locked.output = output
         locked.ssm_status = status
-        if status == "Success":
+        if automation:
+            _finish_automation(locked, status)
+        elif status == "Success":
             health = script.health_check_result(locked.runbook, output)
             if health is False:
                 _finish(
@@ -336,22 +434,44 @@ def execution_poll(*, execution_id: int) -> float | None:
             reason = (
                 "The health check failed."
                 if health is False
-                else f"The command ended with status {status} (exit code "
-                f"{invocation.get('ResponseCode', '?')})."
+                else f"The command ended with status {status} (exit code {exit_code})."
             )
             _finish(locked, ExecutionStatus.FAILED, error=reason, health=health)
     return None
 
 
-def _timed_out(execution: RunbookExecution) -> None:
-    with contextlib.suppress(AwsError):  # the timeout stands whether or not the cancel lands
-        call(
-            client_for(execution.company, "ssm"),
-            "cancel_command",
-            doing=f"cancel command {execution.command_id}",
-            CommandId=execution.command_id,
-            InstanceIds=[execution.instance_id],
+def _finish_automation(execution: RunbookExecution, status: str) -> None:
+    if status in AUTOMATION_SUCCESS:
+        _finish(execution, ExecutionStatus.SUCCESS)
+    elif status == "TimedOut":
+        _finish(execution, ExecutionStatus.TIMED_OUT, error="The Automation execution timed out.")
+    else:
+        _finish(
+            execution,
+            ExecutionStatus.FAILED,
+            error=f"The Automation execution ended with status {status}.",
         )
+
+
+def _timed_out(execution: RunbookExecution) -> None:
+    ssm = client_for(execution.company, "ssm")
+    with contextlib.suppress(AwsError):  # the timeout stands whether or not the cancel lands
+        if execution.kind == RunbookKind.AUTOMATION:
+            call(
+                ssm,
+                "stop_automation_execution",
+                doing=f"stop Automation execution {execution.command_id}",
+                AutomationExecutionId=execution.command_id,
+                Type="Cancel",
+            )
+        else:
+            call(
+                ssm,
+                "cancel_command",
+                doing=f"cancel command {execution.command_id}",
+                CommandId=execution.command_id,
+                InstanceIds=[execution.instance_id],
+            )
     with transaction.atomic():
         _finish(
             _locked(execution.pk),
@@ -407,12 +527,20 @@ def _finish_manual(execution: RunbookExecution) -> None:
     execution.status = ExecutionStatus.MANUAL
     execution.finished_at = timezone.now()
     execution.save()
-    steps = "\n".join(f"{n}. {a}" for n, a in enumerate(execution.runbook.actions, 1))
+    actions = execution.runbook.actions
+    if execution.kind == RunbookKind.AUTOMATION:
+        parameters = ", ".join(f"{k}={','.join(v)}" for k, v in execution.parameters.items())
+        actions = [
+            f"Start the Automation document {execution.document_name} in the AWS console"
+            + (f" with {parameters}" if parameters else "")
+            + "."
+        ]
+    steps = "\n".join(f"{n}. {a}" for n, a in enumerate(actions, 1))
     _event(
         execution,
         f"“{execution.runbook.name}” has no AWS link or instance id to run on: follow these "
         f"steps by hand.\n{steps}",
-        steps=execution.runbook.actions,
+        steps=actions,
     )
     record(
         action=AuditAction.RUNBOOK_EXECUTED,

@@ -16,4 +16,8 @@ urlpatterns = [
     path("aws/<slug:slug>/", views.aws_link, name="aws_link"),
     path("aws/<slug:slug>/test/", views.aws_link_test, name="aws_link_test"),
     path("aws/<slug:slug>/regenerate/", views.aws_link_regenerate, name="aws_link_regenerate"),
+    path("aws/<slug:slug>/hybrid/", views.hybrid_onboarding, name="hybrid"),
+    path("aws/<slug:slug>/hybrid/activate/", views.hybrid_activate, name="hybrid_activate"),
+    path("aws/<slug:slug>/hybrid/adopt/", views.hybrid_adopt, name="hybrid_adopt"),
+    path("aws/<slug:slug>/assets/<int:pk>/session/", views.session_open, name="session_open"),
 ]

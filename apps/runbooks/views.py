@@ -25,7 +25,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.text import slugify
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.accounts.permissions import (
     Action,
@@ -35,16 +35,25 @@ from apps.accounts.permissions import (
     member_company_ids,
     visible_companies,
 )
+from apps.common.errors import Conflict
 from apps.common.pagination import paginate
 from apps.runbooks import catalog
 from apps.runbooks.catalog import RunbookImportError, RunbookInUse
 from apps.runbooks.choices import ExecutionStatus
-from apps.runbooks.forms import MSP_SCOPE, AwsLinkForm, RunbookForm, RunbookImportForm
+from apps.runbooks.forms import (
+    MSP_SCOPE,
+    ActivationForm,
+    AdoptForm,
+    AwsLinkForm,
+    RunbookForm,
+    RunbookImportForm,
+)
 from apps.runbooks.matching import is_glob
 from apps.runbooks.models import Runbook
 from apps.runbooks.script import build_script
-from apps.tenants import aws_links
-from apps.tenants.models import AwsLink, Company
+from apps.tenants import aws_links, hybrid
+from apps.tenants.aws import AwsError, AwsNotLinked
+from apps.tenants.models import Asset, AwsLink, Company
 
 TECHNICIAN_REFUSAL = (
     "Runbooks are managed by MSP admins and company admins. As a technician you run them "
@@ -455,3 +464,100 @@ def aws_link_regenerate(request: HttpRequest, company: Company) -> HttpResponse:
         )
         return redirect(_aws_link_url(company))
     return render(request, "runbooks/regenerate_confirm.html", {"company": company, "link": link})
+
+
+# --- Hybrid onboarding --------------------------------------------------------------------------
+
+
+def _hybrid_page(
+    request: HttpRequest,
+    company: Company,
+    *,
+    form: ActivationForm | None = None,
+    activation: hybrid.Activation | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    link = _stored_link(company)
+    context: dict[str, Any] = {
+        "company": company,
+        "link": link,
+        "form": form or ActivationForm(initial={"default_instance_name": f"{company.slug}-server"}),
+        "activation": activation,
+        "commands": hybrid.install_commands(activation) if activation else None,
+    }
+    if link is not None and link.is_configured:
+        try:
+            context["instances"] = hybrid.managed_instances(company=company)
+        except AwsError as error:
+            context["instances_error"] = error.message
+    response = render(request, "runbooks/hybrid.html", context, status=status)
+    if activation is not None:
+        response["Cache-Control"] = "no-store"  # the activation code is shown this once
+    return response
+
+
+@company_manager
+@require_safe
+def hybrid_onboarding(request: HttpRequest, company: Company) -> HttpResponse:
+    return _hybrid_page(request, company)
+
+
+@company_manager
+@require_POST
+def hybrid_activate(request: HttpRequest, company: Company) -> HttpResponse:
+    form = ActivationForm(request.POST)
+    if not form.is_valid():
+        return _hybrid_page(request, company, form=form, status=400)
+    try:
+        activation = hybrid.activation_create(
+            company=company, actor=request.user, **form.cleaned_data
+        )
+    except (AwsError, AwsNotLinked) as error:
+        form.add_error(None, error.message)
+        return _hybrid_page(request, company, form=form, status=502)
+    return _hybrid_page(request, company, activation=activation)
+
+
+@company_manager
+@require_POST
+def hybrid_adopt(request: HttpRequest, company: Company) -> HttpResponse:
+    form = AdoptForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "That is not an instance id.")
+    else:
+        try:
+            asset = hybrid.asset_adopt(
+                company=company, instance_id=form.cleaned_data["instance_id"], actor=request.user
+            )
+        except (AwsError, AwsNotLinked, Conflict) as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"{asset.name} ({asset.instance_id}) is now an asset.")
+    return redirect(reverse("runbooks:hybrid", args=[company.slug]))
+
+
+# --- Session Manager ----------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def session_open(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Hand out the console's Session Manager page for the asset, audited; a POST, so that
+    no link prefetch or crawler opens (and audits) a session."""
+    asset = get_scoped_or_404(
+        Asset.objects.select_related("company"), request.user, company__slug=slug, pk=pk
+    )
+    if not can(request.user, Action.EXECUTE_RUNBOOK, asset.company):
+        return _forbidden(request, "Only people who may run runbooks here open sessions.")
+    link = _stored_link(asset.company)
+    if link is None or not link.is_configured or not asset.instance_id:
+        messages.error(
+            request,
+            f"{asset.name} has no instance id or {asset.company.name} no AWS link: there is "
+            "no session to open.",
+        )
+        return redirect(reverse("tenants:company_detail", args=[slug]))
+    url = aws_links.session_open(
+        link=link, instance_id=asset.instance_id, asset_name=asset.name, actor=request.user
+    )
+    return redirect(url)

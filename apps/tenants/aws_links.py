@@ -139,38 +139,100 @@ def trust_policy(link: AwsLink) -> str:
 
 
 def permissions_policy(link: AwsLink) -> str:
-    """What runbooks and patch compliance need: run AWS-RunShellScript on EC2 and hybrid
-    (mi-) instances, follow and cancel the commands, read instance and patch states."""
+    """Exactly the actions the product calls with the role: run-command runbooks (shell and
+    PowerShell) on EC2 and hybrid (mi-) instances and following them, Automation runbooks,
+    hybrid activations (passing their role to Systems Manager), patch compliance and the
+    inventory, and, when a bucket is named, the daily compliance export."""
     partition = _partition(link.region)
     region = link.region
     account = _account_of(link.role_arn)
-    policy = {
-        "Version": POLICY_VERSION,
-        "Statement": [
+    ssm = f"arn:{partition}:ssm:{region}"
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "RunCommandRunbooks",
+            "Effect": "Allow",
+            "Action": "ssm:SendCommand",
+            "Resource": [
+                f"{ssm}::document/AWS-RunShellScript",
+                f"{ssm}::document/AWS-RunPowerShellScript",
+                f"arn:{partition}:ec2:{region}:{account}:instance/*",
+                f"{ssm}:{account}:managed-instance/*",
+            ],
+        },
+        {
+            "Sid": "FollowRunbooksInventoryAndCompliance",
+            "Effect": "Allow",
+            "Action": [
+                "ssm:GetCommandInvocation",
+                "ssm:CancelCommand",
+                "ssm:DescribeInstanceInformation",
+                "ssm:DescribeInstancePatchStates",
+                "ssm:ListTagsForResource",
+                "ec2:DescribeTags",
+            ],
+            "Resource": "*",
+        },
+        {
+            "Sid": "AutomationRunbooks",
+            "Effect": "Allow",
+            "Action": [
+                "ssm:StartAutomationExecution",
+                "ssm:GetAutomationExecution",
+                "ssm:StopAutomationExecution",
+            ],
+            # AWS-owned and shared documents are not in the client's account.
+            "Resource": [
+                f"{ssm}:*:automation-definition/*",
+                f"{ssm}:{account}:automation-execution/*",
+            ],
+        },
+        {
+            "Sid": "HybridActivations",
+            "Effect": "Allow",
+            "Action": ["ssm:CreateActivation", "ssm:AddTagsToResource"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "PassRolesToSystemsManager",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": f"arn:{partition}:iam::{account}:role/*",
+            "Condition": {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}},
+        },
+    ]
+    if link.export_bucket:
+        statements.append(
             {
-                "Sid": "RunRunbooks",
+                "Sid": "DailyComplianceExport",
                 "Effect": "Allow",
-                "Action": "ssm:SendCommand",
-                "Resource": [
-                    f"arn:{partition}:ssm:{region}::document/AWS-RunShellScript",
-                    f"arn:{partition}:ec2:{region}:{account}:instance/*",
-                    f"arn:{partition}:ssm:{region}:{account}:managed-instance/*",
-                ],
-            },
-            {
-                "Sid": "FollowRunbooksAndCompliance",
-                "Effect": "Allow",
-                "Action": [
-                    "ssm:GetCommandInvocation",
-                    "ssm:ListCommandInvocations",
-                    "ssm:CancelCommand",
-                    "ssm:DescribeInstanceInformation",
-                    "ssm:DescribeInstancePatchStates",
-                    "ssm:ListTagsForResource",
-                    "ec2:DescribeTags",
-                ],
-                "Resource": "*",
-            },
-        ],
-    }
-    return json.dumps(policy, indent=2)
+                "Action": "s3:PutObject",
+                "Resource": f"arn:{partition}:s3:::{link.export_bucket}/{link.export_prefix}*",
+            }
+        )
+    return json.dumps({"Version": POLICY_VERSION, "Statement": statements}, indent=2)
+
+
+# --- Session Manager ------------------------------------------------------------------------
+
+
+def console_host(region: str) -> str:
+    partition = _partition(region)
+    if partition == "aws-cn":
+        return f"https://{region}.console.amazonaws.cn"
+    if partition == "aws-us-gov":
+        return "https://console.amazonaws-us-gov.com"
+    return f"https://{region}.console.aws.amazon.com"
+
+
+def session_open(*, link: AwsLink, instance_id: str, asset_name: str, actor: Any) -> str:
+    """The AWS console's Session Manager page for ``instance_id`` in the company's region
+    (the person signs in to the client's account, or switches role, as for any console
+    page), audited before it is handed out. Nothing is opened on port 22."""
+    region = link.region
+    url = f"{console_host(region)}/systems-manager/session-manager/{instance_id}?region={region}"
+    _audit(
+        link,
+        actor=actor,
+        details={"session_opened": instance_id, "asset": asset_name, "url": url},
+    )
+    return url

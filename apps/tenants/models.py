@@ -175,6 +175,13 @@ class Asset(models.Model):
         max_length=20, blank=True, validators=[instance_id_validator], help_text="For AWS SSM."
     )
     tags = models.JSONField(default=dict, blank=True)
+    # What Systems Manager last reported of the instance (the compliance sync refreshes it).
+    platform = models.CharField(
+        max_length=10, blank=True, help_text="linux, windows or macos: SSM's PlatformType."
+    )
+    ssm_ping_status = models.CharField("SSM ping status", max_length=20, blank=True)
+    ssm_agent_version = models.CharField("SSM agent version", max_length=40, blank=True)
+    ssm_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -187,6 +194,18 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_windows(self) -> bool:
+        """From SSM's platform when known, else from the OS the MSP typed."""
+        if self.platform:
+            return self.platform == "windows"
+        return "windows" in self.os.lower()
+
+    @property
+    def agent_unreachable(self) -> bool:
+        """SSM reported the agent but not Online: a runbook would not reach it."""
+        return bool(self.ssm_ping_status) and self.ssm_ping_status != "Online"
 
     def clean(self) -> None:
         if not isinstance(self.tags, dict) or not all(
@@ -275,6 +294,26 @@ class AwsLink(models.Model):
     role_arn = models.CharField(max_length=600, blank=True, validators=[role_arn_validator])
     external_id = models.CharField(max_length=64, editable=False)
     verified_at = models.DateTimeField(null=True, blank=True)
+    export_bucket = models.CharField(
+        "Compliance export bucket",
+        max_length=63,
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                "A bucket name: 3 to 63 lower-case letters, digits, dots and hyphens.",
+            )
+        ],
+    )
+    export_prefix = models.CharField(
+        "Compliance export prefix",
+        max_length=200,
+        blank=True,
+        default="alert-whisperer/compliance/",
+        validators=[
+            RegexValidator(r"^[\w!\-.*'()/]*$", "Letters, digits and ! - _ . * ' ( ) / only.")
+        ],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

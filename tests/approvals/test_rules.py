@@ -138,3 +138,30 @@ def test_periodic_expiry_after_one_hour(healing, people, django_capture_on_commi
     approval.execution.refresh_from_db()
     assert approval.status == "expired" and approval.execution.status == ExecutionStatus.EXPIRED
     assert Incident.objects.get(pk=healing["incident"].pk).assigned_to == healing["technician"]
+
+
+@pytest.mark.parametrize(
+    ("risk", "decider", "requester", "reason"),
+    [
+        ("medium", "technician", None, "Only a Company Admin of this company"),
+        ("high", "company_admin", None, "High-risk runbooks can only be approved by an MSP"),
+        ("medium", "company_admin", "company_admin", "You cannot decide your own request"),
+    ],
+)
+def test_refused_attempts_are_audited(healing, people, risk, decider, requester, reason):
+    requested_by = people[requester] if requester else None
+    approval = approval_for(healing, risk, requested_by=requested_by)
+    with pytest.raises(PermissionDenied):
+        approval_decide(approval_id=approval.pk, user=people[decider], approve=True)
+    log = AuditLog.objects.get(action="approval_denied")
+    assert log.actor == people[decider] and log.company == healing["company"]
+    assert log.details["refused"] is True and log.details["attempted"] == "approve"
+    assert log.details["reason"].startswith(reason)
+    assert log.details["risk"] == risk and log.details["incident"] == healing["incident"].pk
+    assert ApprovalRequest.objects.get(pk=approval.pk).status == "pending"
+
+
+def test_a_real_rejection_is_not_marked_refused(healing, people):
+    approval = approval_for(healing, "medium")
+    approval_decide(approval_id=approval.pk, user=people["company_admin"], approve=False)
+    assert "refused" not in AuditLog.objects.get(action="approval_denied").details

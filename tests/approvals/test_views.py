@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.approvals.models import ApprovalRequest
+from apps.audit.models import AuditLog
 from apps.incidents.models import Incident
 from apps.runbooks.choices import ExecutionStatus
 from apps.runbooks.models import RunbookExecution
@@ -356,3 +357,14 @@ def test_the_list_stays_within_a_fixed_number_of_queries(
     assert content.count('<tr id="approval-') == 8
     assert "<title>(8) Approvals" in content
     assert text(content).count("automatic") >= 1
+
+
+def test_a_technician_forging_a_decision_is_refused_and_audited(client, approval, healing):
+    other = UserFactory(role="Technician", companies=[healing["company"]])
+    client.force_login(other)
+    response = client.post(decide(approval), {"decision": "approve"}, follow=True)
+    assert messages_of(response) == [
+        "Only a Company Admin of this company or an MSP admin can decide this request."
+    ]
+    log = AuditLog.objects.get(action="approval_denied")
+    assert log.actor == other and log.details["refused"] is True

@@ -17,6 +17,7 @@ from apps.compliance.selectors import compliance_summary
 from apps.compliance.services import compliance_sync, environment_of
 from apps.compliance.tasks import queue_sync, sync_all_companies, sync_company, syncs_running
 from apps.tenants.aws import client_for
+from apps.tenants.models import Asset
 from tests.runbooks.factories import AwsLinkFactory
 
 pytestmark = pytest.mark.django_db
@@ -412,3 +413,25 @@ def test_hourly_sync_through_a_real_worker(company_a, moto_endpoint, celery_work
     while syncs_running([company_a.pk]):  # the flag is cleared once the task ends
         assert time.monotonic() < deadline, "the sync flag was never cleared"
         time.sleep(0.2)
+
+
+def test_sync_refreshes_the_assets_ssm_inventory(fleet):
+    company = fleet["company"]
+    build = Asset.objects.create(company=company, name="build", instance_id=fleet["build"])
+    db = Asset.objects.create(company=company, name="db", instance_id=HYBRID_PROD)
+    gone = Asset.objects.create(
+        company=company,
+        name="gone",
+        instance_id="mi-0aaaaaaaaaaaaaaaa",
+        ssm_ping_status="Online",
+    )
+    plain = Asset.objects.create(company=company, name="switch")
+    with fleet["stubber"]:
+        compliance_sync(company=company)
+    for asset in (build, db, gone, plain):
+        asset.refresh_from_db()
+    assert (build.ssm_ping_status, build.platform) == ("ConnectionLost", "linux")
+    assert build.agent_unreachable and build.ssm_seen_at is not None
+    assert db.ssm_ping_status == "Online" and not db.agent_unreachable
+    assert gone.ssm_ping_status == "NotManaged" and gone.agent_unreachable
+    assert plain.ssm_ping_status == "" and plain.ssm_seen_at is None

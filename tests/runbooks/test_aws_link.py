@@ -8,13 +8,20 @@ import html
 import json
 import re
 import threading
+import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from apps.audit.models import AuditLog
+from apps.runbooks.services import execution_request
+from apps.tenants import aws_links
 from apps.tenants.aws import client_for
+from apps.tenants.aws_links import aws_link_test
 from apps.tenants.models import AwsLink
 from tests.runbooks.factories import AwsLinkFactory
 
@@ -136,14 +143,15 @@ def test_without_a_link_the_page_explains_webhook_only_mode(client, company_admi
 
 def test_external_id_is_generated_once_and_stable(client, company_admin_a, company_a):
     client.force_login(company_admin_a)
-    response = client.post(url("aws_link"), {"region": "eu-west-3", "role_arn": ""})
+    prefix = {"export_prefix": "alert-whisperer/compliance/"}  # as the form shows it
+    response = client.post(url("aws_link"), {"region": "eu-west-3", "role_arn": "", **prefix})
     assert response.status_code == 302 and response["Location"] == url("aws_link")
     link = AwsLink.objects.get(company=company_a)
     external_id = link.external_id
     assert re.fullmatch(r"aw-[A-Za-z0-9_-]{32}", external_id)
     assert not link.is_configured  # saved for its External ID, still webhook-only
 
-    response = client.post(url("aws_link"), {"region": "eu-west-3", "role_arn": ROLE_ARN})
+    response = client.post(url("aws_link"), {"region": "eu-west-3", "role_arn": ROLE_ARN, **prefix})
     assert response.status_code == 302
     link.refresh_from_db()
     assert link.external_id == external_id and link.role_arn == ROLE_ARN
@@ -175,18 +183,47 @@ def test_trust_policy_names_the_platform_and_the_external_id(client, msp_admin, 
     assert permissions[0]["Action"] == "ssm:SendCommand"
     assert permissions[0]["Resource"] == [
         "arn:aws:ssm:eu-west-3::document/AWS-RunShellScript",
+        "arn:aws:ssm:eu-west-3::document/AWS-RunPowerShellScript",
         "arn:aws:ec2:eu-west-3:123456789012:instance/*",
         "arn:aws:ssm:eu-west-3:123456789012:managed-instance/*",
     ]
-    assert permissions[1]["Action"] == [
-        "ssm:GetCommandInvocation",
-        "ssm:ListCommandInvocations",
-        "ssm:CancelCommand",
-        "ssm:DescribeInstanceInformation",
-        "ssm:DescribeInstancePatchStates",
-        "ssm:ListTagsForResource",
-        "ec2:DescribeTags",
-    ]
+    assert "DailyComplianceExport" not in [s["Sid"] for s in permissions]
+
+
+def test_permissions_policy_lists_exactly_the_actions_the_product_calls(company_a):
+    """Every AWS operation the code calls on the role (found in the source) is in the
+    policy, and nothing else is; CreateActivation also needs AddTagsToResource for its tag
+    and iam:PassRole for the servers' role."""
+    link = AwsLinkFactory(company=company_a, export_bucket="acme-reports", export_prefix="aw/")
+    statements = json.loads(aws_links.permissions_policy(link))["Statement"]
+    granted = set()
+    for statement in statements:
+        actions = statement["Action"]
+        granted.update([actions] if isinstance(actions, str) else actions)
+    called = set()
+    for path in Path(settings.BASE_DIR, "apps").rglob("*.py"):
+        for operation in re.findall(r'"([a-z_]+)"', path.read_text()):
+            if operation in OPERATION_ACTIONS:
+                called.add(OPERATION_ACTIONS[operation])
+    assert called == granted - {"ssm:AddTagsToResource", "iam:PassRole"}
+    export = statements[-1]
+    assert export["Resource"] == "arn:aws:s3:::acme-reports/aw/*"
+
+
+OPERATION_ACTIONS = {
+    "send_command": "ssm:SendCommand",
+    "get_command_invocation": "ssm:GetCommandInvocation",
+    "cancel_command": "ssm:CancelCommand",
+    "start_automation_execution": "ssm:StartAutomationExecution",
+    "get_automation_execution": "ssm:GetAutomationExecution",
+    "stop_automation_execution": "ssm:StopAutomationExecution",
+    "describe_instance_information": "ssm:DescribeInstanceInformation",
+    "describe_instance_patch_states": "ssm:DescribeInstancePatchStates",
+    "list_tags_for_resource": "ssm:ListTagsForResource",
+    "create_activation": "ssm:CreateActivation",
+    "describe_tags": "ec2:DescribeTags",
+    "put_object": "s3:PutObject",
+}
 
 
 def test_trust_policy_uses_the_configured_platform_account(client, msp_admin, company_a, settings):
@@ -300,3 +337,89 @@ def test_testing_without_a_role_arn_says_what_to_do(client, msp_admin, company_a
     response = client.post(url("aws_link_test"), follow=True)
     assert "Add the role ARN and save the link before testing it." in response.content.decode()
     assert not AuditLog.objects.filter(action="aws_link_changed").exists()
+
+
+def assumed_roles(endpoint: str) -> list[dict]:
+    """Every AssumeRole the moto server received over HTTP since the test's reset."""
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
+        return json.load(response)["sts"]["AssumedRole"]
+
+
+def test_every_assume_role_carries_the_external_id_and_session_name(
+    healing, moto_endpoint, django_capture_on_commit_callbacks, company_b
+):
+    """A self-heal, a connection test and a second company's client: each AssumeRole
+    names the role, its company's External ID and the company's session name."""
+    other = AwsLinkFactory(company=company_b)
+    with django_capture_on_commit_callbacks(execute=True):
+        execution_request(incident=healing["incident"], runbook=healing["runbook"])
+    link = AwsLink.objects.get(company=healing["company"])
+    assert aws_link_test(link=link).ok
+    client_for(company_b, "ssm")
+    seen = {
+        (r["role_arn"], r["external_id"], r["session_name"]) for r in assumed_roles(moto_endpoint)
+    }
+    assert seen == {
+        (link.role_arn, link.external_id, f"alert-whisperer-{link.company_id}"),
+        (other.role_arn, other.external_id, f"alert-whisperer-{company_b.pk}"),
+    }
+
+
+@pytest.fixture
+def trust_policy(moto_endpoint, settings):
+    """An STS front on moto's server that enforces a trust policy's External ID condition:
+    AssumeRole with any other External ID is AccessDenied, as AWS answers; everything else
+    goes to moto. ``trusted`` holds the External ID the role's trust policy names."""
+    trusted = {"external_id": ""}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            form = urllib.parse.parse_qs(body.decode())
+            if form.get("Action") == ["AssumeRole"] and form.get("ExternalId") != [
+                trusted["external_id"]
+            ]:
+                self._answer(403, "text/xml", ACCESS_DENIED)
+                return
+            request = urllib.request.Request(
+                moto_endpoint + self.path,
+                data=body,
+                method="POST",
+                headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+            )
+            with urllib.request.urlopen(request, timeout=20) as answer:
+                self._answer(answer.status, answer.headers["Content-Type"], answer.read())
+
+        def _answer(self, status: int, content_type: str, payload: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.AWS_ENDPOINT_URL = f"http://127.0.0.1:{server.server_port}"
+    yield trusted
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_external_id_is_checked_not_assumed(client, msp_admin, company_a, trust_policy):
+    """The role trusts this company's External ID: the test connects. After regenerating it
+    (the trust policy not updated yet) the same role refuses, in words, on the page."""
+    link = AwsLinkFactory(company=company_a)
+    trust_policy["external_id"] = link.external_id
+    client.force_login(msp_admin)
+    assert 'id="assumed-identity"' in client.post(url("aws_link_test")).content.decode()
+    client.post(url("aws_link_regenerate"))
+    body = html.unescape(client.post(url("aws_link_test")).content.decode())
+    assert (
+        f"Access denied when trying to assume the role {ROLE_ARN}. Check the role's trust "
+        "policy names Alert Whisperer's account and this company's External ID."
+    ) in body
+    trust_policy["external_id"] = AwsLink.objects.get(pk=link.pk).external_id
+    assert 'id="assumed-identity"' in client.post(url("aws_link_test")).content.decode()

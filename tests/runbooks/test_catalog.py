@@ -200,14 +200,15 @@ def test_import_is_atomic_and_names_document_and_field(company_a):
         (
             ("timeout_seconds: 300", "timeout_seconds: 300\nretries: 3"),
             "retries: unknown field (expected name, description, signature, risk_level, "
-            "auto_approve, actions, health_check, timeout_seconds, enabled).",
+            "auto_approve, kind, actions, document, parameters, health_check, "
+            "timeout_seconds, enabled).",
         ),
         (
             (
                 "actions:\n  - sudo systemctl restart nginx\n  - curl -f http://localhost/healthz\n",
                 "actions: restart nginx\n",
             ),
-            "actions: must be a list of shell commands.",
+            "actions: must be a list of commands.",
         ),
     ],
 )

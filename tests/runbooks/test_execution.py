@@ -60,6 +60,7 @@ def start_with_stub(healing, *responses):
         runbook=healing["runbook"],
         status=ExecutionStatus.PENDING,
         instance_id="i-0123456789abcdef0",
+        document_name="AWS-RunShellScript",
         script="set -e\necho hi",
     )
     _, stubber = stubbed_ssm(healing["company"])

@@ -313,7 +313,7 @@ def test_edit_page_previews_the_script_and_saves_changes(client, company_admin_a
             "timeout_seconds",
             "Ensure this value is less than or equal to 7200.",
         ),
-        ({"actions": " \n "}, "actions", "Give at least one shell command."),
+        ({"actions": " \n "}, "actions", "Give at least one command."),
         ({"name": ""}, "name", "This field is required."),
     ],
 )
