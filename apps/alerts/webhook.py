@@ -161,6 +161,8 @@ def receive_for_company(
         "accepted": len(stored.alert_ids),
         "alert_ids": stored.alert_ids,
         "duplicate": stored.duplicate,
+        "repeats": stored.repeats,
+        "delivery_id": stored.delivery_id,
     }
     if stored.warnings:
         body["warnings"] = stored.warnings

@@ -20,6 +20,8 @@ have already resolved.
 - event time: ``startsAt`` for a firing alert, ``endsAt`` for a resolved one; the
   "0001-01-01T00:00:00Z" placeholder Alertmanager sends for "no end" counts as none.
 - fingerprint: the alert's ``fingerprint`` (stable across firing and resolved).
+- occurrence: the fingerprint and ``startsAt`` as sent: Alertmanager re-sends a firing
+  alert on every ``repeat_interval`` and group change with both unchanged.
 - an alert that fails validation is left out and named in ``rejected`` (index and field
   errors); the body is refused (400) only when none of its alerts is valid.
 """
@@ -162,7 +164,15 @@ def _normalized(
         event_time=_event_time(alert),
         labels=labels,
         raw=raw,
+        occurrence=_occurrence(alert, raw),
     )
+
+
+def _occurrence(alert: _Alert, raw: Any) -> str:
+    if not alert.fingerprint:
+        return ""
+    starts_at = raw.get("startsAt") if isinstance(raw, dict) else None
+    return f"{alert.fingerprint}\x1f{starts_at or ''}"
 
 
 def _event_time(alert: _Alert) -> datetime | None:

@@ -22,7 +22,8 @@ CloudWatch alarm mapping (tool source "CloudWatch"):
   else the first dimension's value; dimensions are read from ``Trigger.Dimensions`` and,
   for metric-math alarms, from ``Trigger.Metrics[].MetricStat.Metric.Dimensions``.
 - signature: AlarmName; message: NewStateReason (else the description, else the name);
-  event time: StateChangeTime; fingerprint: AlarmArn.
+  event time: StateChangeTime; fingerprint: AlarmArn; occurrence: AlarmArn and
+  StateChangeTime (a redelivered notification of the same state change).
 - labels: the dimensions, plus namespace, metric_name, aws_account_id and region (the
   region code from AlarmArn: the alarm's ``Region`` field is a display name).
 """
@@ -188,6 +189,7 @@ def parse(payload: dict, *, headers: Mapping[str, str], options: AdapterOptions)
         event_time=alarm["StateChangeTime"],
         labels={name: value for name, value in labels.items() if value},
         raw=payload,
+        occurrence=f"{alarm['AlarmArn']}\x1f{alarm['StateChangeTime'] or ''}",
     )
     return ParseResult(alerts=[alert])
 

@@ -13,6 +13,12 @@ class AlertSerializer(serializers.ModelSerializer):
         source="incident", view_name="api:incident-detail", read_only=True, allow_null=True
     )
     labels = serializers.DictField(read_only=True)
+    delivery_ids = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="The deliveries that carried it (the latest 100), oldest first: the "
+        "X-Delivery-ID, or the delivery_id the webhook answered.",
+    )
     url = serializers.HyperlinkedIdentityField(view_name="api:alert-detail")
 
     class Meta:
@@ -31,8 +37,11 @@ class AlertSerializer(serializers.ModelSerializer):
             "source",
             "fingerprint",
             "delivery_id",
+            "delivery_ids",
+            "repeat_count",
             "event_time",
             "received_at",
+            "last_seen_at",
             "correlated_at",
             "resolved_at",
             "labels",
