@@ -164,6 +164,7 @@ def receive_for_company(
         "repeats": stored.repeats,
         "delivery_id": stored.delivery_id,
     }
+    body.update(result.reply)
     if stored.warnings:
         body["warnings"] = stored.warnings
     if result.rejected:

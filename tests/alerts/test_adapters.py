@@ -256,8 +256,16 @@ def test_fixture_with_detected_source(name):
     assert summary(run(None, body, content_type=content_type, headers=headers)) == expected
 
 
-def test_adapters_registry_names_the_six_sources():
-    assert set(ADAPTERS) == {"generic", "alertmanager", "datadog", "zabbix", "grafana", "sns"}
+def test_adapters_registry_names_the_seven_sources():
+    assert set(ADAPTERS) == {
+        "generic",
+        "alertmanager",
+        "datadog",
+        "zabbix",
+        "grafana",
+        "sns",
+        "pagerduty",
+    }
 
 
 # --- Alertmanager --------------------------------------------------------------------------

@@ -120,6 +120,8 @@ class ParseResult:
     subscription_confirmation: dict | None = None
     # The adapter that produced it (set by the dispatcher in ``adapters.parse``).
     source: str = ""
+    # What the source's protocol expects in the answer (PagerDuty's ``dedup_key``).
+    reply: dict = field(default_factory=dict)
 
 
 class Adapter(Protocol):
