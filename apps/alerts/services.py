@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from django.db import IntegrityError, connection, transaction
+from psycopg.types.json import Jsonb
 
 from apps.alerts.adapters import NormalizedAlert
 from apps.alerts.models import DELIVERY_IDS_KEPT, MERGEABLE, Alert, Delivery
@@ -44,9 +45,8 @@ INSERT_FIELDS = (
     "warnings",
     "occurrence_key",
     "repeat_count",
-    "last_seen_at",
-    "delivery_ids",
 )
+# Set once per statement: last seen = received, and the delivery's id.
 # What a re-notification replaces in the stored alert; the rest (asset, signature, event
 # time, first delivery) stays as the first notification set it.
 LATEST_FIELDS = ("severity", "message", "labels", "raw", "warnings", "last_seen_at")
@@ -284,12 +284,14 @@ def _store_one(row: SimpleNamespace) -> tuple[int, bool]:
 def _upsert_sql(names: str, values_sql: str) -> str:
     """``INSERT … ON CONFLICT`` on the occurrence's partial unique constraint: a row that
     meets a mergeable alert with its key updates it. Rows come back in the body's order
-    (PostgreSQL returns them as it processes the SELECT), with ``xmax = 0`` for inserts."""
+    (PostgreSQL returns them as it processes the SELECT), with ``xmax = 0`` for inserts.
+    The delivery ids are one parameter for all rows (the first), not an array per row."""
     table = Alert._meta.db_table
     latest = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in LATEST_FIELDS)
     kept = f"'$[last - {DELIVERY_IDS_KEPT - 1} to last]'"
     return (
-        f'INSERT INTO "{table}" AS t ({names}) SELECT * FROM {values_sql} '  # noqa: S608
+        f'INSERT INTO "{table}" AS t ({names}, "last_seen_at", "delivery_ids") '  # noqa: S608
+        f'SELECT v.*, v."received_at", %s FROM {values_sql} '
         f'ON CONFLICT ("company_id", "source", "occurrence_key") WHERE {_MERGEABLE_SQL} '
         f"DO UPDATE SET {latest}, "
         '"repeat_count" = t."repeat_count" + EXCLUDED."repeat_count" + 1, '
@@ -315,8 +317,9 @@ def _insert(
     values = unnest(Alert, rows, INSERT_FIELDS, connection)
     upsert = _upsert_sql(values.names, values.sql)
     with binding_cursor(connection) as cursor:
+        params = [Jsonb(rows[0].delivery_ids if rows else []), *values.params]
         if not delivery_id:
-            cursor.execute(upsert, values.params)
+            cursor.execute(upsert, params)
             return cursor.fetchall()
         cursor.execute(
             f"WITH a AS ({upsert}), d AS ("  # noqa: S608
@@ -324,7 +327,7 @@ def _insert(
             '("company_id", "delivery_id", "received_at", "alert_ids") '
             "SELECT %s, %s, %s, coalesce(jsonb_agg(id), '[]') FROM a"
             ") SELECT id, inserted FROM a",
-            [*values.params, company.pk, delivery_id, received_at],
+            [*params, company.pk, delivery_id, received_at],
         )
         return cursor.fetchall()
 
