@@ -11,6 +11,7 @@ from apps.alerts.api.webhook import (
     PagerDutyEventsView,
 )
 from apps.common.views import api_bad_request, api_not_found, api_server_error
+from apps.heartbeats.views import ping as heartbeat_ping
 
 urlpatterns = [
     path("api/webhooks/alerts", AlertWebhookView.as_view(), name="webhook"),
@@ -20,6 +21,7 @@ urlpatterns = [
     path(
         "api/webhooks/alerts/<str:source>", AlertWebhookSourceView.as_view(), name="webhook-source"
     ),
+    path("api/heartbeats/<str:token>", heartbeat_ping, name="heartbeat-ping"),
     path("", include("apps.ops.urls")),
 ]
 
