@@ -17,7 +17,9 @@ from django.db import IntegrityError, connection, transaction
 from psycopg.types.json import Jsonb
 
 from apps.alerts.adapters import NormalizedAlert
+from apps.alerts.adapters.base import build_alert
 from apps.alerts.models import DELIVERY_IDS_KEPT, MERGEABLE, Alert, Delivery
+from apps.audit.services import record
 from apps.common.db import binding_cursor, is_postgresql, unnest
 from apps.incidents.tasks import schedule_correlation
 from apps.tenants.models import Company
@@ -341,6 +343,39 @@ def alerts_release(*, alert_ids: list[int]) -> int:
     for company_id in company_ids:
         transaction.on_commit(lambda company_id=company_id: schedule_correlation(company_id))
     return released
+
+
+def sns_subscription_failed(
+    *, company_id: int, topic_arn: str, error: Exception, now: datetime
+) -> None:
+    """ConfirmSubscription kept failing: audit it, and store an alert for the company, which
+    correlation turns into an incident for its technicians (CloudWatch alarms on the topic
+    will not arrive until someone confirms it)."""
+    company = Company.objects.get(pk=company_id)
+    reason = f"{type(error).__name__}: {error}"[:500]
+    record(
+        action="sns_subscription_failed",
+        company=company,
+        details={"topic_arn": topic_arn, "error": reason},
+    )
+    alert = build_alert(
+        asset_name=topic_arn,
+        signature="SNS subscription not confirmed",
+        severity="high",
+        message=(
+            f"Confirming the SNS subscription of {topic_arn} failed after retries ({reason}). "
+            "CloudWatch alarms sent to this topic will not arrive: confirm the subscription "
+            "in the AWS console, or delete it and subscribe the webhook again."
+        ),
+        tool_source="Amazon SNS",
+        status="firing",
+        fingerprint=f"sns-subscription:{topic_arn}",
+        event_time=now,
+        labels={"topic_arn": topic_arn},
+        raw={"topic_arn": topic_arn, "error": reason},
+        occurrence=topic_arn,
+    )
+    alerts_ingest(company=company, alerts=[alert], source="sns", delivery_id="", received_at=now)
 
 
 def deliveries_purge(*, now: datetime) -> int:

@@ -15,6 +15,7 @@ from apps.alerts.services import alerts_ingest
 from apps.alerts.signing import verify_signature
 from apps.alerts.tasks import confirm_sns_subscription
 from apps.common.errors import (
+    ApplicationError,
     AuthenticationError,
     PayloadTooLarge,
     RateLimited,
@@ -164,13 +165,18 @@ def receive_for_company(
             code="rate_limited",
             headers=limited.headers,
         ) from None
-    result = adapters.parse(
-        request.source,
-        body=request.body,
-        content_type=request.content_type,
-        headers=request.headers,
-        options=adapters.AdapterOptions(asset_label=company.asset_label),
-    )
+    try:
+        result = adapters.parse(
+            request.source,
+            body=request.body,
+            content_type=request.content_type,
+            headers=request.headers,
+            options=adapters.AdapterOptions(asset_label=company.asset_label),
+        )
+    except ApplicationError as refused:
+        # The request took a token: its refusal says what is left, as a 202 would.
+        refused.headers = {**decision.headers(), **refused.headers}
+        raise
     if result.subscription_confirmation is not None:
         return _subscription(company.pk, result.subscription_confirmation, decision.headers())
     stored = alerts_ingest(

@@ -47,3 +47,10 @@ def test_other_senders_keep_429(limited, path, body):
     response = limited.post(body, path=path)
     assert response.status_code == 429
     assert response.json()["error"] == "rate_limited"
+
+
+def test_a_refused_body_says_what_is_left_of_the_limit(tenant):
+    response = tenant.post({"unknown": "shape"})
+    assert response.status_code == 400
+    assert response["X-RateLimit-Limit"] and response["X-RateLimit-Remaining"]
+    assert tenant.post(b"not json").status_code == 400
