@@ -9,12 +9,14 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
+from django.utils import timezone
 
 from apps.alerts.models import Alert
+from apps.heartbeats.models import HeartbeatState
+from apps.heartbeats.services import heartbeat_create, heartbeats_check
 from apps.incidents.models import Incident
 from apps.tenants.models import Company
 from apps.tenants.services import company_create
@@ -54,9 +56,17 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> N
 
 
 class Alertmanager:
-    def __init__(self, url: str, log: Path) -> None:
+    def __init__(self, url: str, process: subprocess.Popen) -> None:
         self.url = url
-        self.log = log
+        self.process = process
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     def fire(self, *alerts: dict) -> None:
         response = requests.post(f"{self.url}/api/v2/alerts", json=list(alerts), timeout=5)
@@ -102,16 +112,12 @@ def alertmanager(live_server, acme, tmp_path) -> Iterator[Alertmanager]:
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
+    alertmanager = Alertmanager(url, process)
     try:
         wait_until(lambda: _ready(url), timeout=20, what="Alertmanager to be ready")
-        yield Alertmanager(url, log)
+        yield alertmanager
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        alertmanager.stop()
 
 
 def _ready(url: str) -> bool:
@@ -186,3 +192,33 @@ def test_over_the_limit_alertmanager_retries_and_loses_nothing(alertmanager, acm
     assert alertmanager.metric("alertmanager_notification_requests_failed_total") >= 1
     assert alertmanager.metric("alertmanager_notifications_failed_total") == 0
     assert sorted(Alert.objects.values_list("signature", flat=True)) == names
+
+
+def test_a_stopped_watchdog_opens_an_incident_within_its_grace(
+    alertmanager, acme, django_capture_on_commit_callbacks
+):
+    company, _ = acme
+    heartbeat = heartbeat_create(
+        company=company,
+        name="Alertmanager",
+        interval=timedelta(seconds=6),
+        grace=timedelta(seconds=4),
+        alert_name="Watchdog",
+    )
+    alertmanager.fire(alert("Watchdog", "", ends_in=timedelta(hours=1)))
+    wait_until(
+        lambda: Alert.objects.filter(signature="Watchdog", repeat_count__gte=1).exists(),
+        timeout=20,
+        what="a Watchdog re-send",
+    )
+    assert heartbeats_check(now=timezone.now()) == 0
+    heartbeat.refresh_from_db()
+    assert heartbeat.state == HeartbeatState.UP
+    alertmanager.stop()
+    stopped = timezone.now()
+    time.sleep(11)  # the last re-send was before the stop: interval + grace have passed
+    with django_capture_on_commit_callbacks(execute=True):
+        assert heartbeats_check(now=timezone.now()) == 1
+    incident = Incident.objects.get(company=company, title="Stopped reporting on Alertmanager")
+    assert incident.status != "resolved"
+    assert incident.first_alert_at - stopped < timedelta(seconds=12)
