@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 
 from apps.alerts.choices import AlertStatus, Severity
@@ -31,4 +31,4 @@ class AlertFilter(filters.FilterSet):
     until = InstantFilter(field_name="event_time", lookup_expr="lt", help_text="Event time before.")
 
     def filter_delivery_id(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(delivery_ids__contains=[value])
+        return queryset.filter(Q(delivery_id=value) | Q(delivery_ids__contains=[value]))
