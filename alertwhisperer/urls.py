@@ -11,6 +11,8 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("companies/", include("apps.tenants.urls")),
     path("incidents/", include("apps.incidents.urls")),
+    path("alerts/", include("apps.alerts.urls")),
+    path("heartbeats/", include("apps.heartbeats.urls")),
     path("team/", include("apps.accounts.team_urls")),
     path("audit/", include("apps.audit.urls")),
     path("notifications/", include("apps.notifications.urls")),

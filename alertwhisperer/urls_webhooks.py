@@ -8,15 +8,20 @@ from apps.alerts.api.webhook import (
     AlertWebhookSlashView,
     AlertWebhookSourceView,
     AlertWebhookView,
+    PagerDutyEventsView,
 )
 from apps.common.views import api_bad_request, api_not_found, api_server_error
+from apps.heartbeats.views import ping as heartbeat_ping
 
 urlpatterns = [
     path("api/webhooks/alerts", AlertWebhookView.as_view(), name="webhook"),
     path("api/webhooks/alerts/", AlertWebhookSlashView.as_view()),
+    path("api/webhooks/alerts/pagerduty", PagerDutyEventsView.as_view(), name="webhook-pagerduty"),
+    path("api/webhooks/alerts/pagerduty/", PagerDutyEventsView.as_view()),
     path(
         "api/webhooks/alerts/<str:source>", AlertWebhookSourceView.as_view(), name="webhook-source"
     ),
+    path("api/heartbeats/<str:token>", heartbeat_ping, name="heartbeat-ping"),
     path("", include("apps.ops.urls")),
 ]
 

@@ -42,6 +42,8 @@ class AlertAdmin(MSPModelAdmin):
         "severity",
         "status",
         "source",
+        "repeat_count",
+        "last_seen_at",
         "correlated_at",
         "quarantined_at",
         "quarantine_error",

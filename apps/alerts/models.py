@@ -1,4 +1,4 @@
-"""Alerts as received, one row per alert, and the deliveries that carried them."""
+"""Alerts as received, one row per occurrence, and the deliveries that carried them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ from django.db import models
 from django.db.models import Q
 
 from apps.alerts.choices import AlertStatus, Severity
+
+DELIVERY_IDS_KEPT = 100
+# Which rows a re-notification may merge into: a firing alert until a resolved one closes
+# it, a resolved alert until correlation has used it (after that a resolve with the same
+# key, a PagerDuty dedup_key reused for a new trigger say, is a new occurrence).
+MERGEABLE = ~Q(occurrence_key="") & (
+    Q(status="firing", resolved_at__isnull=True) | Q(status="resolved", correlated_at__isnull=True)
+)
 
 
 class Delivery(models.Model):
@@ -54,7 +62,24 @@ class Alert(models.Model):
     source = models.CharField(max_length=20, help_text="Adapter that parsed it.")
     status = models.CharField(max_length=10, choices=AlertStatus.choices)
     fingerprint = models.CharField(max_length=255)
-    delivery_id = models.CharField(max_length=200, blank=True)
+    delivery_id = models.CharField(
+        max_length=200, blank=True, help_text="The X-Delivery-ID of the first delivery."
+    )
+    # The occurrence identity (docs/decisions.md, "Repeat notifications"): a re-notification
+    # with the same key updates this row instead of adding one. Empty: never merged.
+    occurrence_key = models.CharField(max_length=40, blank=True, db_default="")
+    repeat_count = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Re-notifications merged into this alert."
+    )
+    last_seen_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the latest notification of it arrived."
+    )
+    delivery_ids = models.JSONField(
+        default=list,
+        db_default=[],
+        blank=True,
+        help_text=f"The latest {DELIVERY_IDS_KEPT} deliveries that carried it, oldest first.",
+    )
     event_time = models.DateTimeField()
     received_at = models.DateTimeField()
     correlated_at = models.DateTimeField(null=True, blank=True)
@@ -73,6 +98,13 @@ class Alert(models.Model):
 
     class Meta:
         ordering = ["-event_time", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "source", "occurrence_key"],
+                condition=MERGEABLE,
+                name="alert_occurrence_once",
+            )
+        ]
         indexes = [
             models.Index(
                 fields=["company", "event_time", "id"],

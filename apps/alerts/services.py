@@ -1,16 +1,25 @@
-"""Storing a webhook delivery's alerts: once, in one transaction, correlation after commit."""
+"""Storing a webhook delivery's alerts: once, in one transaction, correlation after commit.
+
+A re-notification of a stored occurrence (same company, source and occurrence key: status,
+fingerprint and the adapter's ``occurrence``) updates that alert in the same statement
+(``INSERT … ON CONFLICT … DO UPDATE``): repeat count, last seen, latest values and the
+delivery id. docs/decisions.md, "Repeat notifications"."""
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from django.db import IntegrityError, connection, transaction
+from psycopg.types.json import Jsonb
 
 from apps.alerts.adapters import NormalizedAlert
-from apps.alerts.models import Alert, Delivery
+from apps.alerts.adapters.base import build_alert
+from apps.alerts.models import DELIVERY_IDS_KEPT, MERGEABLE, Alert, Delivery
+from apps.audit.services import record
 from apps.common.db import binding_cursor, is_postgresql, unnest
 from apps.incidents.tasks import schedule_correlation
 from apps.tenants.models import Company
@@ -36,15 +45,27 @@ INSERT_FIELDS = (
     "labels",
     "raw",
     "warnings",
+    "occurrence_key",
+    "repeat_count",
 )
+# Set once per statement: last seen = received, and the delivery's id.
+# What a re-notification replaces in the stored alert; the rest (asset, signature, event
+# time, first delivery) stays as the first notification set it.
+LATEST_FIELDS = ("severity", "message", "labels", "raw", "warnings", "last_seen_at")
 
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
+    # One per alert of the body, in its order; a re-notification has the stored alert's id.
     alert_ids: list[int]
     duplicate: bool
     # Alerts stored with a change: {"index": n, "warnings": ["..."]}.
     warnings: list[dict] = field(default_factory=list)
+    # How many of the alerts were re-notifications of stored ones.
+    repeats: int = 0
+    # The X-Delivery-ID, or the id given to a delivery that had none: on each alert it
+    # carried (``Alert.delivery_ids``).
+    delivery_id: str = ""
 
 
 def default_fingerprint(alert: NormalizedAlert) -> str:
@@ -53,12 +74,27 @@ def default_fingerprint(alert: NormalizedAlert) -> str:
     return "aw:" + hashlib.sha1(basis.encode(), usedforsecurity=False).hexdigest()
 
 
+def occurrence_key(*, status: str, fingerprint: str, occurrence: str) -> str:
+    """The stored occurrence identity; "" (never merged) when the source gives none."""
+    if not occurrence:
+        return ""
+    basis = f"{status}\x1f{fingerprint}\x1f{occurrence}"
+    return hashlib.sha1(basis.encode(), usedforsecurity=False).hexdigest()
+
+
 def _row(
-    *, company: Company, alert: NormalizedAlert, source: str, delivery_id: str, now: datetime
+    *,
+    company: Company,
+    alert: NormalizedAlert,
+    source: str,
+    delivery_id: str,
+    trace_ids: list[str],
+    now: datetime,
 ) -> SimpleNamespace:
     """The stored alert's column values, as attributes named like the model's: plain
     values, cheaper than model instances on the hot path."""
     event_time, warnings = bounded_event_time(alert, received_at=now)
+    fingerprint = alert.fingerprint or default_fingerprint(alert)
     return SimpleNamespace(
         company_id=company.pk,
         asset_name=alert.asset_name,
@@ -68,14 +104,44 @@ def _row(
         tool_source=alert.tool_source,
         source=source,
         status=alert.status,
-        fingerprint=alert.fingerprint or default_fingerprint(alert),
+        fingerprint=fingerprint,
         delivery_id=delivery_id,
         event_time=event_time,
         received_at=now,
         labels=alert.labels,
         raw=alert.raw,
         warnings=warnings,
+        occurrence_key=occurrence_key(
+            status=alert.status, fingerprint=fingerprint, occurrence=alert.occurrence
+        ),
+        repeat_count=0,
+        last_seen_at=now,
+        delivery_ids=trace_ids,
     )
+
+
+def _distinct(rows: list[SimpleNamespace]) -> tuple[list[SimpleNamespace], list[int]]:
+    """The rows to store, each occurrence once (one statement cannot update a row twice: a
+    body repeating an alert counts the repeats on one row), and for each row of ``rows``
+    the position of the one that stands for it."""
+    keys: dict[str, int] = {}
+    distinct: list[SimpleNamespace] = []
+    positions: list[int] = []
+    for row in rows:
+        position = keys.get(row.occurrence_key) if row.occurrence_key else None
+        if position is None:
+            if row.occurrence_key:
+                keys[row.occurrence_key] = len(distinct)
+            positions.append(len(distinct))
+            distinct.append(row)
+            continue
+        first = distinct[position]
+        # The later notification's values win, as they would across deliveries.
+        repeat = SimpleNamespace(**vars(row))
+        repeat.repeat_count = first.repeat_count + 1
+        distinct[position] = repeat
+        positions.append(position)
+    return distinct, positions
 
 
 def bounded_event_time(
@@ -107,14 +173,27 @@ def alerts_ingest(
     received_at: datetime,
 ) -> IngestResult:
     """Store ``alerts`` for ``company``; a repeated ``delivery_id`` stores nothing and returns
-    the first delivery's alert ids, even when the two race (the unique constraint decides)."""
+    the first delivery's alert ids, even when the two race (the unique constraint decides).
+    A re-notification of a stored occurrence updates it instead (two racing ones included:
+    the occurrence's unique constraint decides)."""
+    trace_ids = [delivery_id or f"aw-{uuid.uuid4().hex}"]
     rows = [
-        _row(company=company, alert=a, source=source, delivery_id=delivery_id, now=received_at)
+        _row(
+            company=company,
+            alert=a,
+            source=source,
+            delivery_id=delivery_id,
+            trace_ids=trace_ids,
+            now=received_at,
+        )
         for a in alerts
     ]
+    distinct, positions = _distinct(rows)
     for _ in range(3):
         try:
-            ids = _store(rows, company=company, delivery_id=delivery_id, received_at=received_at)
+            stored = _store(
+                distinct, company=company, delivery_id=delivery_id, received_at=received_at
+            )
         except IntegrityError:
             first = Delivery.objects.filter(company=company, delivery_id=delivery_id).first()
             if first is None:
@@ -124,17 +203,25 @@ def alerts_ingest(
                     alert_ids=first.alert_ids,
                     duplicate=True,
                     warnings=_stored_warnings(first.alert_ids),
+                    delivery_id=delivery_id,
                 )
             Delivery.objects.filter(pk=first.pk, received_at=first.received_at).delete()
             continue
-        if ids:
+        if any(inserted for _, inserted in stored):
+            # Only new rows need correlating: a merged repeat's alert has its incident.
             transaction.on_commit(lambda: schedule_correlation(company.pk), robust=True)
         warnings = [
             {"index": index, "warnings": row.warnings}
             for index, row in enumerate(rows)
             if row.warnings
         ]
-        return IngestResult(alert_ids=ids, duplicate=False, warnings=warnings)
+        return IngestResult(
+            alert_ids=[stored[position][0] for position in positions],
+            duplicate=False,
+            warnings=warnings,
+            repeats=len(rows) - sum(inserted for _, inserted in stored),
+            delivery_id=trace_ids[0],
+        )
     raise IntegrityError(f"Delivery {delivery_id!r} kept conflicting.")
 
 
@@ -152,16 +239,20 @@ def _stored_warnings(alert_ids: list[int]) -> list[dict]:
 
 def _store(
     rows: list[SimpleNamespace], *, company: Company, delivery_id: str, received_at: datetime
-) -> list[int]:
-    """Insert the alerts and the delivery record together: all or nothing."""
+) -> list[tuple[int, bool]]:
+    """Insert (or merge) the alerts and the delivery record together: all or nothing. For
+    each row, its alert's id and whether it was inserted."""
     if not is_postgresql(Alert):
         with transaction.atomic():
-            ids = [a.pk for a in Alert.objects.bulk_create(Alert(**vars(row)) for row in rows)]
+            stored = [_store_one(row) for row in rows]
             if delivery_id:
                 Delivery.objects.create(
-                    company=company, delivery_id=delivery_id, received_at=received_at, alert_ids=ids
+                    company=company,
+                    delivery_id=delivery_id,
+                    received_at=received_at,
+                    alert_ids=[pk for pk, _ in stored],
                 )
-            return ids
+            return stored
     if connection.in_atomic_block:
         # Inside a caller's transaction: a savepoint, so that a conflict leaves it usable.
         with transaction.atomic():
@@ -169,29 +260,78 @@ def _store(
     return _insert(rows, company=company, delivery_id=delivery_id, received_at=received_at)
 
 
+def _store_one(row: SimpleNamespace) -> tuple[int, bool]:
+    """The ORM's form of ``_insert`` for one row (SQLite, the embedded mode)."""
+    if row.occurrence_key:
+        stored = (
+            Alert.objects.select_for_update()
+            .filter(
+                MERGEABLE,
+                company_id=row.company_id,
+                source=row.source,
+                occurrence_key=row.occurrence_key,
+            )
+            .first()
+        )
+        if stored is not None:
+            for name in LATEST_FIELDS:
+                setattr(stored, name, getattr(row, name))
+            stored.repeat_count += row.repeat_count + 1
+            stored.delivery_ids = [*stored.delivery_ids, *row.delivery_ids][-DELIVERY_IDS_KEPT:]
+            stored.save(update_fields=[*LATEST_FIELDS, "repeat_count", "delivery_ids"])
+            return stored.pk, False
+    return Alert.objects.create(**vars(row)).pk, True
+
+
+def _upsert_sql(names: str, values_sql: str) -> str:
+    """``INSERT … ON CONFLICT`` on the occurrence's partial unique constraint: a row that
+    meets a mergeable alert with its key updates it. Rows come back in the body's order
+    (PostgreSQL returns them as it processes the SELECT), with ``xmax = 0`` for inserts.
+    The delivery ids are one parameter for all rows (the first), not an array per row."""
+    table = Alert._meta.db_table
+    latest = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in LATEST_FIELDS)
+    kept = f"'$[last - {DELIVERY_IDS_KEPT - 1} to last]'"
+    return (
+        f'INSERT INTO "{table}" AS t ({names}, "last_seen_at", "delivery_ids") '  # noqa: S608
+        f'SELECT v.*, v."received_at", %s FROM {values_sql} '
+        f'ON CONFLICT ("company_id", "source", "occurrence_key") WHERE {_MERGEABLE_SQL} '
+        f"DO UPDATE SET {latest}, "
+        '"repeat_count" = t."repeat_count" + EXCLUDED."repeat_count" + 1, '
+        '"delivery_ids" = jsonb_path_query_array('
+        f't."delivery_ids" || EXCLUDED."delivery_ids", {kept}) '
+        'RETURNING "id", xmax = 0 AS inserted'
+    )
+
+
+# models.MERGEABLE, as the partial index's predicate reads (ON CONFLICT must name it).
+_MERGEABLE_SQL = (
+    '(NOT ("occurrence_key" = \'\') AND (("resolved_at" IS NULL AND "status" = \'firing\') '
+    'OR ("correlated_at" IS NULL AND "status" = \'resolved\')))'
+)
+
+
 def _insert(
     rows: list[SimpleNamespace], *, company: Company, delivery_id: str, received_at: datetime
-) -> list[int]:
+) -> list[tuple[int, bool]]:
     """One statement (so, in autocommit, one round trip and its own transaction): the
-    alerts from one array per column, and the delivery record holding their ids."""
+    alerts from one array per column, merged into their stored occurrences, and the
+    delivery record holding their ids."""
     values = unnest(Alert, rows, INSERT_FIELDS, connection)
-    insert = (
-        f'INSERT INTO "{Alert._meta.db_table}" ({values.names}) '  # noqa: S608
-        f'SELECT * FROM {values.sql} RETURNING "id"'
-    )
+    upsert = _upsert_sql(values.names, values.sql)
     with binding_cursor(connection) as cursor:
+        params = [Jsonb(rows[0].delivery_ids if rows else []), *values.params]
         if not delivery_id:
-            cursor.execute(insert, values.params)
-            return [row[0] for row in cursor.fetchall()]
+            cursor.execute(upsert, params)
+            return cursor.fetchall()
         cursor.execute(
-            f"WITH a AS ({insert}), d AS ("  # noqa: S608
+            f"WITH a AS ({upsert}), d AS ("  # noqa: S608
             f'INSERT INTO "{Delivery._meta.db_table}" '
             '("company_id", "delivery_id", "received_at", "alert_ids") '
-            "SELECT %s, %s, %s, coalesce(jsonb_agg(id ORDER BY id), '[]') FROM a"
-            ") SELECT id FROM a ORDER BY id",
-            [*values.params, company.pk, delivery_id, received_at],
+            "SELECT %s, %s, %s, coalesce(jsonb_agg(id), '[]') FROM a"
+            ") SELECT id, inserted FROM a",
+            [*params, company.pk, delivery_id, received_at],
         )
-        return [row[0] for row in cursor.fetchall()]
+        return cursor.fetchall()
 
 
 def alerts_release(*, alert_ids: list[int]) -> int:
@@ -203,6 +343,39 @@ def alerts_release(*, alert_ids: list[int]) -> int:
     for company_id in company_ids:
         transaction.on_commit(lambda company_id=company_id: schedule_correlation(company_id))
     return released
+
+
+def sns_subscription_failed(
+    *, company_id: int, topic_arn: str, error: Exception, now: datetime
+) -> None:
+    """ConfirmSubscription kept failing: audit it, and store an alert for the company, which
+    correlation turns into an incident for its technicians (CloudWatch alarms on the topic
+    will not arrive until someone confirms it)."""
+    company = Company.objects.get(pk=company_id)
+    reason = f"{type(error).__name__}: {error}"[:500]
+    record(
+        action="sns_subscription_failed",
+        company=company,
+        details={"topic_arn": topic_arn, "error": reason},
+    )
+    alert = build_alert(
+        asset_name=topic_arn,
+        signature="SNS subscription not confirmed",
+        severity="high",
+        message=(
+            f"Confirming the SNS subscription of {topic_arn} failed after retries ({reason}). "
+            "CloudWatch alarms sent to this topic will not arrive: confirm the subscription "
+            "in the AWS console, or delete it and subscribe the webhook again."
+        ),
+        tool_source="Amazon SNS",
+        status="firing",
+        fingerprint=f"sns-subscription:{topic_arn}",
+        event_time=now,
+        labels={"topic_arn": topic_arn},
+        raw={"topic_arn": topic_arn, "error": reason},
+        occurrence=topic_arn,
+    )
+    alerts_ingest(company=company, alerts=[alert], source="sns", delivery_id="", received_at=now)
 
 
 def deliveries_purge(*, now: datetime) -> int:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import boto3
 from botocore import UNSIGNED
 from botocore.config import Config
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from apps.alerts.services import deliveries_purge
+from apps.alerts.services import deliveries_purge, sns_subscription_failed
 from apps.audit.choices import AuditAction
 from apps.audit.services import record
 from apps.tenants.models import Company
@@ -21,16 +21,31 @@ def purge_deliveries() -> int:
 
 
 @shared_task(
+    bind=True,
     autoretry_for=(Exception,),
     retry_backoff=True,
     max_retries=5,
     soft_time_limit=30,
     time_limit=40,
 )
-def confirm_sns_subscription(company_id: int, topic_arn: str, token: str, region: str) -> str:
+def confirm_sns_subscription(
+    self: Task, company_id: int, topic_arn: str, token: str, region: str
+) -> str:
     """Answer an SNS SubscriptionConfirmation with ConfirmSubscription. The token proves the
     request, so no AWS credentials are needed; when the platform has some, the call is
-    signed with them."""
+    signed with them. When the last retry fails too, the failure is audited and becomes an
+    alert of the company (so an incident, assigned and notified)."""
+    try:
+        return _confirm(company_id, topic_arn, token, region)
+    except Exception as error:
+        if self.request.retries >= self.max_retries:
+            sns_subscription_failed(
+                company_id=company_id, topic_arn=topic_arn, error=error, now=timezone.now()
+            )
+        raise
+
+
+def _confirm(company_id: int, topic_arn: str, token: str, region: str) -> str:
     session = boto3.session.Session()
     retries = {"mode": "standard"}
     config = (

@@ -15,8 +15,11 @@ from apps.alerts.services import alerts_ingest
 from apps.alerts.signing import verify_signature
 from apps.alerts.tasks import confirm_sns_subscription
 from apps.common.errors import (
+    ApplicationError,
     AuthenticationError,
     PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
     ValidationError,
 )
 from apps.tenants.models import Company
@@ -25,6 +28,9 @@ from apps.tenants.services import KeyEntry, api_key_entry, keys_generation
 MAX_BODY_BYTES = 1024 * 1024
 MAX_DELIVERY_ID_LENGTH = 200
 SNS_SOURCES = {"sns", "cloudwatch"}
+# Sources whose tool retries a 5xx but not a 429: over the rate limit they get 503 with
+# Retry-After instead (docs/decisions.md, "Over the rate limit").
+RETRIES_ONLY_5XX = {"alertmanager", "prometheus"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,15 @@ def _is_sns(request: WebhookRequest) -> bool:
     if request.source is None:
         return bool(request.headers.get("x-amz-sns-message-type"))
     return request.source.strip().lower() in SNS_SOURCES
+
+
+def _retries_only_5xx(request: WebhookRequest) -> bool:
+    """Whether the sender is Alertmanager, which retries a 5xx within the same notification
+    but gives a 429 up until the next group_interval: the URL names it, or, naming no
+    source, its User-Agent ("Alertmanager/0.25.0") does."""
+    if request.source is not None:
+        return request.source.strip().lower() in RETRIES_ONLY_5XX
+    return request.headers.get("User-Agent", "").startswith("Alertmanager/")
 
 
 def _delivery_id(request: WebhookRequest) -> str:
@@ -140,14 +155,28 @@ def receive_for_company(
             if generation is not None and keys_generation() != generation:
                 raise StaleKey from None
             raise
-    decision = admit(company=company, generation=generation, replay=replay)
-    result = adapters.parse(
-        request.source,
-        body=request.body,
-        content_type=request.content_type,
-        headers=request.headers,
-        options=adapters.AdapterOptions(asset_label=company.asset_label),
-    )
+    try:
+        decision = admit(company=company, generation=generation, replay=replay)
+    except RateLimited as limited:
+        if not _retries_only_5xx(request):
+            raise
+        raise ServiceUnavailable(
+            f"{limited.message} Answered 503: Alertmanager retries 5xx but drops 429.",
+            code="rate_limited",
+            headers=limited.headers,
+        ) from None
+    try:
+        result = adapters.parse(
+            request.source,
+            body=request.body,
+            content_type=request.content_type,
+            headers=request.headers,
+            options=adapters.AdapterOptions(asset_label=company.asset_label),
+        )
+    except ApplicationError as refused:
+        # The request took a token: its refusal says what is left, as a 202 would.
+        refused.headers = {**decision.headers(), **refused.headers}
+        raise
     if result.subscription_confirmation is not None:
         return _subscription(company.pk, result.subscription_confirmation, decision.headers())
     stored = alerts_ingest(
@@ -161,7 +190,10 @@ def receive_for_company(
         "accepted": len(stored.alert_ids),
         "alert_ids": stored.alert_ids,
         "duplicate": stored.duplicate,
+        "repeats": stored.repeats,
+        "delivery_id": stored.delivery_id,
     }
+    body.update(result.reply)
     if stored.warnings:
         body["warnings"] = stored.warnings
     if result.rejected:

@@ -256,8 +256,16 @@ def test_fixture_with_detected_source(name):
     assert summary(run(None, body, content_type=content_type, headers=headers)) == expected
 
 
-def test_adapters_registry_names_the_six_sources():
-    assert set(ADAPTERS) == {"generic", "alertmanager", "datadog", "zabbix", "grafana", "sns"}
+def test_adapters_registry_names_the_seven_sources():
+    assert set(ADAPTERS) == {
+        "generic",
+        "alertmanager",
+        "datadog",
+        "zabbix",
+        "grafana",
+        "sns",
+        "pagerduty",
+    }
 
 
 # --- Alertmanager --------------------------------------------------------------------------
@@ -270,7 +278,8 @@ def test_alertmanager_alert_keeps_its_own_status_labels_message_and_raw():
 
     assert payload["status"] == "firing"
     assert resolved.status == "resolved"
-    assert resolved.raw == payload["alerts"][1]
+    # The alert as sent, with its group's externalURL (for the silence link).
+    assert resolved.raw == {**payload["alerts"][1], "externalURL": payload["externalURL"]}
     assert resolved.message == "Queue payments on web-1 is deep"
     assert resolved.tool_source == "Alertmanager"
     assert resolved.labels == {
@@ -395,7 +404,7 @@ def test_grafana_alerts_carry_tool_source_labels_and_their_own_raw():
     assert {first.tool_source, second.tool_source} == {"Grafana"}
     assert first.message == "DiskUsageHigh on db-01:9100"
     assert first.labels["grafana_folder"] == "Production"
-    assert second.raw == payload["alerts"][1]
+    assert second.raw == {**payload["alerts"][1], "externalURL": payload["externalURL"]}
     assert second.raw["values"] == {"A": 91.2, "B": 1}
 
 

@@ -78,7 +78,7 @@ def test_msp_admin_sees_every_company(msp_admin, two_tenants):
         ("signature", "DiskFull", {"signature": "DiskFull"}, {"signature": "HighCPU"}),
         ("tool_source", "Zabbix", {"tool_source": "Zabbix"}, {"tool_source": "Datadog"}),
         ("fingerprint", "fp-a", {"fingerprint": "fp-a"}, {"fingerprint": "fp-b"}),
-        ("delivery_id", "d-1", {"delivery_id": "d-1"}, {"delivery_id": "d-2"}),
+        ("delivery_id", "d-1", {"delivery_ids": ["d-0", "d-1"]}, {"delivery_ids": ["d-2"]}),
         (
             "since",
             T0.isoformat(),
@@ -141,14 +141,19 @@ def test_alert_traces_its_delivery_to_its_incident(technician_a, company_a):
     alert = AlertFactory(
         incident=incident,
         delivery_id="dd-7f3a",
+        delivery_ids=["dd-7f3a", "dd-80b1"],
+        repeat_count=1,
         fingerprint="a1b2c3",
         event_time=T0,
         received_at=T0 + timedelta(seconds=3),
     )
     client = api(technician_a)
+    assert listed_ids(client.get(LIST, {"delivery_id": "dd-80b1"})) == [alert.pk]
     row = client.get(LIST, {"delivery_id": "dd-7f3a"}).json()["results"][0]
     assert row["id"] == alert.pk
     assert row["delivery_id"] == "dd-7f3a"
+    assert row["delivery_ids"] == ["dd-7f3a", "dd-80b1"]
+    assert row["repeat_count"] == 1
     assert row["fingerprint"] == "a1b2c3"
     assert row["event_time"] == "2026-03-02T12:00:00Z"
     assert row["received_at"] == "2026-03-02T12:00:03Z"

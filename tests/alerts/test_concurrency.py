@@ -117,3 +117,16 @@ def test_concurrent_sweeps_of_one_company_never_double_count(acme):
     incident = Incident.objects.get(company=company)
     assert incident.alert_count == 200
     assert Alert.objects.filter(incident=incident).count() == 200
+
+
+def test_racing_repeats_of_one_occurrence_make_one_row(acme):
+    company, key = acme
+    moment = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    body = {**generic(), "fingerprint": "fp-repeat", "timestamp": moment}
+    results = race(lambda i: post(key, body, **{"X-Delivery-ID": f"repeat-{i}"}))
+    assert {status for status, _ in results} == {202}
+    assert len({tuple(r["alert_ids"]) for _, r in results}) == 1
+    assert sum(r["repeats"] for _, r in results) == THREADS - 1
+    alert = Alert.objects.get(company=company)
+    assert alert.repeat_count == THREADS - 1
+    assert sorted(alert.delivery_ids) == sorted(f"repeat-{i}" for i in range(THREADS))

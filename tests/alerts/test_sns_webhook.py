@@ -6,7 +6,9 @@ import json
 import boto3
 import pytest
 
+from alertwhisperer.celery import app as celery_app
 from apps.alerts.models import Alert
+from apps.alerts.tasks import confirm_sns_subscription
 from apps.audit.models import AuditLog
 from tests.alerts.conftest import WEBHOOK
 from tests.alerts.test_sns_signature import (
@@ -84,3 +86,34 @@ def test_badly_signed_sns_message_is_refused(tenant):
     assert response.status_code == 401
     assert response.json()["error"] == "bad_sns_signature"
     assert not Alert.objects.exists()
+
+
+def test_failed_confirmation_is_audited_and_becomes_an_alert(
+    tenant, moto_endpoint, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The topic does not exist: ConfirmSubscription fails on every retry."""
+    seed_certificate()
+    topic_arn = "arn:aws:sns:us-east-1:123456789012:gone"
+    envelope = signed(confirmation_envelope(TopicArn=topic_arn))
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = sns_post(tenant, envelope)
+    assert response.status_code == 200
+    assert len(callbacks) == 1
+    # What the worker does: the first attempt and its five retries (eagerly, one after the
+    # other; propagating eager errors would stop at the first).
+    monkeypatch.setitem(celery_app.conf, "task_eager_propagates", False)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = confirm_sns_subscription.apply(
+            args=(tenant.company.pk, topic_arn, envelope["Token"], "us-east-1")
+        )
+    assert result.failed()
+    log = AuditLog.objects.get(action="sns_subscription_failed")
+    assert (log.company_id, log.details["topic_arn"]) == (tenant.company.pk, topic_arn)
+    assert not AuditLog.objects.filter(action="sns_subscription_confirmed").exists()
+    alert = Alert.objects.get(company=tenant.company)
+    assert (alert.signature, alert.asset_name, alert.status) == (
+        "SNS subscription not confirmed",
+        topic_arn,
+        "firing",
+    )
+    assert alert.incident is not None

@@ -16,7 +16,6 @@ import os
 import pwd
 import re
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from apps.alerts.webhook import MAX_BODY_BYTES
 from apps.tenants.models import Company
 from apps.tenants.services import company_create
 from tests.alerts.conftest import WEBHOOK, generic
+from tests.system_tools import system_tool
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -98,13 +98,7 @@ def daphne_argv(port: int, directory: Path) -> list[str]:
 def nginx_argv(port: int, directory: Path, upstreams: dict[str, int]) -> list[str]:
     """nginx with deploy/nginx/alertwhisperer.conf as written, moved to ``port`` and to the
     ports of the granian and daphne of this module, in a prefix of its own."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.access(nginx, os.X_OK):
-        pytest.fail(
-            "nginx not found: the proxy recipe is tested with a real nginx "
-            "(`apt-get install nginx`, as .ci/run does).",
-            pytrace=False,
-        )
+    nginx = system_tool("nginx", package="nginx")
     recipe = NGINX_RECIPE.read_text()
     for old, new in (
         ("listen 80;", f"listen 127.0.0.1:{port};"),

@@ -38,7 +38,13 @@ def test_generic_alert_is_stored_and_correlated(tenant, django_capture_on_commit
         response = tenant.post(generic(), **{"X-Delivery-ID": "dd-1"})
     assert response.status_code == 202
     body = response.json()
-    assert body == {"accepted": 1, "alert_ids": body["alert_ids"], "duplicate": False}
+    assert body == {
+        "accepted": 1,
+        "alert_ids": body["alert_ids"],
+        "duplicate": False,
+        "repeats": 0,
+        "delivery_id": "dd-1",
+    }
     alert = Alert.objects.get(pk=body["alert_ids"][0])
     assert (alert.company, alert.asset_name, alert.signature) == (
         tenant.company,

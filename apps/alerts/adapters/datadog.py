@@ -25,6 +25,9 @@ present: ``alert_title``, ``alert_transition``, ``priority``/``alert_priority``,
   monitor; else, for the default payload, the monitor id from the body's
   ".../monitors/<id>" link followed by "|scope"; else the event ``id``, which differs
   between trigger and recovery and so only identifies the notification itself.
+- occurrence: the fingerprint (unless it is the event id) and the transition, a repeated
+  one (Re-Triggered, Renotify, Re-Warn, Re-No Data) counted as the one it repeats: a
+  renotification updates the stored alert while it is open.
 - event time: ``date`` (epoch milliseconds).
 - message: ``text_only_msg``, else ``body`` without Datadog's "%%%" markdown markers, else
   the title.
@@ -50,6 +53,13 @@ from .base import (
 
 TOOL_SOURCE = "Datadog"
 
+# Re-notifications of a state, as the state they repeat.
+REPEATED_STATES = {
+    "re-triggered": "triggered",
+    "renotify": "triggered",
+    "re-warn": "warn",
+    "re-no data": "no data",
+}
 # Alert transition (lower case) -> (status, severity when the alert has no priority).
 STATES: dict[str, tuple[str, str]] = {
     "triggered": ("firing", "high"),
@@ -141,11 +151,14 @@ def parse(payload: dict, *, headers: Mapping[str, str], options: AdapterOptions)
             priority = priority or prefix
         elif not title_state and (match := _STATE_AND_SCOPE.fullmatch(prefix)):
             title_state, title_scope = match["state"], match["scope"] or ""
-    status, default_severity = _state(data["alert_transition"] or title_state, title=title)
+    transition = data["alert_transition"] or title_state
+    status, default_severity = _state(transition, title=title)
+    state = transition.strip().lower()
     scope = data["alert_scope"] or title_scope
     scope_items = _pairs(item for item in scope.split(",") if item.strip())
     tags = _pairs(data["tags"])
     priority_match = _PRIORITY.fullmatch(priority.strip())
+    fingerprint = _fingerprint(data, scope=scope.strip())
     alert = build_alert(
         asset_name=data["host"]
         or data["hostname"]
@@ -157,10 +170,13 @@ def parse(payload: dict, *, headers: Mapping[str, str], options: AdapterOptions)
         message=data["text_only_msg"] or _MARKDOWN_MARKERS.sub("", data["body"]) or title,
         tool_source=TOOL_SOURCE,
         status=status,
-        fingerprint=_fingerprint(data, scope=scope.strip()),
+        fingerprint=fingerprint,
         event_time=data["date"],
         labels={**scope_items, **tags},
         raw=payload,
+        occurrence=f"{fingerprint}\x1f{REPEATED_STATES.get(state, state)}"
+        if fingerprint != data["id"]
+        else "",
     )
     return ParseResult(alerts=[alert])
 

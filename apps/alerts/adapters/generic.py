@@ -3,7 +3,8 @@
 Shape: ``{"asset_name", "signature", "severity", "message", "tool_source"}`` are required;
 ``timestamp`` (ISO 8601; a value without an offset is read as UTC), ``status``
 ("firing" or "resolved", default "firing"), ``fingerprint`` (default "") and ``labels``
-(an object of strings) are optional.
+(an object of strings) are optional. A post with the ``fingerprint`` (or, without one, the
+asset, signature and tool) and ``timestamp`` of a stored alert is a re-notification of it.
 
 Severity: critical, high, medium or low in any letter case, or one of the synonyms in
 ``base.SEVERITY_ALIASES`` (warning -> medium, error -> high, info -> low, ...). Anything
@@ -61,6 +62,14 @@ class GenericAlert(AdapterModel):
         return severity
 
 
+def occurrence(alert: GenericAlert) -> str:
+    """The fingerprint and the event timestamp: without a timestamp each post is its own
+    occurrence (it happens at its receipt)."""
+    if alert.timestamp is None:
+        return ""
+    return f"{alert.fingerprint}\x1f{alert.timestamp.isoformat()}"
+
+
 def detect(payload: dict, headers: Mapping[str, str]) -> bool:
     return "asset_name" in payload and "signature" in payload
 
@@ -80,6 +89,7 @@ def parse(payload: dict, *, headers: Mapping[str, str], options: AdapterOptions)
                 event_time=alert.timestamp,
                 labels=alert.labels,
                 raw=payload,
+                occurrence=occurrence(alert),
             )
         ]
     )

@@ -22,7 +22,8 @@ CloudWatch alarm mapping (tool source "CloudWatch"):
   else the first dimension's value; dimensions are read from ``Trigger.Dimensions`` and,
   for metric-math alarms, from ``Trigger.Metrics[].MetricStat.Metric.Dimensions``.
 - signature: AlarmName; message: NewStateReason (else the description, else the name);
-  event time: StateChangeTime; fingerprint: AlarmArn.
+  event time: StateChangeTime; fingerprint: AlarmArn; occurrence: AlarmArn and
+  StateChangeTime (a redelivered notification of the same state change).
 - labels: the dimensions, plus namespace, metric_name, aws_account_id and region (the
   region code from AlarmArn: the alarm's ``Region`` field is a display name).
 """
@@ -64,7 +65,7 @@ MESSAGE_TYPES = (NOTIFICATION, *CONFIRMATION_TYPES)
 
 CERTIFICATE_CACHE_SECONDS = 24 * 60 * 60
 CERTIFICATE_MAX_BYTES = 64 * 1024
-CERTIFICATE_FETCH_TIMEOUT_SECONDS = 5
+CERTIFICATE_FETCH_TIMEOUT_SECONDS = 2
 
 _SNS_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 _SIGNED_KEYS = {
@@ -188,6 +189,7 @@ def parse(payload: dict, *, headers: Mapping[str, str], options: AdapterOptions)
         event_time=alarm["StateChangeTime"],
         labels={name: value for name, value in labels.items() if value},
         raw=payload,
+        occurrence=f"{alarm['AlarmArn']}\x1f{alarm['StateChangeTime'] or ''}",
     )
     return ParseResult(alerts=[alert])
 

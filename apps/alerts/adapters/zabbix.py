@@ -12,7 +12,8 @@ JSON object: the parameter names (``event_id``, ``event_value``, ``event_nseveri
 - event source: only trigger events (``event_source`` "0", or absent) are accepted.
 - fingerprint: ``event_id``. In a recovery notification ``{EVENT.ID}`` is still the id of
   the original problem event (``{EVENT.RECOVERY.ID}`` would be the recovery's), so the
-  resolved alert carries the fingerprint of the firing one it closes.
+  resolved alert carries the fingerprint of the firing one it closes. The event id is also
+  the occurrence: an escalation step re-sending the problem updates the stored alert.
 - severity: ``event_nseverity`` 0-5 (Not classified, Information, Warning, Average, High,
   Disaster) -> low, low, medium, medium, high, critical; when it is absent the
   ``event_severity`` name is mapped the same way. Anything else is a 400.
@@ -120,6 +121,7 @@ def parse(payload: dict, *, headers: Mapping[str, str], options: AdapterOptions)
         event_time=None,
         labels=_tags(data["event_tags"]),
         raw=payload,
+        occurrence=_expanded(data, "event_id"),
     )
     return ParseResult(alerts=[alert])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 
 from apps.alerts.choices import AlertStatus, Severity
@@ -16,7 +17,11 @@ class AlertFilter(filters.FilterSet):
     signature = filters.CharFilter()
     tool_source = filters.CharFilter()
     fingerprint = filters.CharFilter()
-    delivery_id = filters.CharFilter(help_text="The X-Delivery-ID of the webhook request.")
+    delivery_id = filters.CharFilter(
+        method="filter_delivery_id",
+        help_text="A delivery that carried the alert (first or repeat): its X-Delivery-ID, "
+        "or the delivery_id the webhook answered.",
+    )
     incident = filters.NumberFilter(
         field_name="incident__id", decimal_places=0, help_text="Incident id."
     )
@@ -24,3 +29,6 @@ class AlertFilter(filters.FilterSet):
         field_name="event_time", lookup_expr="gte", help_text="Event time at or after."
     )
     until = InstantFilter(field_name="event_time", lookup_expr="lt", help_text="Event time before.")
+
+    def filter_delivery_id(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(Q(delivery_id=value) | Q(delivery_ids__contains=[value]))

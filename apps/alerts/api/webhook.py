@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
@@ -16,8 +18,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.alerts import webhook
-from apps.common.api import error_responses
+from apps.alerts import adapters, webhook
+from apps.common.api import error_responses, exception_handler
 
 
 def read_body(request: HttpRequest) -> bytes:
@@ -141,3 +143,80 @@ class AlertWebhookSourceView(AlertWebhookView):
 @extend_schema(exclude=True)
 class AlertWebhookSlashView(AlertWebhookView):
     """``/api/webhooks/alerts/``: the same endpoint for tools configured with a slash."""
+
+
+def _routing_key(body: bytes) -> str:
+    routing_key = adapters.decode_body(body).get("routing_key")
+    return routing_key if isinstance(routing_key, str) else ""
+
+
+def pagerduty_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """The API's error answers in the shape PagerDuty's Events API v2 gives and its clients
+    read: 400 "invalid event" with ``errors`` for whatever the tool must fix (a bad routing
+    key included), 429 "throttle event", 5xx as they are; only 429 and 5xx are retried."""
+    response = exception_handler(exc, context)
+    if response is None or response.status_code >= 500:
+        if response is not None:
+            response.data = {"status": "unavailable", "message": response.data["message"]}
+        return response
+    if response.status_code == 429:
+        response.data = {
+            "status": "throttle event",
+            "message": "Requests for this service are arriving too quickly. Please retry later.",
+        }
+        return response
+    fields = response.data.get("fields") or {}
+    errors = [f"{name}: {' '.join(messages)}" for name, messages in fields.items()]
+    response.data = {
+        "status": "invalid event",
+        "message": "Event object is invalid",
+        "errors": errors or [response.data["message"]],
+    }
+    response.status_code = 400
+    return response
+
+
+# Outside the OpenAPI document: it answers in PagerDuty's shapes, not the API's error shape,
+# and PagerDuty's Events API v2 reference documents it.
+@extend_schema(exclude=True)
+class PagerDutyEventsView(APIView):
+    """PagerDuty Events API v2 (``/v2/enqueue``): tools that can notify PagerDuty post here.
+    The routing key is the company's API key; ``?api_key=`` or ``X-API-Key`` may carry it
+    instead. The body is read before the key is checked, since it holds the key."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    parser_classes: list = []
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JSONAnswers
+    throttle_classes: list = []
+
+    def get_exception_handler(self) -> Callable[[Exception, dict], Response | None]:
+        return pagerduty_exception_handler
+
+    def post(self, request: Request) -> Response:
+        django_request = request._request
+        body = read_body(django_request)
+        api_key = (
+            django_request.GET.get("api_key")
+            or django_request.headers.get("X-API-Key", "")
+            or _routing_key(body)
+        )
+        result = webhook.receive(
+            webhook.WebhookRequest(
+                api_key=api_key,
+                source="pagerduty",
+                body=body,
+                content_type=django_request.META.get("CONTENT_TYPE", ""),
+                headers=django_request.headers,
+            )
+        )
+        return Response(
+            {
+                "status": "success",
+                "message": "Event processed",
+                "dedup_key": result.body["dedup_key"],
+            },
+            status=202,
+            headers=result.headers,
+        )
