@@ -6,6 +6,8 @@ from apps.runbooks import incident_views
 app_name = "incidents"
 
 urlpatterns = [
+    path("", views.incident_list, name="list"),
+    path("bulk/", views.incident_bulk, name="bulk"),
     path("<int:pk>/", views.incident_detail, name="detail"),
     path("<int:pk>/header/", views.incident_part, {"part": "header"}, name="header"),
     path("<int:pk>/breakdown/", views.incident_part, {"part": "breakdown"}, name="breakdown"),

@@ -51,12 +51,42 @@
     if (event.target.matches("[data-autosubmit]")) { event.target.form.submit(); }
   });
 
-  // data-hold-while-focused: htmx leaves the element alone while the user works in it.
+  // data-hold-while-focused: htmx leaves the element alone while the user works in it;
+  // data-hold-while-selected: likewise while rows of it are ticked for a bulk action.
   document.addEventListener("htmx:confirm", function (event) {
     var elt = event.detail.elt;
     if (elt.hasAttribute("data-hold-while-focused") && elt.contains(document.activeElement)) {
       event.preventDefault();
     }
+    if (elt.hasAttribute("data-hold-while-selected") &&
+        elt.querySelector("input[type=checkbox]:checked")) {
+      event.preventDefault();
+    }
+  });
+
+  // The bulk form returns to the list as the address bar shows it now (filters and page
+  // change without a reload).
+  document.addEventListener("submit", function (event) {
+    var next = event.target.querySelector("input[name=next][data-from-location]");
+    if (next) { next.value = window.location.pathname + window.location.search; }
+  });
+
+  // Keyboard: "/" focuses the search box; "j" and "k" move through the incident links.
+  document.addEventListener("keydown", function (event) {
+    var tag = (event.target.tagName || "").toLowerCase();
+    if (event.ctrlKey || event.metaKey || event.altKey || tag === "input" ||
+        tag === "textarea" || tag === "select") { return; }
+    if (event.key === "/") {
+      var search = document.querySelector("[data-search-shortcut]");
+      if (search) { event.preventDefault(); search.focus(); }
+      return;
+    }
+    if (event.key !== "j" && event.key !== "k") { return; }
+    var links = Array.prototype.slice.call(document.querySelectorAll("tr[data-incident] td a"));
+    if (!links.length) { return; }
+    var at = links.indexOf(document.activeElement);
+    var to = event.key === "j" ? Math.min(at + 1, links.length - 1) : Math.max(at - 1, 0);
+    links[to].focus();
   });
 
   document.addEventListener("htmx:load", function (event) { revealCopyButtons(event.detail.elt); });
