@@ -81,6 +81,9 @@ class IncidentFilterForm(forms.Form):
     def __init__(self, data, *, companies) -> None:
         super().__init__(data, auto_id="f-%s")
         self.fields["company"].choices = [("", "All"), *((c.slug, c.name) for c in companies)]
+        for field in self.fields.values():
+            if isinstance(field, forms.ChoiceField):
+                field.widget.attrs["class"] = "autofilter"
 
     def filters(self) -> IncidentFilters:
         """The valid fields as filters; an invalid field takes its default."""

@@ -98,11 +98,17 @@ def _list_context(request: HttpRequest, bulk_form: BulkForm | None = None) -> di
 @require_safe
 def incident_list(request: HttpRequest) -> HttpResponse:
     """The whole page, or with htmx (not boosted, not a history restore) just the results:
-    the filter form, the pager, the sort links and the live refresh all ask for the same
-    URL, so what is in the address bar is what is shown."""
+    the filter form, the pager and the live refresh all ask for the same URL, so what is in
+    the address bar is what is shown. A live refresh leaves the history alone."""
     context = _list_context(request)
     if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
         response = render(request, "incidents/partials/_list.html", context)
+        if request.htmx.trigger != "incident-results":
+            # The form or the pager: a history entry, without the defaults the form sends.
+            query = context["page_query"]
+            response["HX-Push-Url"] = (
+                f"{reverse('incidents:list')}?{query}" if query else (reverse("incidents:list"))
+            )
     else:
         response = render(request, "incidents/list.html", context)
     patch_vary_headers(response, ["HX-Request"])

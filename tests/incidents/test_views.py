@@ -786,3 +786,12 @@ def test_bulk_next_must_be_the_incidents_page(client, technician_a, storm):
         BULK, {"ids": [storm["db"].pk], "action": "take", "next": "https://evil.example/"}
     )
     assert response["Location"] == LIST
+
+
+def test_the_form_pushes_the_short_url_and_the_live_refresh_none(client, technician_a, storm):
+    client.force_login(technician_a)
+    query = "q=srv&status=open&severity=&assignee=&tool=&since=&sort=score"
+    pushed = client.get(f"{LIST}?{query}", **HTMX, HTTP_HX_TRIGGER="incident-search")
+    assert pushed["HX-Push-Url"] == f"{LIST}?q=srv"
+    live = client.get(f"{LIST}?q=srv", **HTMX, HTTP_HX_TRIGGER="incident-results")
+    assert "HX-Push-Url" not in live
