@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.alerts",
     "apps.incidents",
+    "apps.silences",
     "apps.notifications",
     "apps.dashboard",
     "apps.runbooks",

@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("companies/", include("apps.tenants.urls")),
     path("incidents/", include("apps.incidents.urls")),
+    path("silences/", include("apps.silences.urls")),
     path("team/", include("apps.accounts.team_urls")),
     path("audit/", include("apps.audit.urls")),
     path("notifications/", include("apps.notifications.urls")),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import transaction
@@ -17,6 +17,20 @@ from apps.notifications.selectors import unread_count
 # Sent when a notification's live push fails (counted by apps.ops); the row is stored.
 notification_failed = Signal()
 
+# Checks a higher app registers (apps.silences): given a notification's kind, url and
+# company, True holds it back (a silenced or snoozed incident). No import goes upward.
+Suppressor = Callable[..., bool]
+_suppressors: list[Suppressor] = []
+
+
+def register_suppressor(check: Suppressor) -> None:
+    if check not in _suppressors:
+        _suppressors.append(check)
+
+
+def _suppressed(*, kind: str, url: str, company: Any) -> bool:
+    return any(check(kind=kind, url=url, company=company) for check in _suppressors)
+
 
 def notify(
     *,
@@ -28,7 +42,10 @@ def notify(
     url: str = "",
     company: Any = None,
 ) -> list[Notification]:
-    """Notify each of ``users`` (inactive ones are skipped); bells update after commit."""
+    """Notify each of ``users`` (inactive ones are skipped); bells update after commit.
+    Nobody is notified when a registered suppressor holds the notification back."""
+    if _suppressed(kind=str(kind), url=url, company=company):
+        return []
     created = Notification.objects.bulk_create(
         Notification(
             user=user,
