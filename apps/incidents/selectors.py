@@ -222,3 +222,38 @@ def bulk_assignees(*, company_ids: list[int]) -> QuerySet[User]:
         .distinct()
         .order_by("full_name", "email")
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRun:
+    """Alerts next to each other on the timeline, folded into one line."""
+
+    alerts: list[Alert]
+
+    kind = "alerts"
+
+    @property
+    def tools(self) -> list[str]:
+        return sorted({alert.tool_source for alert in self.alerts})
+
+    @property
+    def first_at(self) -> datetime:
+        return min(alert.event_time for alert in self.alerts)
+
+    @property
+    def last_at(self) -> datetime:
+        return max(alert.event_time for alert in self.alerts)
+
+
+def timeline_folded(timeline: Timeline) -> list[TimelineEntry | AlertRun]:
+    """The timeline with people's actions as they are and each run of alerts between two
+    of them folded into one ``AlertRun`` (the page shows "+18 alerts from …")."""
+    folded: list[TimelineEntry | AlertRun] = []
+    for entry in timeline.entries:
+        if entry.alert is None:
+            folded.append(entry)
+        elif folded and isinstance(folded[-1], AlertRun):
+            folded[-1].alerts.append(entry.alert)
+        else:
+            folded.append(AlertRun(alerts=[entry.alert]))
+    return folded

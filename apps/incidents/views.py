@@ -33,7 +33,7 @@ from apps.incidents import scoring
 from apps.incidents.filters import SORT_LABELS, IncidentFilterForm
 from apps.incidents.forms import AssignForm, BulkForm, NoteForm, StatusForm, TakeForm
 from apps.incidents.models import Incident
-from apps.incidents.selectors import incident_search, incident_timeline
+from apps.incidents.selectors import incident_search, incident_timeline, timeline_folded
 from apps.incidents.services import (
     BULK_ASSIGN,
     BULK_RESOLVE,
@@ -181,7 +181,8 @@ def _breakdown(request: HttpRequest, incident: Incident) -> dict[str, Any]:
 
 
 def _timeline(request: HttpRequest, incident: Incident) -> dict[str, Any]:
-    return {"incident": incident, "timeline": incident_timeline(incident=incident)}
+    timeline = incident_timeline(incident=incident)
+    return {"incident": incident, "timeline": timeline, "folded": timeline_folded(timeline)}
 
 
 def _alerts(request: HttpRequest, incident: Incident) -> dict[str, Any]:

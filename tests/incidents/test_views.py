@@ -274,6 +274,26 @@ def test_timeline_shows_alerts_status_changes_assignments_and_notes(
     assert timeline.index("Status: New → Resolved") < timeline.index("Alert from Zabbix")
 
 
+def test_the_timeline_folds_each_run_of_alerts_between_peoples_actions(
+    client, technician_a, incident
+):
+    start = timezone.now() - timedelta(hours=1)
+    for minute, tool in ((0, "Zabbix"), (2, "Datadog"), (5, "Zabbix")):
+        AlertFactory(
+            incident=incident, tool_source=tool, event_time=start + timedelta(minutes=minute)
+        )
+    IncidentEvent.objects.create(incident=incident, kind="note", actor=technician_a, text="On it")
+    AlertFactory(
+        incident=incident, tool_source="Zabbix", event_time=timezone.now() + timedelta(minutes=1)
+    )
+    client.force_login(technician_a)
+
+    timeline = text_of(client.get(url("incidents:timeline", incident)).content, "timeline")
+
+    assert timeline.index("1 alert from Zabbix") < timeline.index("On it")
+    assert timeline.index("On it") < timeline.index("+3 alerts from Datadog and Zabbix")
+
+
 def test_live_regions_refetch_themselves_on_the_live_signal(client, technician_a, incident):
     client.force_login(technician_a)
     body = client.get(url("incidents:detail", incident)).content.decode()
@@ -311,7 +331,10 @@ def test_the_page_stays_within_a_fixed_number_of_queries(
         response = client.get(url("incidents:detail", incident))
 
     assert response.status_code == 200
-    assert response.content.decode().count('class="kind-') == 100  # 50 notes, 50 alerts
+    body = response.content.decode()
+    # 50 notes, and the 50 latest alerts (all before them) folded into one line.
+    assert body.count('class="kind-') == 51
+    assert "+50 alerts from Datadog" in body
 
 
 def test_a_note_with_markup_is_shown_as_text(client, technician_a, incident):
