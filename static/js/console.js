@@ -32,7 +32,16 @@
     }
   }
 
+  document.documentElement.classList.add("js");
+
   document.addEventListener("click", function (event) {
+    // The header's menu button (narrow windows) opens and closes the navigation.
+    var toggle = event.target.closest("[data-toggle-menu]");
+    if (toggle) {
+      var open = toggle.closest(".topbar").classList.toggle("menu-open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      return;
+    }
     var copyButton = event.target.closest("[data-copy]");
     if (copyButton) {
       copy(copyButton);
