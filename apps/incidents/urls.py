@@ -20,4 +20,9 @@ urlpatterns = [
     path("<int:pk>/notes/", views.incident_note, name="note"),
     path("<int:pk>/runbooks/", incident_views.incident_runbooks, name="runbooks"),
     path("<int:pk>/runbooks/run/", incident_views.incident_runbook_run, name="runbook_run"),
+    path(
+        "<int:pk>/runbooks/<int:execution_pk>/close/",
+        incident_views.incident_execution_close,
+        name="execution_close",
+    ),
 ]
