@@ -34,6 +34,14 @@
 
   document.documentElement.classList.add("js");
 
+  // The browser's time zone, for the pages of people who chose none (console_time.py).
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && document.cookie.indexOf("aw_tz=" + encodeURIComponent(zone)) === -1) {
+      document.cookie = "aw_tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; samesite=lax";
+    }
+  } catch (ignored) { /* no Intl: UTC it is */ }
+
   document.addEventListener("click", function (event) {
     // The header's menu button (narrow windows) opens and closes the navigation.
     var toggle = event.target.closest("[data-toggle-menu]");
