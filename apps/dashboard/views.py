@@ -19,7 +19,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.accounts.permissions import is_msp_admin
+from apps.accounts.permissions import Action, can, role_of
 from apps.accounts.selection import companies_in_view, selected_company, visible_companies_list
 from apps.alerts.choices import Severity
 from apps.common.pagination import paginate
@@ -120,13 +120,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def demo_storm(request: HttpRequest) -> HttpResponse:
-    """Demo mode only: an MSP admin starts an alert storm for the selected (or first) company."""
-    if not (settings.DEBUG and is_msp_admin(request.user)):
-        raise PermissionDenied("The demo storm is for MSP admins in the demo mode.")
+    """Demo mode only: anyone who works incidents of the selected (or first) company starts
+    an alert storm for it, so a newcomer logged in as a technician sees the product move."""
+    if not settings.DEBUG:
+        raise PermissionDenied("The demo storm exists in the demo mode only.")
+    if role_of(request.user) is None:
+        raise PermissionDenied("Your account has no role yet.")
     company = selected_company(request) or next(iter(visible_companies_list(request)), None)
     if company is None:
         messages.error(request, "Create a company first: the storm needs one to send alerts for.")
         return redirect("home")
+    if not can(request.user, Action.UPDATE_INCIDENT, company):
+        raise PermissionDenied("Your role does not work incidents of this company.")
     start_storm_in_background(company_id=company.pk)
     messages.success(
         request,
