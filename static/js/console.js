@@ -88,22 +88,73 @@
     if (next) { next.value = window.location.pathname + window.location.search; }
   });
 
-  // Keyboard: "/" focuses the search box; "j" and "k" move through the incident links.
+  // Keyboard: "/" search, "j"/"k" move through incidents, "a" take, "r" resolve, "?" help.
+  // On a list "a" and "r" act on the focused row through the bulk form; on an incident page
+  // on the incident itself.
+  function focusedRow() {
+    var row = document.activeElement && document.activeElement.closest("tr[data-incident]");
+    return row && row.querySelector("input[name=ids]") ? row : null;
+  }
+
+  function bulk(row, action) {
+    var form = document.getElementById("bulk-form");
+    if (!form) { return false; }
+    row.querySelector("input[name=ids]").checked = true;
+    form.querySelector("[name=action]").value = action;
+    if (action === "resolve") {
+      form.querySelector("[name=note]").focus();
+    } else {
+      form.requestSubmit();
+    }
+    return true;
+  }
+
+  var keys = {
+    "/": function () {
+      var search = document.querySelector("[data-search-shortcut]");
+      if (search) { search.focus(); return true; }
+      return false;
+    },
+    "j": function () { return move(1); },
+    "k": function () { return move(-1); },
+    "a": function () {
+      var row = focusedRow();
+      if (row) { return bulk(row, "take"); }
+      var take = document.querySelector("form[action$='/take/'] button[type=submit]");
+      if (take) { take.click(); return true; }
+      return false;
+    },
+    "r": function () {
+      var row = focusedRow();
+      if (row) { return bulk(row, "resolve"); }
+      var status = document.querySelector("form[action$='/status/'] select[name=status]");
+      if (!status) { return false; }
+      status.value = "resolved";
+      status.form.querySelector("textarea[name=note]").focus();
+      return true;
+    },
+    "?": function () {
+      var help = document.getElementById("shortcut-help");
+      if (help && !help.open) { help.showModal(); return true; }
+      return false;
+    }
+  };
+
+  function move(step) {
+    var links = Array.prototype.slice.call(document.querySelectorAll("tr[data-incident] td a"));
+    if (!links.length) { return false; }
+    var at = links.indexOf(document.activeElement);
+    var to = at === -1 ? 0 : Math.min(Math.max(at + step, 0), links.length - 1);
+    links[to].focus();
+    return true;
+  }
+
   document.addEventListener("keydown", function (event) {
     var tag = (event.target.tagName || "").toLowerCase();
     if (event.ctrlKey || event.metaKey || event.altKey || tag === "input" ||
-        tag === "textarea" || tag === "select") { return; }
-    if (event.key === "/") {
-      var search = document.querySelector("[data-search-shortcut]");
-      if (search) { event.preventDefault(); search.focus(); }
-      return;
-    }
-    if (event.key !== "j" && event.key !== "k") { return; }
-    var links = Array.prototype.slice.call(document.querySelectorAll("tr[data-incident] td a"));
-    if (!links.length) { return; }
-    var at = links.indexOf(document.activeElement);
-    var to = event.key === "j" ? Math.min(at + 1, links.length - 1) : Math.max(at - 1, 0);
-    links[to].focus();
+        tag === "textarea" || tag === "select" || event.target.isContentEditable) { return; }
+    var handler = keys[event.key];
+    if (handler && handler()) { event.preventDefault(); }
   });
 
   document.addEventListener("htmx:load", function (event) { revealCopyButtons(event.detail.elt); });

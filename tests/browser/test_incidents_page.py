@@ -78,3 +78,24 @@ def test_search_by_host_then_bulk_resolve(server, page, company_a, technician_a)
     assert IncidentEvent.objects.filter(text="Failed over to the replica").count() == 2
     web.refresh_from_db()
     assert web.status == "new"
+
+
+def test_keyboard_take_and_help(server, page, company_a, technician_a):
+    first, second = (
+        IncidentFactory(company=company_a, asset_name=f"srv-key-0{n}", priority_score=90 - n)
+        for n in range(2)
+    )
+    login(page, technician_a)
+    page.goto("/incidents/")
+    page.keyboard.press("?")
+    expect(page.locator("#shortcut-help")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#shortcut-help")).to_be_hidden()
+
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("a")
+    expect(page.locator(".messages")).to_contain_text(f"1 taken by you: #{second.pk}.")
+    second.refresh_from_db()
+    first.refresh_from_db()
+    assert second.assigned_to == technician_a and first.assigned_to is None
