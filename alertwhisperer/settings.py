@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "apps.alerts",
     "apps.incidents",
     "apps.silences",
+    "apps.saved_views",
     "apps.notifications",
     "apps.dashboard",
     "apps.runbooks",

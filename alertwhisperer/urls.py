@@ -15,6 +15,7 @@ urlpatterns = [
     path("companies/", include("apps.tenants.urls")),
     path("incidents/", include("apps.incidents.urls")),
     path("silences/", include("apps.silences.urls")),
+    path("views/", include("apps.saved_views.urls")),
     path("team/", include("apps.accounts.team_urls")),
     path("audit/", include("apps.audit.urls")),
     path("notifications/", include("apps.notifications.urls")),

@@ -81,11 +81,13 @@
     }
   });
 
-  // The bulk form returns to the list as the address bar shows it now (filters and page
-  // change without a reload).
+  // The bulk form returns to the list as the address bar shows it now, and "Save this view"
+  // saves what it shows (filters and page change without a reload).
   document.addEventListener("submit", function (event) {
     var next = event.target.querySelector("input[name=next][data-from-location]");
     if (next) { next.value = window.location.pathname + window.location.search; }
+    var query = event.target.querySelector("input[data-query-from-location]");
+    if (query) { query.value = window.location.search.replace(/^\?/, ""); }
   });
 
   // Keyboard: "/" search, "j"/"k" move through incidents, "a" take, "r" resolve, "?" help.
