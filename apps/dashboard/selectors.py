@@ -92,14 +92,3 @@ def _alert_search(query: str) -> Q:
     if number.isdigit():
         match |= Q(incident_id=int(number))
     return match
-
-
-def incident_list(*, company_ids: list[int], status: str = "") -> QuerySet[Incident]:
-    incidents = Incident.objects.filter(company_id__in=company_ids, visible=True).select_related(
-        "company", "assigned_to"
-    )
-    if status == "open":
-        incidents = incidents.filter(status__in=OPEN_STATUSES)
-    elif status:
-        incidents = incidents.filter(status=status)
-    return incidents.order_by("-priority_score", "-last_alert_at", "-id")

@@ -26,9 +26,11 @@ from apps.common.pagination import paginate
 from apps.dashboard import selectors
 from apps.dashboard.demo import start_storm_in_background
 from apps.incidents.choices import IncidentStatus
+from apps.incidents.filters import QUERY_MAX, IncidentFilters
+from apps.incidents.selectors import incident_search
 
 STATUS_FILTERS = [("open", "Open"), *IncidentStatus.choices]
-STATE_KEYS = ("period", "severity", "q", "apage", "status", "ipage")
+STATE_KEYS = ("period", "severity", "q", "apage", "status", "iq", "ipage")
 PAGE_KEYS = ("apage", "ipage")
 
 
@@ -93,13 +95,19 @@ def _incidents(request: HttpRequest, company_ids: list[int]) -> dict:
     status = request.GET.get("status", "open")
     if status not in dict(STATUS_FILTERS) and status != "":
         status = "open"
-    incidents = selectors.incident_list(company_ids=company_ids, status=status)
+    iq = request.GET.get("iq", "").strip()[:QUERY_MAX]
+    incidents = incident_search(
+        company_ids=company_ids,
+        filters=IncidentFilters(q=iq, status=status or "all"),
+        user=request.user,
+    )
     page = paginate(incidents, request, param="ipage")
     return {
         "incident_page": page,
         "incident_previous": _state(request, ipage=str(page.number - 1)),
         "incident_next": _state(request, ipage=str(page.number + 1)),
         "status": status,
+        "iq": iq,
         "statuses": STATUS_FILTERS,
     }
 

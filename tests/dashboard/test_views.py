@@ -241,3 +241,15 @@ def test_pager_links_keep_the_other_lists_state(client, msp_admin, company_a):
     assert 'href="?status=resolved&amp;ipage=2&amp;apage=2"' in body.content.decode()
     first = client.get(reverse("dashboard:alerts"))
     assert first["HX-Replace-Url"] == "/"
+
+
+def test_the_dashboards_incident_list_searches_too(client, technician_a, company_a):
+    IncidentFactory(company=company_a, asset_name="srv-db-01", title="disk_full on srv-db-01")
+    IncidentFactory(company=company_a, asset_name="srv-web-02", title="http_5xx on srv-web-02")
+    client.force_login(technician_a)
+    body = client.get(reverse("dashboard:incidents"), {"iq": "srv-db-01"}).content.decode()
+    assert "disk_full on srv-db-01" in body and "http_5xx" not in body
+    everything = client.get(reverse("dashboard:incidents"), {"status": "", "iq": "srv"})
+    assert "http_5xx on srv-web-02" in everything.content.decode()
+    nothing = client.get(reverse("dashboard:incidents"), {"iq": "nope"}).content.decode()
+    assert "No incidents match this filter." in nothing
