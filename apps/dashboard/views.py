@@ -98,7 +98,7 @@ def _incidents(request: HttpRequest, company_ids: list[int]) -> dict:
     iq = request.GET.get("iq", "").strip()[:QUERY_MAX]
     incidents = incident_search(
         company_ids=company_ids,
-        filters=IncidentFilters(q=iq, status=status or "all"),
+        filters=IncidentFilters(q=iq, status=status or "all", snoozed="show"),
         user=request.user,
     )
     page = paginate(incidents, request, param="ipage")

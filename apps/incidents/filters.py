@@ -22,6 +22,7 @@ SINCE = {
     "30d": timedelta(days=30),
 }
 SINCE_CHOICES = [("", "Any time"), *((key, f"Last {key}") for key in SINCE)]
+SNOOZED_CHOICES = [("", "Hidden"), ("show", "Shown"), ("only", "Only those")]
 # Sort keys of the URL → the ordering (ties broken by recency, then id, so pages are stable).
 SORTS = {
     "score": ("-priority_score", "-last_alert_at", "-id"),
@@ -50,6 +51,7 @@ class IncidentFilters:
     assignee: str = ""
     tool: str = ""
     since: str = ""
+    snoozed: str = ""
     sort: str = DEFAULT_SORT
 
     def params(self, **changes: str) -> dict[str, str]:
@@ -76,6 +78,7 @@ class IncidentFilterForm(forms.Form):
     assignee = forms.ChoiceField(required=False, choices=ASSIGNEE_CHOICES, label="Assignee")
     tool = forms.CharField(required=False, max_length=100, label="Tool")
     since = forms.ChoiceField(required=False, choices=SINCE_CHOICES, label="Time")
+    snoozed = forms.ChoiceField(required=False, choices=SNOOZED_CHOICES, label="Snoozed")
     sort = forms.ChoiceField(required=False, choices=list(SORT_LABELS.items()), label="Sort by")
 
     def __init__(self, data, *, companies) -> None:

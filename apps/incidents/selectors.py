@@ -207,6 +207,15 @@ def incident_search(
         )
     if filters.q:
         incidents = incidents.filter(_text_search(filters.q))
+    if filters.snoozed != "show":
+        # Snoozes are rows of apps.silences, reached through their relation name only.
+        snoozed = Incident.objects.filter(
+            snoozes__ended_at__isnull=True, snoozes__until__gt=now or timezone.now()
+        ).values("pk")
+        if filters.snoozed == "only":
+            incidents = incidents.filter(pk__in=snoozed)
+        else:
+            incidents = incidents.exclude(pk__in=snoozed)
     return incidents.order_by(*SORTS.get(filters.sort, SORTS[DEFAULT_SORT]))
 
 

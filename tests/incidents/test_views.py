@@ -16,6 +16,7 @@ from apps.accounts.roles import Role
 from apps.audit.models import AuditLog
 from apps.incidents.models import IncidentEvent
 from apps.notifications.models import Notification
+from apps.silences.models import Snooze
 from tests.factories import AssetFactory, UserFactory
 from tests.incidents.factories import AlertFactory, IncidentFactory
 
@@ -660,11 +661,21 @@ def test_anonymous_users_go_to_login_from_the_incidents_page(client):
         ("sort=alerts", ["web", "db", "other"]),
         ("sort=recent", ["other", "db", "web"]),
         ("q=srv&severity=high&assignee=mine", ["web"]),
+        ("snoozed=only", ["other"]),
+        ("snoozed=show", ["db", "other", "web"]),
+        ("snoozed=bogus", ["db", "web"]),
     ],
 )
 def test_every_filter_of_the_incidents_page(client, msp_admin, storm, query, expected):
     storm["web"].assigned_to = msp_admin
     storm["web"].save()
+    if query.startswith("snoozed"):
+        Snooze.objects.create(incident=storm["other"], until=timezone.now() + timedelta(hours=1))
+        Snooze.objects.create(  # woken early: not snoozed
+            incident=storm["db"],
+            until=timezone.now() + timedelta(hours=1),
+            ended_at=timezone.now(),
+        )
     client.force_login(msp_admin)
     body = client.get(f"{LIST}?{query}").content.decode()
     assert rows(body) == [storm[name].pk for name in expected]

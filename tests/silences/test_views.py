@@ -166,13 +166,17 @@ def test_snooze_and_wake_an_incident(client, technician_a, company_a):
     assert snooze.reason == "vendor call at 3"
     assert IncidentEvent.objects.filter(incident=incident, text__startswith="Snoozed until")
     assert AuditLog.objects.filter(action="incident_snoozed").exists()
-    assert "snoozed until" in client.get("/incidents/").content.decode()
+    # Out of the way on the Incidents page; shown, marked, on request and on the dashboard.
+    assert f'data-incident="{incident.pk}"' not in client.get("/incidents/").content.decode()
+    for url in ("/incidents/?snoozed=show", "/incidents/?snoozed=only", "/dashboard/incidents/"):
+        assert "snoozed until" in client.get(url).content.decode()
     assert "Wake it now" in client.get(f"/incidents/{incident.pk}/").content.decode()
 
     client.post(f"/silences/wake/{incident.pk}/")
     snooze.refresh_from_db()
     assert snooze.ended_at is not None
-    assert "snoozed until" not in client.get("/incidents/").content.decode()
+    assert f'data-incident="{incident.pk}"' in client.get("/incidents/").content.decode()
+    assert "snoozed until" not in client.get("/incidents/?snoozed=show").content.decode()
 
 
 def test_snoozing_is_for_people_who_may_update_the_incident(
