@@ -81,4 +81,7 @@ def test_the_msp_admins_navigation_is_one_row_at_1440_px(
     links = page.locator(".topnav a")
     tops = {round(links.nth(i).bounding_box()["y"]) for i in range(links.count())}
     assert len(tops) == 1
+    # Nothing hidden under the account controls: the last link ends before they start.
+    last = links.nth(links.count() - 1).bounding_box()
+    assert last["x"] + last["width"] <= page.locator(".topright").bounding_box()["x"]
     assert page.locator(".topbar").bounding_box()["height"] <= 64
