@@ -94,10 +94,28 @@ def quiet_incidents(incidents: list[Incident]) -> dict[int, Quiet]:
     if not silences:
         return quiet
     labels: dict[int, list[dict]] = {}
-    if any(s.labels for s in silences):
-        for incident_id, alert_labels in Alert.objects.filter(
-            incident_id__in=[i.pk for i in incidents]
-        ).values_list("incident_id", "labels"):
+    # Label matchers are checked on the alerts, read only for the incidents whose host and
+    # signature such a silence matches, each distinct label set once.
+    needs_labels = [
+        incident.pk
+        for incident in incidents
+        if any(
+            s.labels
+            and s.matches(
+                company_id=incident.company_id,
+                asset_name=incident.asset_name,
+                signature=incident.signature,
+                labels=s.labels,
+            )
+            for s in silences
+        )
+    ]
+    if needs_labels:
+        for incident_id, alert_labels in (
+            Alert.objects.filter(incident_id__in=needs_labels)
+            .values_list("incident_id", "labels")
+            .distinct()
+        ):
             labels.setdefault(incident_id, []).append(alert_labels or {})
     for incident in incidents:
         if incident.pk in quiet:
