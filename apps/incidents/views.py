@@ -186,7 +186,7 @@ def _timeline(request: HttpRequest, incident: Incident) -> dict[str, Any]:
 
 
 def _alerts(request: HttpRequest, incident: Incident) -> dict[str, Any]:
-    alerts = incident.alerts.order_by("-event_time", "-id").defer("labels", "raw")
+    alerts = incident.alerts.order_by("-event_time", "-id").defer("raw")
     return {"incident": incident, "alert_page": paginate(alerts, request, per_page=ALERTS_PER_PAGE)}
 
 

@@ -212,3 +212,16 @@ def test_critical_notifications_of_quiet_incidents_are_held_back(
     incidents_announce(incident_ids=[snoozed.pk, silenced.pk, loud.pk])
     urls = set(Notification.objects.values_list("url", flat=True))
     assert urls == {f"/incidents/{loud.pk}/"}
+
+
+def test_the_incident_page_marks_silenced_alerts_in_fixed_queries(
+    client, technician_a, company_a, django_assert_max_num_queries
+):
+    incident = IncidentFactory(company=company_a, asset_name="srv-db-01")
+    for _ in range(25):
+        AlertFactory(incident=incident)
+    silence(company_a, asset_name="srv-db-01", labels={"env": "prod"})
+    client.force_login(technician_a)
+    with django_assert_max_num_queries(8):
+        body = client.get(f"/incidents/{incident.pk}/alerts/").content.decode()
+    assert body.count(">silenced</span>") == 25
