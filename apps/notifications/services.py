@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,6 +14,8 @@ from django.utils import timezone
 from apps.notifications.live import send_to_user
 from apps.notifications.models import Kind, Level, Notification
 from apps.notifications.selectors import unread_count
+
+logger = logging.getLogger(__name__)
 
 # Sent when a notification's live push fails (counted by apps.ops); the row is stored.
 notification_failed = Signal()
@@ -29,7 +32,16 @@ def register_suppressor(check: Suppressor) -> None:
 
 
 def _suppressed(*, kind: str, url: str, company: Any) -> bool:
-    return any(check(kind=kind, url=url, company=company) for check in _suppressors)
+    """Does a suppressor hold the notification back? One that fails (in a savepoint, so the
+    caller's transaction goes on) is logged and the notification is sent."""
+    for check in _suppressors:
+        try:
+            with transaction.atomic():
+                if check(kind=kind, url=url, company=company):
+                    return True
+        except Exception:
+            logger.exception("A notification suppressor failed; the notification is sent.")
+    return False
 
 
 def notify(
