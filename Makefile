@@ -40,6 +40,11 @@ endif
 test: $(STAMP)
 	$(WITH_SERVICES) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# docs/screenshots/ are updated on purpose only: the browser tests take them when asked.
+.PHONY: screenshots
+screenshots: $(STAMP)
+	AW_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(WITH_SERVICES) $(BIN)/python -m pytest tests/browser -p no:cacheprovider -q
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

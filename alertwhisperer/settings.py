@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "apps.alerts",
     "apps.heartbeats",
     "apps.incidents",
+    "apps.silences",
+    "apps.saved_views",
     "apps.notifications",
     "apps.dashboard",
     "apps.runbooks",

@@ -1,8 +1,11 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from alertwhisperer.urls_webhooks import urlpatterns as webhook_urlpatterns
+from apps.dashboard.admin_gate import msp_only
 from apps.dashboard.views import dashboard
 
 urlpatterns = [
@@ -13,6 +16,8 @@ urlpatterns = [
     path("incidents/", include("apps.incidents.urls")),
     path("alerts/", include("apps.alerts.urls")),
     path("heartbeats/", include("apps.heartbeats.urls")),
+    path("silences/", include("apps.silences.urls")),
+    path("views/", include("apps.saved_views.urls")),
     path("team/", include("apps.accounts.team_urls")),
     path("audit/", include("apps.audit.urls")),
     path("notifications/", include("apps.notifications.urls")),
@@ -21,7 +26,8 @@ urlpatterns = [
     path("kpis/", include("apps.kpis.urls")),
     path("compliance/", include("apps.compliance.urls")),
     path("chat/", include("apps.chat.urls")),
-    path("admin/", admin.site.urls),
+    path("admin/", msp_only(admin.site.urls)),
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     *webhook_urlpatterns,
     path("api/v1/", include("alertwhisperer.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

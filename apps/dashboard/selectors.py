@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from apps.alerts.choices import AlertStatus, Severity
@@ -71,16 +72,23 @@ def alert_list(*, company_ids: list[int], severity: str = "", query: str = "") -
     if severity in Severity.values:
         alerts = alerts.filter(severity=severity)
     if query:
-        alerts = alerts.filter(Q(message__icontains=query) | Q(signature__icontains=query))
+        alerts = alerts.annotate(labels_text=Cast("labels", TextField())).filter(
+            _alert_search(query)
+        )
     return alerts.order_by("-event_time", "-id")
 
 
-def incident_list(*, company_ids: list[int], status: str = "") -> QuerySet[Incident]:
-    incidents = Incident.objects.filter(company_id__in=company_ids, visible=True).select_related(
-        "company", "assigned_to"
+def _alert_search(query: str) -> Q:
+    """Alerts whose host, signature, message, tool or labels contain ``query`` (any case),
+    or whose incident has that number ("123" or "#123")."""
+    match = (
+        Q(asset_name__icontains=query)
+        | Q(signature__icontains=query)
+        | Q(message__icontains=query)
+        | Q(tool_source__icontains=query)
+        | Q(labels_text__icontains=query)
     )
-    if status == "open":
-        incidents = incidents.filter(status__in=OPEN_STATUSES)
-    elif status:
-        incidents = incidents.filter(status=status)
-    return incidents.order_by("-priority_score", "-last_alert_at", "-id")
+    number = query.removeprefix("#")
+    if number.isdigit():
+        match |= Q(incident_id=int(number))
+    return match

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.dashboard import views
+from apps.dashboard import preferences, views
 
 app_name = "dashboard"
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("alerts/", views.alerts, name="alerts"),
     path("incidents/", views.incidents, name="incidents"),
     path("demo-storm/", views.demo_storm, name="demo_storm"),
+    path("preferences/", preferences.preferences, name="preferences"),
 ]

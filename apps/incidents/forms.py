@@ -9,8 +9,13 @@ from django import forms
 from apps.accounts.models import User
 from apps.incidents.choices import IncidentStatus
 from apps.incidents.models import Incident
-from apps.incidents.selectors import incident_assignees
-from apps.incidents.services import NOTE_MAX_LENGTH
+from apps.incidents.selectors import bulk_assignees, incident_assignees
+from apps.incidents.services import (
+    BULK_ASSIGN,
+    BULK_RESOLVE,
+    BULK_TAKE,
+    NOTE_MAX_LENGTH,
+)
 
 NEXT_STATUS = {
     IncidentStatus.NEW: IncidentStatus.IN_PROGRESS,
@@ -69,3 +74,47 @@ class NoteForm(forms.Form):
         ),
         error_messages={"required": "Write the note first."},
     )
+
+
+class BulkForm(forms.Form):
+    """Selected incidents of the Incidents page and what to do with all of them.
+    ``incidents`` is the queryset the user may update: anything else is an invalid choice."""
+
+    ids = forms.ModelMultipleChoiceField(
+        queryset=Incident.objects.none(),
+        error_messages={
+            "required": "Select at least one incident.",
+            "invalid_choice": "One of the selected incidents is not yours to change.",
+            "invalid_pk_value": "Select incidents from the list.",
+        },
+    )
+    action = forms.ChoiceField(
+        choices=[
+            (BULK_TAKE, "Take them"),
+            (BULK_ASSIGN, "Assign to…"),
+            (BULK_RESOLVE, "Resolve with a note"),
+        ],
+        label="Action",
+    )
+    assignee = forms.ModelChoiceField(
+        queryset=User.objects.none(), required=False, label="Assignee", empty_label="Choose…"
+    )
+    note = forms.CharField(
+        required=False,
+        max_length=NOTE_MAX_LENGTH,
+        label="Resolution note",
+        widget=forms.TextInput(attrs={"placeholder": "What fixed them (required to resolve)"}),
+    )
+
+    def __init__(self, *args: Any, incidents, company_ids: list[int], **kwargs: Any) -> None:
+        super().__init__(*args, auto_id="bulk-%s", **kwargs)
+        self.fields["ids"].queryset = incidents
+        self.fields["assignee"].queryset = bulk_assignees(company_ids=company_ids)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("action") == BULK_ASSIGN and not data.get("assignee"):
+            self.add_error("assignee", "Choose who should work on them.")
+        if data.get("action") == BULK_RESOLVE and not data.get("note", "").strip():
+            self.add_error("note", "Say how they were resolved: one note goes on every one.")
+        return data

@@ -7,14 +7,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
 
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+)
 from django.db.models.expressions import Expression
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
 
 from apps.accounts.models import Membership, User
 from apps.accounts.roles import Role
 from apps.alerts.models import Alert
 from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus
+from apps.incidents.filters import DEFAULT_SORT, SINCE, SORTS, IncidentFilters
 from apps.incidents.models import Incident, IncidentEvent
 
 
@@ -143,3 +154,120 @@ def incident_timeline(
         more_events=len(events) > event_limit,
         more_alerts=len(alerts) > alert_limit,
     )
+
+
+# --- The Incidents page ----------------------------------------------------------------------
+
+
+def _text_search(query: str) -> Q:
+    """Incidents whose number, title, host or signature match ``query``, or one of whose
+    alerts matches it by message, tool or labels (case-insensitive substring: the same on
+    PostgreSQL and SQLite)."""
+    alerts = Alert.objects.annotate(labels_text=Cast("labels", TextField())).filter(
+        Q(message__icontains=query)
+        | Q(tool_source__icontains=query)
+        | Q(labels_text__icontains=query),
+        incident_id=OuterRef("pk"),
+    )
+    match = (
+        Q(title__icontains=query)
+        | Q(asset_name__icontains=query)
+        | Q(signature__icontains=query)
+        | Q(Exists(alerts))
+    )
+    number = query.removeprefix("#")
+    if number.isdigit():
+        match |= Q(pk=int(number))
+    return match
+
+
+def incident_search(
+    *, company_ids: list[int], filters: IncidentFilters, user: User, now: datetime | None = None
+) -> QuerySet[Incident]:
+    """Shown incidents of ``company_ids`` (already scoped by the caller) that match
+    ``filters``, in the filters' order."""
+    incidents = Incident.objects.filter(company_id__in=company_ids, visible=True).select_related(
+        "company", "assigned_to"
+    )
+    if filters.status == "open":
+        incidents = incidents.filter(status__in=OPEN_STATUSES)
+    elif filters.status in IncidentStatus.values:
+        incidents = incidents.filter(status=filters.status)
+    if filters.severity:
+        incidents = incidents.filter(severity=filters.severity)
+    if filters.company:
+        incidents = incidents.filter(company__slug=filters.company)
+    if filters.assignee == "mine":
+        incidents = incidents.filter(assigned_to=user)
+    elif filters.assignee == "unassigned":
+        incidents = incidents.filter(assigned_to__isnull=True)
+    if filters.tool:
+        tool_alerts = Alert.objects.filter(
+            incident_id=OuterRef("pk"), tool_source__iexact=filters.tool
+        )
+        incidents = incidents.filter(Exists(tool_alerts))
+    if filters.since in SINCE:
+        incidents = incidents.filter(
+            last_alert_at__gte=(now or timezone.now()) - SINCE[filters.since]
+        )
+    if filters.q:
+        incidents = incidents.filter(_text_search(filters.q))
+    if filters.snoozed != "show":
+        # Snoozes are rows of apps.silences, reached through their relation name only.
+        snoozed = Incident.objects.filter(
+            snoozes__ended_at__isnull=True, snoozes__until__gt=now or timezone.now()
+        ).values("pk")
+        if filters.snoozed == "only":
+            incidents = incidents.filter(pk__in=snoozed)
+        else:
+            incidents = incidents.exclude(pk__in=snoozed)
+    return incidents.order_by(*SORTS.get(filters.sort, SORTS[DEFAULT_SORT]))
+
+
+def bulk_assignees(*, company_ids: list[int]) -> QuerySet[User]:
+    """Who incidents of ``company_ids`` may be assigned to in bulk: the active technicians
+    and company admins of any of them (the service checks each incident's company)."""
+    return (
+        User.objects.filter(
+            is_active=True,
+            memberships__company_id__in=company_ids,
+            groups__name__in=ASSIGNEE_ROLES,
+        )
+        .distinct()
+        .order_by("full_name", "email")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRun:
+    """Alerts next to each other on the timeline, folded into one line."""
+
+    alerts: list[Alert]
+
+    kind = "alerts"
+
+    @property
+    def tools(self) -> list[str]:
+        return sorted({alert.tool_source for alert in self.alerts})
+
+    @property
+    def first_at(self) -> datetime:
+        return min(alert.event_time for alert in self.alerts)
+
+    @property
+    def last_at(self) -> datetime:
+        return max(alert.event_time for alert in self.alerts)
+
+
+def timeline_folded(timeline: Timeline) -> list[TimelineEntry | AlertRun]:
+    """The timeline with people's actions as they are and each run of alerts between two
+    of them folded into one ``AlertRun`` (the page shows "+18 alerts from …")."""
+    folded: list[TimelineEntry | AlertRun] = []
+    for entry in timeline.entries:
+        if entry.alert is None:
+            folded.append(entry)
+        elif folded and isinstance(folded[-1], AlertRun):
+            folded[-1].alerts.append(entry.alert)
+        else:
+            folded.append(AlertRun(alerts=[entry.alert]))
+    return folded

@@ -4,6 +4,7 @@ on the incident page."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -379,3 +380,50 @@ def _check_note_length(text: str, *, field: str) -> None:
     if len(text) > NOTE_MAX_LENGTH:
         message = f"Keep it under {NOTE_MAX_LENGTH} characters (this one has {len(text)})."
         raise ValidationError(message, fields={field: [message]})
+
+
+BULK_TAKE = "take"
+BULK_ASSIGN = "assign"
+BULK_RESOLVE = "resolve"
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    done: list[int]
+    skipped: dict[int, str]
+
+
+def incidents_bulk_act(
+    *,
+    incident_ids: Iterable[int],
+    action: str,
+    actor: User,
+    assignee: User | None = None,
+    note: str = "",
+) -> BulkOutcome:
+    """Take, assign or resolve (with one note) each incident in turn, through the same
+    services as the incident page, so each change is evented, audited and announced.
+    The caller has checked the actor may update every one; an incident the service refuses
+    (already resolved, already theirs) is skipped with the service's reason."""
+    done: list[int] = []
+    skipped: dict[int, str] = {}
+    for incident_id in incident_ids:
+        try:
+            if action == BULK_TAKE:
+                incident_assign(incident_id=incident_id, assignee=actor, actor=actor)
+            elif action == BULK_ASSIGN and assignee is not None:
+                incident_assign(incident_id=incident_id, assignee=assignee, actor=actor)
+            elif action == BULK_RESOLVE:
+                incident_status_change(
+                    incident_id=incident_id,
+                    status=IncidentStatus.RESOLVED,
+                    note=note,
+                    actor=actor,
+                )
+            else:
+                raise ValidationError(f"Unknown bulk action {action!r}.")
+        except ValidationError as error:
+            skipped[incident_id] = error.message
+        else:
+            done.append(incident_id)
+    return BulkOutcome(done=done, skipped=skipped)

@@ -6,6 +6,8 @@ from apps.runbooks import incident_views
 app_name = "incidents"
 
 urlpatterns = [
+    path("", views.incident_list, name="list"),
+    path("bulk/", views.incident_bulk, name="bulk"),
     path("<int:pk>/", views.incident_detail, name="detail"),
     path("<int:pk>/header/", views.incident_part, {"part": "header"}, name="header"),
     path("<int:pk>/breakdown/", views.incident_part, {"part": "breakdown"}, name="breakdown"),
@@ -18,4 +20,9 @@ urlpatterns = [
     path("<int:pk>/notes/", views.incident_note, name="note"),
     path("<int:pk>/runbooks/", incident_views.incident_runbooks, name="runbooks"),
     path("<int:pk>/runbooks/run/", incident_views.incident_runbook_run, name="runbook_run"),
+    path(
+        "<int:pk>/runbooks/<int:execution_pk>/close/",
+        incident_views.incident_execution_close,
+        name="execution_close",
+    ),
 ]

@@ -1,4 +1,5 @@
-"""The incident page: header, priority breakdown, affected asset, timeline and alerts, and
+"""The Incidents page (search, filters, sort and bulk actions, all in the URL) and the
+incident page: header, priority breakdown, affected asset, timeline and alerts, and
 the forms that change status, assign and add notes.
 
 Every region that changes with new alerts is a partial with its own URL that re-fetches
@@ -20,24 +21,32 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import trigger_client_event
 
-from apps.accounts.permissions import Action, can, get_scoped_or_404
+from apps.accounts.permissions import Action, can, get_scoped_or_404, scope
+from apps.accounts.selection import companies_in_view, visible_companies_list
 from apps.common import errors
 from apps.common.pagination import paginate
 from apps.incidents import scoring
-from apps.incidents.forms import AssignForm, NoteForm, StatusForm, TakeForm
+from apps.incidents.filters import SORT_LABELS, IncidentFilterForm
+from apps.incidents.forms import AssignForm, BulkForm, NoteForm, StatusForm, TakeForm
 from apps.incidents.models import Incident
-from apps.incidents.selectors import incident_timeline
+from apps.incidents.selectors import incident_search, incident_timeline, timeline_folded
 from apps.incidents.services import (
+    BULK_ASSIGN,
+    BULK_RESOLVE,
+    BULK_TAKE,
     incident_assign,
     incident_note_add,
     incident_status_change,
+    incidents_bulk_act,
 )
 from apps.runbooks.incident_views import runbook_panel
 
 ALERTS_PER_PAGE = 25
+INCIDENTS_PER_PAGE = 25
 ACTIONS_PARTIAL = "incidents/partials/_actions.html"
 NOTE_PARTIAL = "incidents/partials/_note_form.html"
 
@@ -48,6 +57,98 @@ def _get_incident(request: HttpRequest, pk: int) -> Incident:
         request.user,
         pk=pk,
     )
+
+
+# --- The Incidents page ---------------------------------------------------------------------
+
+
+def _updatable(request: HttpRequest) -> tuple[list[int], Any]:
+    """The companies in view where the user may update incidents, and their incidents."""
+    company_ids = [
+        cid for cid in companies_in_view(request) if can(request.user, Action.UPDATE_INCIDENT, cid)
+    ]
+    incidents = scope(Incident.objects.filter(company_id__in=company_ids), request.user)
+    return company_ids, incidents
+
+
+def _list_context(request: HttpRequest, bulk_form: BulkForm | None = None) -> dict[str, Any]:
+    companies = visible_companies_list(request)
+    form = IncidentFilterForm(request.GET, companies=companies)
+    filters = form.filters()
+    incidents = incident_search(
+        company_ids=companies_in_view(request), filters=filters, user=request.user
+    )
+    page = paginate(incidents, request, per_page=INCIDENTS_PER_PAGE, param="page")
+    company_ids, updatable = _updatable(request)
+    base = filters.query()
+    return {
+        "form": form,
+        "filters": filters,
+        "incident_page": page,
+        "page_query": filters.query(page=str(page.number)),
+        "previous_query": filters.query(page=str(page.number - 1)),
+        "next_query": filters.query(page=str(page.number + 1)),
+        "sort_links": {key: filters.query(sort=key) for key in SORT_LABELS},
+        "bulk_form": bulk_form or BulkForm(incidents=updatable, company_ids=company_ids),
+        "list_url": f"{reverse('incidents:list')}?{base}" if base else reverse("incidents:list"),
+    }
+
+
+@login_required
+@require_safe
+def incident_list(request: HttpRequest) -> HttpResponse:
+    """The whole page, or with htmx (not boosted, not a history restore) just the results:
+    the filter form, the pager and the live refresh all ask for the same URL, so what is in
+    the address bar is what is shown. A live refresh leaves the history alone."""
+    context = _list_context(request)
+    if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
+        response = render(request, "incidents/partials/_list.html", context)
+        if request.htmx.trigger != "incident-results":
+            # The form or the pager: a history entry, without the defaults the form sends.
+            query = context["page_query"]
+            response["HX-Push-Url"] = (
+                f"{reverse('incidents:list')}?{query}" if query else (reverse("incidents:list"))
+            )
+    else:
+        response = render(request, "incidents/list.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@login_required
+@require_POST
+def incident_bulk(request: HttpRequest) -> HttpResponse:
+    """Take, assign or resolve the selected incidents; only incidents the user may update
+    in the companies in view can be selected. Back to the list it came from."""
+    company_ids, updatable = _updatable(request)
+    form = BulkForm(request.POST, incidents=updatable, company_ids=company_ids)
+    back = request.POST.get("next", "")
+    if not back.startswith(reverse("incidents:list")):
+        back = reverse("incidents:list")
+    if not form.is_valid():
+        for field_errors in form.errors.values():
+            for message in field_errors:
+                messages.error(request, message)
+        return redirect(back)
+    data = form.cleaned_data
+    outcome = incidents_bulk_act(
+        incident_ids=sorted(incident.pk for incident in data["ids"]),
+        action=data["action"],
+        actor=request.user,
+        assignee=data["assignee"],
+        note=data["note"],
+    )
+    if outcome.done:
+        done_what = {
+            BULK_TAKE: "taken by you",
+            BULK_ASSIGN: f"assigned to {data['assignee']}",
+            BULK_RESOLVE: "resolved",
+        }[data["action"]]
+        numbers = ", ".join(f"#{pk}" for pk in outcome.done)
+        messages.success(request, f"{len(outcome.done)} {done_what}: {numbers}.")
+    for pk, reason in outcome.skipped.items():
+        messages.warning(request, f"#{pk} skipped: {reason}")
+    return redirect(back)
 
 
 # --- Regions ---------------------------------------------------------------------------------
@@ -80,11 +181,12 @@ def _breakdown(request: HttpRequest, incident: Incident) -> dict[str, Any]:
 
 
 def _timeline(request: HttpRequest, incident: Incident) -> dict[str, Any]:
-    return {"incident": incident, "timeline": incident_timeline(incident=incident)}
+    timeline = incident_timeline(incident=incident)
+    return {"incident": incident, "timeline": timeline, "folded": timeline_folded(timeline)}
 
 
 def _alerts(request: HttpRequest, incident: Incident) -> dict[str, Any]:
-    alerts = incident.alerts.order_by("-event_time", "-id").defer("labels", "raw")
+    alerts = incident.alerts.order_by("-event_time", "-id").defer("raw")
     return {"incident": incident, "alert_page": paginate(alerts, request, per_page=ALERTS_PER_PAGE)}
 
 

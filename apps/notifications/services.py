@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import transaction
@@ -14,8 +15,33 @@ from apps.notifications.live import send_to_user
 from apps.notifications.models import Kind, Level, Notification
 from apps.notifications.selectors import unread_count
 
+logger = logging.getLogger(__name__)
+
 # Sent when a notification's live push fails (counted by apps.ops); the row is stored.
 notification_failed = Signal()
+
+# Checks a higher app registers (apps.silences): given a notification's kind, url and
+# company, True holds it back (a silenced or snoozed incident). No import goes upward.
+Suppressor = Callable[..., bool]
+_suppressors: list[Suppressor] = []
+
+
+def register_suppressor(check: Suppressor) -> None:
+    if check not in _suppressors:
+        _suppressors.append(check)
+
+
+def _suppressed(*, kind: str, url: str, company: Any) -> bool:
+    """Does a suppressor hold the notification back? One that fails (in a savepoint, so the
+    caller's transaction goes on) is logged and the notification is sent."""
+    for check in _suppressors:
+        try:
+            with transaction.atomic():
+                if check(kind=kind, url=url, company=company):
+                    return True
+        except Exception:
+            logger.exception("A notification suppressor failed; the notification is sent.")
+    return False
 
 
 def notify(
@@ -28,7 +54,10 @@ def notify(
     url: str = "",
     company: Any = None,
 ) -> list[Notification]:
-    """Notify each of ``users`` (inactive ones are skipped); bells update after commit."""
+    """Notify each of ``users`` (inactive ones are skipped); bells update after commit.
+    Nobody is notified when a registered suppressor holds the notification back."""
+    if _suppressed(kind=str(kind), url=url, company=company):
+        return []
     created = Notification.objects.bulk_create(
         Notification(
             user=user,

@@ -2,8 +2,9 @@
 (live: the panel re-fetches itself on the live signal), the approval an execution waits
 for, and running a runbook by hand through the same gates as the automatic check.
 
-Running is a plain POST (a redirect back to the incident with a message); with htmx it
-posts in place and gets the panel back, then asks the other live regions to refresh.
+Running, and closing manual steps as fixed or not fixed, are plain POSTs (a redirect back
+to the incident with a message); with htmx they post in place and get the panel back, then
+ask the other live regions to refresh.
 Approving and rejecting post to the approvals app, which redirects back here.
 """
 
@@ -27,6 +28,7 @@ from apps.approvals.selectors import approval_decidable
 from apps.common.errors import Conflict
 from apps.incidents.models import Incident
 from apps.runbooks.choices import ACTIVE_STATUSES, ExecutionStatus, Mode, Risk
+from apps.runbooks.manual import manual_execution_close
 from apps.runbooks.models import Runbook, RunbookExecution
 from apps.runbooks.selectors import incident_executions, runbooks_applicable
 from apps.runbooks.services import execution_request
@@ -100,6 +102,7 @@ def runbook_panel(
         "busy": busy,
         "may_run": may_run,
         "can_run": may_run and incident.is_open and not busy,
+        "can_close": can(request.user, Action.UPDATE_INCIDENT, incident.company),
         "back": _panel_url(incident),
         "notice": notice,
         "error": error,
@@ -158,6 +161,55 @@ def _run(request: HttpRequest, incident: Incident) -> tuple[str, str]:
 def incident_runbook_run(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _incident(request, pk)
     notice, error = _run(request, incident)
+    if request.htmx:
+        fresh = _incident(request, pk)
+        response = render(request, PANEL, runbook_panel(request, fresh, notice=notice, error=error))
+        return trigger_client_event(response, "live-refresh") if notice else response
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, notice)
+    return redirect(_panel_url(incident))
+
+
+class CloseForm(forms.Form):
+    result = forms.ChoiceField(
+        choices=[("fixed", "Fixed"), ("not_fixed", "Not fixed")],
+        error_messages={"required": "Say whether the steps fixed it."},
+    )
+    note = forms.CharField(required=False, max_length=MAX_REASON)
+
+
+def _close(request: HttpRequest, incident: Incident, execution_id: int) -> tuple[str, str]:
+    """Close the incident's manual execution; returns (success message, error message)."""
+    if not can(request.user, Action.UPDATE_INCIDENT, incident.company):
+        return "", "Your role does not let you close runbook steps on this incident."
+    execution = incident.executions.filter(pk=execution_id).first()
+    if execution is None:
+        return "", "That execution is not on this incident."
+    form = CloseForm(request.POST)
+    if not form.is_valid():
+        return "", " ".join(message for errors in form.errors.values() for message in errors)
+    fixed = form.cleaned_data["result"] == "fixed"
+    try:
+        manual_execution_close(
+            execution_id=execution.pk,
+            fixed=fixed,
+            note=form.cleaned_data["note"],
+            actor=request.user,
+        )
+    except Conflict as conflict:
+        return "", conflict.message
+    if fixed:
+        return "Marked as fixed by hand: the incident is resolved.", ""
+    return "Marked as not fixed: the incident stays open for you to work on.", ""
+
+
+@login_required
+@require_POST
+def incident_execution_close(request: HttpRequest, pk: int, execution_pk: int) -> HttpResponse:
+    incident = _incident(request, pk)
+    notice, error = _close(request, incident, execution_pk)
     if request.htmx:
         fresh = _incident(request, pk)
         response = render(request, PANEL, runbook_panel(request, fresh, notice=notice, error=error))

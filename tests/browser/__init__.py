@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.error
 import urllib.request
@@ -12,7 +13,9 @@ from playwright.sync_api import Page, expect
 
 from tests.factories import PASSWORD
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots are taken only when this names a directory: `make screenshots` sets it to
+# docs/screenshots, so a test run never rewrites tracked files.
+SCREENSHOTS_ENV = "AW_SCREENSHOTS_DIR"
 LIVE_ON = re.compile(r"\bon\b")
 
 
@@ -31,14 +34,18 @@ def expect_live(page: Page) -> None:
     expect(page.locator("#live-indicator")).to_have_class(LIVE_ON)
 
 
-def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
-    """Save the page as docs/screenshots/<name>.png once no request is in flight (from the
-    top: the sticky top bar would otherwise be drawn where the page was scrolled to)."""
+def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path | None:
+    """With $AW_SCREENSHOTS_DIR set, save the page there as <name>.png once no request is in
+    flight (from the top: the sticky top bar would otherwise be drawn where the page was
+    scrolled to); otherwise do nothing."""
+    directory = os.environ.get(SCREENSHOTS_ENV)
+    if not directory:
+        return None
     page.wait_for_load_state("networkidle")
     if full_page:
         page.evaluate("window.scrollTo(0, 0)")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    path = Path(directory) / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path
 

@@ -40,7 +40,15 @@ def test_console_pages_raise_no_policy_violation(page, msp_admin, company_a, com
     page.select_option("#company-switch", company_a.slug)
     expect(page.locator("#company-switch")).to_have_value(company_a.slug)
     collect()
-    for path in (f"/incidents/{incident.pk}/", "/kpis/", "/compliance/", "/chat/acme/", "/admin/"):
+    for path in (
+        f"/incidents/{incident.pk}/",
+        "/incidents/?q=srv",
+        "/silences/",
+        "/kpis/",
+        "/compliance/",
+        "/chat/acme/",
+        "/admin/",
+    ):
         page.goto(path)
         page.wait_for_load_state("networkidle")
         collect()

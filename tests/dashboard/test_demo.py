@@ -12,6 +12,7 @@ from apps.incidents.correlation import correlate_company
 from apps.incidents.models import Incident
 from apps.tenants.models import Company
 from apps.tenants.services import company_create, hmac_enable
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -66,15 +67,26 @@ def test_storm_through_the_webhook_correlates_and_scores(acme):
     assert incidents.filter(status="resolved", resolution="source").count() >= 10
 
 
-def test_button_is_for_msp_admins_in_demo_mode(
-    client, settings, msp_admin, technician_a, company_a
+def test_the_button_is_for_people_who_work_incidents_in_demo_mode(
+    client, settings, msp_admin, technician_a, company_a, monkeypatch
 ):
+    started = []
+    monkeypatch.setattr(
+        "apps.dashboard.views.start_storm_in_background",
+        lambda company_id: started.append(company_id),
+    )
     settings.DEBUG = True
     client.force_login(technician_a)
-    assert client.post(reverse("dashboard:demo_storm")).status_code == 403
+    assert "Simulate an alert storm" in client.get(reverse("home")).content.decode()
+    assert client.post(reverse("dashboard:demo_storm")).status_code == 302
+    assert started == [company_a.pk]
+    client.force_login(UserFactory(companies=[company_a]))  # no role
     assert "Simulate an alert storm" not in client.get(reverse("home")).content.decode()
+    assert client.post(reverse("dashboard:demo_storm")).status_code == 403
     client.force_login(msp_admin)
     assert "Simulate an alert storm" in client.get(reverse("home")).content.decode()
     settings.DEBUG = False
+    assert "Simulate an alert storm" not in client.get(reverse("home")).content.decode()
     assert client.post(reverse("dashboard:demo_storm")).status_code == 403
     assert client.get(reverse("dashboard:demo_storm")).status_code == 405
+    assert started == [company_a.pk]

@@ -175,3 +175,81 @@ def test_pages_of_alerts(client, msp_admin, company_a):
     assert "message number 00" in first and "message number 29" not in first and "Older →" in first
     second = client.get(reverse("dashboard:alerts"), {"apage": 2}).content.decode()
     assert "message number 29" in second and "Older →" not in second
+
+
+@pytest.mark.parametrize(
+    ("q", "found"),
+    [
+        ("srv-db-01", True),  # host
+        ("zabbix", True),  # tool
+        ("team", True),  # label key
+        ("storage", True),  # label value
+        ("DISK_FULL", True),  # signature, any case
+        ("elsewhere", False),
+    ],
+)
+def test_alert_search_covers_host_tool_and_labels(client, technician_a, company_a, q, found):
+    incident = IncidentFactory(company=company_a, asset_name="srv-db-01", signature="disk_full")
+    AlertFactory(
+        incident=incident,
+        signature="disk_full",
+        message="volume almost full",
+        tool_source="Zabbix",
+        labels={"team": "storage"},
+    )
+    client.force_login(technician_a)
+    body = client.get(reverse("dashboard:alerts"), {"q": q}).content.decode()
+    assert ("volume almost full" in body) is found
+
+
+def test_alert_search_by_incident_number(client, technician_a, company_a):
+    incident = IncidentFactory(company=company_a)
+    AlertFactory(incident=incident, message="in the incident")
+    AlertFactory(company=company_a, message="not in it")
+    client.force_login(technician_a)
+    body = client.get(reverse("dashboard:alerts"), {"q": f"#{incident.pk}"}).content.decode()
+    assert "in the incident" in body and "not in it" not in body
+
+
+def test_live_regions_refetch_with_their_page_and_every_filter(client, msp_admin, company_a):
+    """Page 2 stays page 2 on a live update, and the address bar keeps the whole state."""
+    client.force_login(msp_admin)
+    state = {
+        "period": "7d",
+        "severity": "high",
+        "q": "cpu",
+        "apage": "2",
+        "status": "",
+        "ipage": "3",
+    }
+    page = client.get(reverse("home"), state).content.decode()
+    query = "period=7d&amp;severity=high&amp;q=cpu&amp;apage=2&amp;status=&amp;ipage=3"
+    for name in ("dashboard:cards", "dashboard:alerts", "dashboard:incidents"):
+        assert f'hx-get="{reverse(name)}?{query}"' in page
+    assert 'id="keep-apage" name="apage" value="2"' in page
+    response = client.get(reverse("dashboard:alerts"), state)
+    assert response["HX-Replace-Url"] == ("/?period=7d&severity=high&q=cpu&apage=2&status=&ipage=3")
+    assert f'hx-get="{reverse("dashboard:alerts")}?{query}"' in response.content.decode()
+
+
+def test_pager_links_keep_the_other_lists_state(client, msp_admin, company_a):
+    incident = IncidentFactory(company=company_a)
+    for _ in range(30):
+        AlertFactory(incident=incident)
+    client.force_login(msp_admin)
+    body = client.get(reverse("dashboard:alerts"), {"status": "resolved", "ipage": "2"})
+    assert 'href="?status=resolved&amp;ipage=2&amp;apage=2"' in body.content.decode()
+    first = client.get(reverse("dashboard:alerts"))
+    assert first["HX-Replace-Url"] == "/"
+
+
+def test_the_dashboards_incident_list_searches_too(client, technician_a, company_a):
+    IncidentFactory(company=company_a, asset_name="srv-db-01", title="disk_full on srv-db-01")
+    IncidentFactory(company=company_a, asset_name="srv-web-02", title="http_5xx on srv-web-02")
+    client.force_login(technician_a)
+    body = client.get(reverse("dashboard:incidents"), {"iq": "srv-db-01"}).content.decode()
+    assert "disk_full on srv-db-01" in body and "http_5xx" not in body
+    everything = client.get(reverse("dashboard:incidents"), {"status": "", "iq": "srv"})
+    assert "http_5xx on srv-web-02" in everything.content.decode()
+    nothing = client.get(reverse("dashboard:incidents"), {"iq": "nope"}).content.decode()
+    assert "No incidents match this filter." in nothing

@@ -16,6 +16,7 @@ from apps.accounts.roles import Role
 from apps.audit.models import AuditLog
 from apps.incidents.models import IncidentEvent
 from apps.notifications.models import Notification
+from apps.silences.models import Snooze
 from tests.factories import AssetFactory, UserFactory
 from tests.incidents.factories import AlertFactory, IncidentFactory
 
@@ -274,6 +275,26 @@ def test_timeline_shows_alerts_status_changes_assignments_and_notes(
     assert timeline.index("Status: New → Resolved") < timeline.index("Alert from Zabbix")
 
 
+def test_the_timeline_folds_each_run_of_alerts_between_peoples_actions(
+    client, technician_a, incident
+):
+    start = timezone.now() - timedelta(hours=1)
+    for minute, tool in ((0, "Zabbix"), (2, "Datadog"), (5, "Zabbix")):
+        AlertFactory(
+            incident=incident, tool_source=tool, event_time=start + timedelta(minutes=minute)
+        )
+    IncidentEvent.objects.create(incident=incident, kind="note", actor=technician_a, text="On it")
+    AlertFactory(
+        incident=incident, tool_source="Zabbix", event_time=timezone.now() + timedelta(minutes=1)
+    )
+    client.force_login(technician_a)
+
+    timeline = text_of(client.get(url("incidents:timeline", incident)).content, "timeline")
+
+    assert timeline.index("1 alert from Zabbix") < timeline.index("On it")
+    assert timeline.index("On it") < timeline.index("+3 alerts from Datadog and Zabbix")
+
+
 def test_live_regions_refetch_themselves_on_the_live_signal(client, technician_a, incident):
     client.force_login(technician_a)
     body = client.get(url("incidents:detail", incident)).content.decode()
@@ -307,11 +328,15 @@ def test_the_page_stays_within_a_fixed_number_of_queries(
     )
     client.force_login(technician_a)
 
-    with django_assert_max_num_queries(15):
+    # Whatever the number of alerts and notes; snooze and silence marks add three queries.
+    with django_assert_max_num_queries(16):
         response = client.get(url("incidents:detail", incident))
 
     assert response.status_code == 200
-    assert response.content.decode().count('class="kind-') == 100  # 50 notes, 50 alerts
+    body = response.content.decode()
+    # 50 notes, and the 50 latest alerts (all before them) folded into one line.
+    assert body.count('class="kind-') == 51
+    assert "+50 alerts from Datadog" in body
 
 
 def test_a_note_with_markup_is_shown_as_text(client, technician_a, incident):
@@ -540,3 +565,268 @@ def test_an_invalid_htmx_action_shows_its_errors_in_place(client, technician_a, 
     assert body.lstrip().startswith('<section id="incident-actions"')
     assert "a resolution note is required" in body
     assert_untouched(incident)
+
+
+# --- The Incidents page ----------------------------------------------------------------------
+
+LIST = "/incidents/"
+
+
+def rows(body: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'<tr data-incident="(\d+)"', body)]
+
+
+@pytest.fixture
+def storm(company_a, company_b, technician_a):
+    """Incidents of two companies, one assigned to technician_a, with alerts to search."""
+    now = timezone.now()
+    db = IncidentFactory(
+        company=company_a,
+        asset_name="srv-db-01",
+        signature="disk_full",
+        title="disk_full on srv-db-01",
+        severity="critical",
+        priority_score=120,
+        alert_count=5,
+        last_alert_at=now - timedelta(minutes=5),
+    )
+    AlertFactory(incident=db, tool_source="Zabbix", labels={"team": "storage"})
+    web = IncidentFactory(
+        company=company_a,
+        asset_name="srv-web-02",
+        signature="service_down:nginx",
+        title="service_down:nginx on srv-web-02",
+        severity="high",
+        priority_score=80,
+        alert_count=9,
+        assigned_to=technician_a,
+        status="in_progress",
+        last_alert_at=now - timedelta(hours=3),
+    )
+    AlertFactory(incident=web, tool_source="Datadog", message="nginx is not running")
+    done = IncidentFactory(
+        company=company_a, status="resolved", title="cpu_high on srv-app-03", priority_score=10
+    )
+    other = IncidentFactory(company=company_b, title="disk_full on globex-db", priority_score=90)
+    AlertFactory(incident=other, tool_source="Zabbix")
+    return {"db": db, "web": web, "done": done, "other": other}
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        ("msp_admin", ["db", "other", "web"]),
+        ("company_admin_a", ["db", "web"]),
+        ("technician_a", ["db", "web"]),
+        ("technician_b", ["other"]),
+    ],
+)
+def test_the_incidents_page_is_scoped_to_the_viewer(request, client, storm, who, expected):
+    client.force_login(request.getfixturevalue(who))
+    response = client.get(LIST)
+    assert response.status_code == 200
+    assert rows(response.content.decode()) == [storm[name].pk for name in expected]
+
+
+def test_the_incidents_page_is_in_the_navigation(client, technician_a, storm):
+    client.force_login(technician_a)
+    body = client.get(reverse("home")).content.decode()
+    assert f'href="{LIST}"' in body
+
+
+def test_anonymous_users_go_to_login_from_the_incidents_page(client):
+    response = client.get(LIST)
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("q=srv-db-01", ["db"]),  # host
+        ("q=DISK_FULL", ["db", "other"]),  # signature, any case
+        ("q=not+running", ["web"]),  # alert message
+        ("q=datadog", ["web"]),  # tool
+        ("q=storage", ["db"]),  # labels
+        ("status=new", ["db", "other"]),
+        ("status=in_progress", ["web"]),
+        ("status=resolved", ["done"]),
+        ("status=all", ["db", "other", "web", "done"]),
+        ("status=bogus", ["db", "other", "web"]),  # unknown: the default
+        ("severity=critical", ["db"]),
+        ("company=globex", ["other"]),
+        ("assignee=mine", ["web"]),
+        ("assignee=unassigned", ["db", "other"]),
+        ("tool=zabbix", ["db", "other"]),
+        ("since=1h", ["db", "other"]),
+        ("since=24h", ["db", "other", "web"]),
+        ("sort=alerts", ["web", "db", "other"]),
+        ("sort=recent", ["other", "db", "web"]),
+        ("q=srv&severity=high&assignee=mine", ["web"]),
+        ("snoozed=only", ["other"]),
+        ("snoozed=show", ["db", "other", "web"]),
+        ("snoozed=bogus", ["db", "web"]),
+    ],
+)
+def test_every_filter_of_the_incidents_page(client, msp_admin, storm, query, expected):
+    storm["web"].assigned_to = msp_admin
+    storm["web"].save()
+    if query.startswith("snoozed"):
+        Snooze.objects.create(incident=storm["other"], until=timezone.now() + timedelta(hours=1))
+        Snooze.objects.create(  # woken early: not snoozed
+            incident=storm["db"],
+            until=timezone.now() + timedelta(hours=1),
+            ended_at=timezone.now(),
+        )
+    client.force_login(msp_admin)
+    body = client.get(f"{LIST}?{query}").content.decode()
+    assert rows(body) == [storm[name].pk for name in expected]
+
+
+def test_search_by_incident_number(client, technician_a, storm):
+    client.force_login(technician_a)
+    for q in (str(storm["web"].pk), f"%23{storm['web'].pk}"):
+        assert rows(client.get(f"{LIST}?q={q}").content.decode()) == [storm["web"].pk]
+
+
+def test_a_technician_cannot_filter_their_way_into_another_company(client, technician_a, storm):
+    client.force_login(technician_a)
+    body = client.get(f"{LIST}?company=globex&status=all").content.decode()
+    # An unknown company is ignored: their own incidents, all statuses.
+    assert rows(body) == [storm["db"].pk, storm["web"].pk, storm["done"].pk]
+    assert "globex" not in body
+
+
+def test_htmx_gets_the_results_whose_live_refresh_keeps_page_filters_and_sort(
+    client, technician_a, company_a
+):
+    for n in range(30):
+        IncidentFactory(company=company_a, title=f"storm incident {n}", priority_score=n)
+    client.force_login(technician_a)
+    response = client.get(f"{LIST}?q=storm&sort=recent&page=2", **HTMX)
+    body = response.content.decode()
+    assert "<html" not in body and 'id="incident-results"' in body
+    assert "HX-Request" in response["Vary"]
+    assert len(rows(body)) == 5
+    assert f'hx-get="{LIST}?q=storm&amp;sort=recent&amp;page=2"' in body
+    assert "live-refresh from:body" in body
+    assert 'href="?q=storm&amp;sort=recent"' in body  # page 1 is the default
+    # A history restore gets the whole page.
+    full = client.get(f"{LIST}?page=2", **HTMX, HTTP_HX_HISTORY_RESTORE_REQUEST="true")
+    assert "<html" in full.content.decode()
+
+
+def test_the_page_keeps_its_queries_fixed(
+    client, technician_a, company_a, django_assert_max_num_queries
+):
+    for _ in range(25):
+        AlertFactory(incident=IncidentFactory(company=company_a))
+    client.force_login(technician_a)
+    with django_assert_max_num_queries(14):
+        client.get(f"{LIST}?q=srv")
+
+
+# --- Bulk actions ----------------------------------------------------------------------------
+
+BULK = "/incidents/bulk/"
+
+
+def test_bulk_take_assigns_every_selected_incident_to_the_actor(client, technician_a, storm):
+    client.force_login(technician_a)
+    response = client.post(
+        BULK, {"ids": [storm["db"].pk], "action": "take", "next": f"{LIST}?q=srv"}
+    )
+    assert response.status_code == 302 and response["Location"] == f"{LIST}?q=srv"
+    storm["db"].refresh_from_db()
+    assert storm["db"].assigned_to == technician_a
+    assert AuditLog.objects.filter(action="incident_assigned").count() == 1
+
+
+def test_bulk_take_skips_the_ones_already_yours_and_says_why(client, technician_a, storm):
+    client.force_login(technician_a)
+    response = client.post(
+        BULK, {"ids": [storm["db"].pk, storm["web"].pk], "action": "take"}, follow=True
+    )
+    body = response.content.decode()
+    assert f"1 taken by you: #{storm['db'].pk}." in body
+    assert f"#{storm['web'].pk} skipped: The incident is already assigned to" in body
+
+
+def test_bulk_assign_notifies_the_assignee(
+    client, company_admin_a, technician_a, storm, django_capture_on_commit_callbacks
+):
+    client.force_login(company_admin_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            BULK, {"ids": [storm["db"].pk], "action": "assign", "assignee": technician_a.pk}
+        )
+    storm["db"].refresh_from_db()
+    assert storm["db"].assigned_to == technician_a
+    assert Notification.objects.filter(user=technician_a).exists()
+
+
+def test_bulk_resolve_puts_one_note_on_every_incident(client, technician_a, storm):
+    client.force_login(technician_a)
+    ids = [storm["db"].pk, storm["web"].pk]
+    client.post(BULK, {"ids": ids, "action": "resolve", "note": "Storage array replaced"})
+    for pk in ids:
+        event = IncidentEvent.objects.get(incident_id=pk, kind="status")
+        assert event.text == "Storage array replaced" and event.actor == technician_a
+    assert set(
+        IncidentFactory._meta.model.objects.filter(pk__in=ids).values_list("status", flat=True)
+    ) == {"resolved"}
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"action": "resolve"}, "Select at least one incident."),
+        ({"action": "resolve", "ids": "db"}, "Say how they were resolved"),
+        ({"action": "assign", "ids": "db"}, "Choose who should work on them."),
+        ({"action": "explode", "ids": "db"}, "Select a valid choice"),
+    ],
+)
+def test_an_invalid_bulk_action_changes_nothing(client, technician_a, storm, data, error):
+    client.force_login(technician_a)
+    if "ids" in data:
+        data = {**data, "ids": storm[data["ids"]].pk}
+    body = client.post(BULK, data, follow=True).content.decode()
+    assert error in body
+    assert not IncidentEvent.objects.exists()
+
+
+def test_bulk_actions_refuse_another_companys_incidents(client, technician_a, storm):
+    client.force_login(technician_a)
+    body = client.post(
+        BULK, {"ids": [storm["db"].pk, storm["other"].pk], "action": "take"}, follow=True
+    ).content.decode()
+    assert "not yours to change" in body
+    assert not IncidentEvent.objects.exists()
+
+
+def test_bulk_actions_need_a_role_post_and_csrf(client, company_a, technician_a, storm):
+    roleless = UserFactory()
+    client.force_login(roleless)
+    client.post(BULK, {"ids": [storm["db"].pk], "action": "take"})
+    assert not IncidentEvent.objects.exists()
+    client.force_login(technician_a)
+    assert client.get(BULK).status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(technician_a)
+    assert strict.post(BULK, {"ids": [storm["db"].pk], "action": "take"}).status_code == 403
+
+
+def test_bulk_next_must_be_the_incidents_page(client, technician_a, storm):
+    client.force_login(technician_a)
+    response = client.post(
+        BULK, {"ids": [storm["db"].pk], "action": "take", "next": "https://evil.example/"}
+    )
+    assert response["Location"] == LIST
+
+
+def test_the_form_pushes_the_short_url_and_the_live_refresh_none(client, technician_a, storm):
+    client.force_login(technician_a)
+    query = "q=srv&status=open&severity=&assignee=&tool=&since=&sort=score"
+    pushed = client.get(f"{LIST}?{query}", **HTMX, HTTP_HX_TRIGGER="incident-search")
+    assert pushed["HX-Push-Url"] == f"{LIST}?q=srv"
+    live = client.get(f"{LIST}?q=srv", **HTMX, HTTP_HX_TRIGGER="incident-results")
+    assert "HX-Push-Url" not in live

@@ -1,0 +1,172 @@
+"""Reads of silences and snoozes: which are active, which alerts and incidents they cover
+(a fixed number of queries for a page of rows), and how many alerts each silence held."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Least
+from django.db.models.lookups import Exact
+from django.utils import timezone
+
+from apps.alerts.models import Alert
+from apps.incidents.models import Incident
+from apps.silences.models import Silence, Snooze
+
+INCIDENT_URL = re.compile(r"^/incidents/(\d+)/$")
+
+
+def active_silences(*, company_ids: Iterable[int], now: datetime | None = None) -> list[Silence]:
+    now = now or timezone.now()
+    return list(
+        Silence.objects.filter(
+            company_id__in=list(company_ids),
+            expired_at__isnull=True,
+            starts_at__lte=now,
+            ends_at__gt=now,
+        )
+    )
+
+
+def active_snoozes(
+    *, incident_ids: Iterable[int], now: datetime | None = None
+) -> dict[int, Snooze]:
+    now = now or timezone.now()
+    snoozes = Snooze.objects.filter(
+        incident_id__in=list(incident_ids), ended_at__isnull=True, until__gt=now
+    ).order_by("until")
+    return {snooze.incident_id: snooze for snooze in snoozes}
+
+
+@dataclass(frozen=True)
+class Quiet:
+    """Why an incident or alert is quiet: a snooze (``until``) or a silence."""
+
+    snooze: Snooze | None = None
+    silence: Silence | None = None
+
+    @property
+    def until(self) -> datetime:
+        return self.snooze.until if self.snooze else self.silence.ends_at
+
+    @property
+    def reason(self) -> str:
+        return (self.snooze or self.silence).reason
+
+
+def quiet_alerts(alerts: list[Alert]) -> dict[int, Quiet]:
+    """The silenced alerts among ``alerts`` (one query)."""
+    silences = active_silences(company_ids={a.company_id for a in alerts})
+    quiet = {}
+    for alert in alerts if silences else ():
+        silence = next(
+            (
+                s
+                for s in silences
+                if s.matches(
+                    company_id=alert.company_id,
+                    asset_name=alert.asset_name,
+                    signature=alert.signature,
+                    labels=alert.labels or {},
+                )
+            ),
+            None,
+        )
+        if silence is not None:
+            quiet[alert.pk] = Quiet(silence=silence)
+    return quiet
+
+
+def quiet_incidents(incidents: list[Incident]) -> dict[int, Quiet]:
+    """The snoozed or silenced incidents among ``incidents`` (two queries, three when a
+    silence has label matchers: one of the incident's alerts must carry its labels)."""
+    if not incidents:
+        return {}
+    quiet: dict[int, Quiet] = {
+        pk: Quiet(snooze=snooze)
+        for pk, snooze in active_snoozes(incident_ids=[i.pk for i in incidents]).items()
+    }
+    silences = active_silences(company_ids={i.company_id for i in incidents})
+    if not silences:
+        return quiet
+    labels: dict[int, list[dict]] = {}
+    # Label matchers are checked on the alerts, read only for the incidents whose host and
+    # signature such a silence matches, each distinct label set once.
+    needs_labels = [
+        incident.pk
+        for incident in incidents
+        if any(
+            s.labels
+            and s.matches(
+                company_id=incident.company_id,
+                asset_name=incident.asset_name,
+                signature=incident.signature,
+                labels=s.labels,
+            )
+            for s in silences
+        )
+    ]
+    if needs_labels:
+        for incident_id, alert_labels in (
+            Alert.objects.filter(incident_id__in=needs_labels)
+            .values_list("incident_id", "labels")
+            .distinct()
+        ):
+            labels.setdefault(incident_id, []).append(alert_labels or {})
+    for incident in incidents:
+        if incident.pk in quiet:
+            continue
+        for silence in silences:
+            if any(
+                silence.matches(
+                    company_id=incident.company_id,
+                    asset_name=incident.asset_name,
+                    signature=incident.signature,
+                    labels=alert_labels,
+                )
+                for alert_labels in (labels.get(incident.pk) or [{}])
+            ):
+                quiet[incident.pk] = Quiet(silence=silence)
+                break
+    return quiet
+
+
+def notification_is_quiet(*, kind: str, url: str, company, **_: object) -> bool:
+    """The suppressor registered with the notifications: a critical-alert notification of
+    a snoozed or silenced incident is held back (the incident and its alerts are not)."""
+    match = INCIDENT_URL.match(url or "")
+    if kind != "critical_alert" or match is None:
+        return False
+    incident = Incident.objects.filter(pk=int(match.group(1))).first()
+    return incident is not None and int(match.group(1)) in quiet_incidents([incident])
+
+
+def silence_list(*, company_ids: list[int]) -> QuerySet[Silence]:
+    """The companies' silences, newest first, each with ``held``: the alerts received
+    while it was active that it matches (stored and correlated like any other)."""
+    matched = (
+        Alert.objects.filter(
+            Q(Exact(OuterRef("asset_name"), Value("")))
+            | Q(asset_name__iexact=OuterRef("asset_name")),
+            Q(Exact(OuterRef("signature"), Value(""))) | Q(signature__iexact=OuterRef("signature")),
+            company_id=OuterRef("company_id"),
+            labels__contains=OuterRef("labels"),
+            received_at__gte=OuterRef("starts_at"),
+            received_at__lt=Least(
+                Coalesce(OuterRef("expired_at"), OuterRef("ends_at")), OuterRef("ends_at")
+            ),
+        )
+        .order_by()
+        .values("company_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        Silence.objects.filter(company_id__in=company_ids)
+        .select_related("company", "created_by")
+        .annotate(held=Coalesce(Subquery(matched, output_field=IntegerField()), 0))
+    )
