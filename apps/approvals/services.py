@@ -131,7 +131,9 @@ def _decide(approval: ApprovalRequest, *, user: Any, approve: bool, note: str) -
         execution.status = ExecutionStatus.REJECTED
         execution.finished_at = timezone.now()
         execution.save(update_fields=["status", "finished_at", "updated_at"])
-        transaction.on_commit(lambda: hand_to_technician(incident_id=execution.incident_id))
+        transaction.on_commit(
+            lambda: hand_to_technician(incident_id=execution.incident_id, reason="rejected")
+        )
     company_changed(approval.company_id)
     return approval
 
@@ -159,7 +161,7 @@ def _expire(approval: ApprovalRequest) -> None:
         },
     )
     incident_id = approval.execution.incident_id
-    transaction.on_commit(lambda: hand_to_technician(incident_id=incident_id))
+    transaction.on_commit(lambda: hand_to_technician(incident_id=incident_id, reason="expired"))
     company_changed(approval.company_id)
 
 

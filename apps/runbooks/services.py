@@ -519,7 +519,9 @@ def _finish(
     if status == ExecutionStatus.SUCCESS:
         _resolve_self_healed(execution, now)
     else:
-        transaction.on_commit(lambda: hand_to_technician(incident_id=execution.incident_id))
+        transaction.on_commit(
+            lambda: hand_to_technician(incident_id=execution.incident_id, reason="failed")
+        )
     company_changed(execution.company_id)
 
 
@@ -553,7 +555,9 @@ def _finish_manual(execution: RunbookExecution) -> None:
             "result": "manual",
         },
     )
-    transaction.on_commit(lambda: hand_to_technician(incident_id=execution.incident_id))
+    transaction.on_commit(
+        lambda: hand_to_technician(incident_id=execution.incident_id, reason="manual")
+    )
     company_changed(execution.company_id)
 
 
@@ -575,21 +579,37 @@ def _resolve_self_healed(execution: RunbookExecution, now) -> None:
     )
 
 
-def hand_to_technician(*, incident_id: int) -> None:
-    """After a failed, rejected or expired runbook: an on-call technician takes over (the
-    assignee, if there is one already, is told)."""
+# What the assignee is told when a runbook hands an incident back, by what happened: a
+# title and a body that say whether anything ran.
+HAND_BACK_WORDING = {
+    "failed": ("Runbook did not heal", "It ran and failed; its output is on the incident."),
+    "manual": (
+        "Runbook steps to do by hand",
+        "Nothing ran: there is no AWS link or instance id. The steps are on the incident; "
+        "close them there as fixed or not fixed.",
+    ),
+    "rejected": ("Runbook rejected", "Nothing ran: the approver rejected the runbook."),
+    "expired": ("Runbook not approved", "Nothing ran: nobody approved it within an hour."),
+}
+
+
+def hand_to_technician(*, incident_id: int, reason: str) -> None:
+    """After a failed, manual, rejected or expired runbook (``reason``, a key of
+    HAND_BACK_WORDING): an on-call technician takes over (the assignee, if there is one
+    already, is told what happened)."""
     incident = Incident.objects.select_related("company", "assigned_to").get(pk=incident_id)
     if incident.status not in OPEN_STATUSES:
         return
     if incident.assigned_to is None:
         incident_auto_assign(incident_id=incident_id)
         return
+    title, body = HAND_BACK_WORDING[reason]
     notify(
         users=[incident.assigned_to],
         kind=Kind.RUNBOOK,
         level=Level.WARNING,
-        title=f"Runbook did not heal: {incident.title}",
-        body="It needs a person now; the runbook output is on the incident.",
+        title=f"{title}: {incident.title}",
+        body=body,
         url=incident_url(incident.pk),
         company=incident.company,
     )

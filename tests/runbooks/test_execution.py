@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditLog
 from apps.incidents.models import Incident
+from apps.notifications.models import Notification
 from apps.runbooks.choices import ExecutionStatus
 from apps.runbooks.models import RunbookExecution
 from apps.runbooks.services import execution_poll, execution_request, execution_start
@@ -255,3 +256,17 @@ def test_company_without_aws_link_gets_guided_manual_steps(
     event = healing["incident"].events.filter(kind="runbook").last()
     assert "1. sudo journalctl --vacuum-size=200M" in event.text
     assert Incident.objects.get(pk=healing["incident"].pk).assigned_to == healing["technician"]
+
+
+def test_the_assignee_is_told_that_nothing_ran_when_steps_are_manual(
+    healing, django_capture_on_commit_callbacks
+):
+    healing["company"].aws_link.delete()
+    Incident.objects.filter(pk=healing["incident"].pk).update(assigned_to=healing["technician"])
+    healing["incident"].refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        execution_request(incident=healing["incident"], runbook=healing["runbook"])
+    told = Notification.objects.get(user=healing["technician"], kind="runbook")
+    assert told.title.startswith("Runbook steps to do by hand")
+    assert told.body.startswith("Nothing ran")
+    assert "output" not in told.body
