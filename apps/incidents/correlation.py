@@ -23,6 +23,7 @@ companies in it: a storm spread over a hundred clients costs the same queries as
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -32,14 +33,23 @@ from types import SimpleNamespace
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
 from apps.alerts.models import Alert
+from apps.audit.services import record
 from apps.common.db import binding_cursor, bulk_set, is_postgresql
-from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
-from apps.incidents.models import Incident, IncidentEvent
+from apps.incidents import grouping
+from apps.incidents.choices import (
+    MERGE_AUDIT_ACTION,
+    OPEN_STATUSES,
+    EventKind,
+    IncidentStatus,
+    Resolution,
+    Rule,
+)
+from apps.incidents.models import CorrelationReason, Incident, IncidentEvent, IncidentKey
 from apps.incidents.scoring import priority_score
 from apps.tenants.models import Asset, Company, MaintenanceWindow
 
@@ -63,6 +73,7 @@ ALERT_FIELDS = (
     "status",
     "fingerprint",
     "event_time",
+    "labels",
 )
 INCIDENT_UPDATE_FIELDS = [
     "accepting",
@@ -78,6 +89,11 @@ INCIDENT_UPDATE_FIELDS = [
     "priority_score",
     "resolution",
     "resolved_at",
+    "merged_into",
+    "asset_name",
+    "signature",
+    "title",
+    "assigned_to",
     "updated_at",
 ]
 ALERT_UPDATE_FIELDS = ["incident", "asset", "resolved_at", "correlated_at"]
@@ -109,6 +125,8 @@ class _Alert:
     status: str
     fingerprint: str
     event_time: datetime
+    # A dict, or its JSON text as the PostgreSQL path reads it (decoded when needed).
+    labels: dict | str
     incident_id: int | None = None
     asset_id: int | None = None
     resolved_at: datetime | None = None
@@ -270,7 +288,9 @@ def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
                 *ALERT_FIELDS
             )[:share]
         ]
-    columns = ", ".join(f"a.{name}" for name in ALERT_FIELDS)
+    columns = ", ".join(
+        f"a.{name}::text" if name == "labels" else f"a.{name}" for name in ALERT_FIELDS
+    )
     with binding_cursor(connection, binary=True) as cursor:
         cursor.execute(
             f"SELECT {columns} FROM unnest(%s::bigint[]) AS c(id) CROSS JOIN LATERAL ("  # noqa: S608
@@ -282,6 +302,24 @@ def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
             [company_ids, share],
         )
         return [_Alert(*row) for row in cursor.fetchall()]
+
+
+@dataclass(eq=False, slots=True)
+class _Group:
+    """An incident as the batch builds it, with its link keys' spans (key -> [first,
+    last]). A group merged into another points at it (``into``)."""
+
+    incident: Incident
+    seq: int
+    spans: dict[str, list[datetime]] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    into: _Group | None = None
+
+    def live(self) -> _Group:
+        group = self
+        while group.into is not None:
+            group = group.into
+        return group
 
 
 class _Batch:
@@ -304,21 +342,38 @@ class _Batch:
             (a.company_id, a.name): a
             for a in Asset.objects.filter(company_id__in=companies, name__in=names)
         }
+        self.graphs = grouping.load_graphs(
+            pk for pk, company in companies.items() if company.auto_correlate
+        )
         self.keys = {a.id: aggregation_key(companies[a.company_id], a) for a in alerts}
+        self.links: dict[int, grouping.Links] = {
+            a.id: grouping.links(
+                company=companies[a.company_id],
+                key=self.keys[a.id],
+                alert=a,
+                labels=_labels(a) if companies[a.company_id].group_by else {},
+                graph=self.graphs.get(a.company_id, grouping.EMPTY_GRAPH),
+            )
+            for a in alerts
+            if a.status == AlertStatus.FIRING and companies[a.company_id].auto_correlate
+        }
         # Fingerprints a resolved alert of this batch closes: only their firing alerts need
         # following through the batch (earlier ones are read from the database).
         self.resolving: set[Scoped] = {
             (a.company_id, a.fingerprint) for a in alerts if a.status == AlertStatus.RESOLVED
         }
-        self.accepting: dict[Scoped, Incident] = {}
-        self.new: list[Incident] = []
+        # Open groups by link key, for matching (merged groups are followed to their
+        # survivor).
+        self.index: dict[Scoped, list[_Group]] = defaultdict(list)
+        self.groups: list[_Group] = []
         self.changed: dict[int, Incident] = {}
-        self.stale: list[int] = []
         self.was_visible: dict[int, bool] = {}
-        # Alerts to write: alert -> (incident object or None, resolved_at or None)
-        self.placement: dict[int, tuple[Incident | None, datetime | None]] = {}
-        # Firing alerts still open, by fingerprint: (alert id, event time, incident).
-        self.open_firing: dict[Scoped, list[tuple[int, datetime, Incident | None]]] = defaultdict(
+        self.merges: list[tuple[_Group, str]] = []
+        self.reasons: list[tuple[_Alert, _Group, Rule, str]] = []
+        # Alerts to write: alert -> (group or None, resolved_at or None)
+        self.placement: dict[int, tuple[_Group | None, datetime | None]] = {}
+        # Firing alerts still open, by fingerprint: (alert id, event time, group).
+        self.open_firing: dict[Scoped, list[tuple[int, datetime, _Group | None]]] = defaultdict(
             list
         )
         self.closed_earlier: dict[int, datetime] = {}
@@ -335,87 +390,118 @@ class _Batch:
 
     # --- loading --------------------------------------------------------------------------
     def _load(self) -> None:
-        keys = {
-            (a.company_id, self.keys[a.id])
-            for a in self.alerts
-            if self.companies[a.company_id].auto_correlate
-        }
-        if keys:
-            # Filtering companies and keys apart may also lock a row another company of the
-            # batch would have matched; those rows are this sweep's to lock anyway.
-            for incident in (
-                Incident.objects.filter(
-                    company_id__in={company_id for company_id, _ in keys},
-                    accepting=True,
-                    key__in={key for _, key in keys},
-                )
-                .select_related("asset")
-                .select_for_update(of=("self",))
-            ):
-                if (incident.company_id, incident.key) in keys:
-                    self.accepting[incident.company_id, incident.key] = incident
-                    self._track(incident)
-        fingerprints = self.resolving
-        if not fingerprints:
-            return
-        earlier = [
-            row
-            for row in Alert.objects.filter(
-                company_id__in={company_id for company_id, _ in fingerprints},
-                status=AlertStatus.FIRING,
-                resolved_at__isnull=True,
-                correlated_at__isnull=False,
-                fingerprint__in={fingerprint for _, fingerprint in fingerprints},
-            ).values_list("id", "company_id", "fingerprint", "event_time", "incident_id")
-            if (row[1], row[2]) in fingerprints
-        ]
-        incident_ids = {row[4] for row in earlier if row[4] is not None}
-        loaded = {i.pk: i for i in self.accepting.values()}
+        """Lock the open incidents sharing a link key with the batch within reach of its
+        event times (with all their keys), and those of the firing alerts it resolves."""
+        earlier = []
+        if self.resolving:
+            fingerprints = self.resolving
+            earlier = [
+                row
+                for row in Alert.objects.filter(
+                    company_id__in={company_id for company_id, _ in fingerprints},
+                    status=AlertStatus.FIRING,
+                    resolved_at__isnull=True,
+                    correlated_at__isnull=False,
+                    fingerprint__in={fingerprint for _, fingerprint in fingerprints},
+                ).values_list("id", "company_id", "fingerprint", "event_time", "incident_id")
+                if (row[1], row[2]) in fingerprints
+            ]
+        wanted = Q(pk__in={row[4] for row in earlier if row[4] is not None})
+        if self.links:
+            linked = [a for a in self.alerts if a.id in self.links]
+            reach = max(self.windows[a.company_id] for a in linked)
+            keys = IncidentKey.objects.filter(
+                company_id__in={a.company_id for a in linked},
+                key__in={key for a in linked for key in self.links[a.id].matched},
+                last_alert_at__gte=min(a.event_time for a in linked) - reach,
+                first_alert_at__lte=max(a.event_time for a in linked) + reach,
+            )
+            wanted |= Q(
+                pk__in=keys.values("incident_id"),
+                status__in=OPEN_STATUSES,
+                merged_into__isnull=True,
+            )
+        loaded: dict[int, _Group] = {}
         for incident in (
-            Incident.objects.filter(pk__in=incident_ids - loaded.keys())
-            .select_related("asset")
-            .select_for_update(of=("self",))
+            Incident.objects.filter(wanted).select_related("asset").select_for_update(of=("self",))
         ):
-            loaded[incident.pk] = incident
-            self._track(incident)
+            loaded[incident.pk] = self._group(incident)
+            self.was_visible[incident.pk] = incident.visible
+        linkable = [
+            pk
+            for pk, group in loaded.items()
+            if group.incident.status in OPEN_STATUSES and group.incident.merged_into_id is None
+        ]
+        if linkable:
+            for incident_id, key, first, last in IncidentKey.objects.filter(
+                incident_id__in=linkable
+            ).values_list("incident_id", "key", "first_alert_at", "last_alert_at"):
+                group = loaded[incident_id]
+                group.spans[key] = [first, last]
+                self.index[group.incident.company_id, key].append(group)
         for alert_id, company_id, fingerprint, event_time, incident_id in earlier:
             self.open_firing[company_id, fingerprint].append(
                 (alert_id, event_time, loaded.get(incident_id))
             )
 
-    def _track(self, incident: Incident) -> None:
-        self.was_visible.setdefault(incident.pk, incident.visible)
+    def _group(self, incident: Incident) -> _Group:
+        group = _Group(incident, len(self.groups))
+        self.groups.append(group)
+        return group
 
     # --- rules ----------------------------------------------------------------------------
     def _fire(self, alert: _Alert) -> None:
         company = self.companies[alert.company_id]
-        key = self.keys[alert.id]
-        incident = self.accepting.get((company.pk, key)) if company.auto_correlate else None
-        if incident is not None and not incident.accepting:
-            incident = None
-        elif (
-            incident is not None
-            and incident.last_alert_at < alert.event_time - self.windows[company.pk]
-        ):
-            incident.accepting = False
-            if incident.pk:
-                self.stale.append(incident.pk)
-                self.changed[incident.pk] = incident
-            incident = None
-        if incident is None:
-            incident = self._open(company, alert, key)
+        links = self.links.get(alert.id)
+        matches = self._matches(alert, links) if links is not None else {}
+        if not matches:
+            group = self._open(company, alert)
         else:
-            self._join(company, incident, alert)
-        self.placement[alert.id] = (incident, None)
+            group = min(matches, key=_seniority)
+            for other in matches:
+                if other is not group:
+                    self._merge(company, other, group, alert)
+            self._join(company, group, alert)
+            self._explain(alert, group, matches)
+        if links is not None:
+            self._publish(group, alert, links.published)
+        self.placement[alert.id] = (group, None)
         if self.resolving and (company.pk, alert.fingerprint) in self.resolving:
             self.open_firing[company.pk, alert.fingerprint].append(
-                (alert.id, alert.event_time, incident)
+                (alert.id, alert.event_time, group)
             )
 
-    def _open(self, company: Company, alert: _Alert, key: str) -> Incident:
+    def _matches(self, alert: _Alert, links: grouping.Links) -> dict[_Group, str]:
+        """The open groups the alert links to, each with the first key that links it."""
+        matches: dict[_Group, str] = {}
+        window = self.windows[alert.company_id]
+        for key in links.matched:
+            reach = grouping.window_of(key, window)
+            for candidate in self.index.get((alert.company_id, key), ()):
+                group = candidate.live()
+                if group in matches or group.incident.status not in OPEN_STATUSES:
+                    continue
+                span = group.spans.get(key)
+                if span is not None and span[0] - reach <= alert.event_time <= span[1] + reach:
+                    matches[group] = key
+        return matches
+
+    def _publish(self, group: _Group, alert: _Alert, keys: list[str]) -> None:
+        group = group.live()
+        for key in keys:
+            span = group.spans.get(key)
+            if span is None:
+                group.spans[key] = [alert.event_time, alert.event_time]
+                self.index[alert.company_id, key].append(group)
+            else:
+                span[0] = min(span[0], alert.event_time)
+                span[1] = max(span[1], alert.event_time)
+            group.dirty.add(key)
+
+    def _open(self, company: Company, alert: _Alert) -> _Group:
         incident = Incident(
             company=company,
-            key=key,
+            key=self.keys[alert.id],
             accepting=company.auto_correlate,
             title=f"{alert.signature} on {alert.asset_name}"[:600],
             asset=self.assets.get((company.pk, alert.asset_name)),
@@ -432,12 +518,10 @@ class _Batch:
             ),
         )
         incident.visible = incident.alert_count >= company.min_alerts
-        self.new.append(incident)
-        if incident.accepting:
-            self.accepting[company.pk, key] = incident
-        return incident
+        return self._group(incident)
 
-    def _join(self, company: Company, incident: Incident, alert: _Alert) -> None:
+    def _join(self, company: Company, group: _Group, alert: _Alert) -> None:
+        incident = group.incident
         incident.alert_count += 1
         incident.open_alert_count += 1
         incident.first_alert_at = min(incident.first_alert_at, alert.event_time)
@@ -448,24 +532,119 @@ class _Batch:
             incident.tool_sources = [*incident.tool_sources, alert.tool_source]
         if incident.asset is None:
             incident.asset = self.assets.get((company.pk, alert.asset_name))
+        if self._is_upstream(company.pk, alert.asset_name, incident):
+            self._set_root(incident, alert.asset_name, alert.signature, company.pk)
         if not incident.visible and incident.alert_count >= company.min_alerts:
             incident.visible = True
-        if incident.id:
-            self.changed[incident.id] = incident
+        if incident.pk:
+            self.changed[incident.pk] = incident
+
+    def _is_upstream(self, company_id: int, asset_name: str, incident: Incident) -> bool:
+        graph = self.graphs.get(company_id, grouping.EMPTY_GRAPH)
+        return asset_name in graph.ancestors(incident.asset_name)
+
+    def _set_root(
+        self, incident: Incident, asset_name: str, signature: str, company_id: int
+    ) -> None:
+        incident.asset_name = asset_name
+        incident.signature = signature
+        incident.asset = self.assets.get((company_id, asset_name))
+        incident.title = f"{signature} on {asset_name}"[:600]
+
+    def _merge(self, company: Company, absorbed: _Group, survivor: _Group, alert: _Alert) -> None:
+        """Fold ``absorbed`` into ``survivor``: its alerts, counts and link keys; a saved
+        incident stays as a record that points at the survivor."""
+        gone, kept = absorbed.incident, survivor.incident
+        absorbed.into = survivor
+        for key, (first, last) in absorbed.spans.items():
+            span = survivor.spans.get(key)
+            if span is None:
+                survivor.spans[key] = [first, last]
+                self.index[company.pk, key].append(survivor)
+            else:
+                span[0], span[1] = min(span[0], first), max(span[1], last)
+            survivor.dirty.add(key)
+        kept.alert_count += gone.alert_count
+        kept.open_alert_count += gone.open_alert_count
+        kept.first_alert_at = min(kept.first_alert_at, gone.first_alert_at)
+        kept.last_alert_at = max(kept.last_alert_at, gone.last_alert_at)
+        if SEVERITY_RANK[gone.severity] > SEVERITY_RANK[kept.severity]:
+            kept.severity = gone.severity
+        kept.tool_sources = [
+            *kept.tool_sources,
+            *(t for t in gone.tool_sources if t not in kept.tool_sources),
+        ]
+        if kept.assigned_to_id is None:
+            kept.assigned_to_id = gone.assigned_to_id
+        if self._is_upstream(company.pk, gone.asset_name, kept):
+            self._set_root(kept, gone.asset_name, gone.signature, company.pk)
+        kept.visible = kept.visible or kept.alert_count >= company.min_alerts
+        if kept.pk:
+            self.changed[kept.pk] = kept
+        if gone.pk:
+            gone.status = IncidentStatus.RESOLVED
+            gone.resolution = Resolution.MERGED
+            gone.resolved_at = self.now
+            gone.accepting = False
+            gone.visible = False
+            self.changed[gone.pk] = gone
+            self.merges.append(
+                (absorbed, f"{alert.signature} on {alert.asset_name} links it to this incident.")
+            )
+
+    def _explain(self, alert: _Alert, group: _Group, matches: dict[_Group, str]) -> None:
+        if len(matches) > 1:
+            text = (
+                f"{alert.signature} on {alert.asset_name} links {len(matches)} incidents of "
+                "one problem, merged into this one."
+            )
+            self.reasons.append((alert, group, Rule.BRIDGE, text))
+            return
+        key = matches[group]
+        rule = grouping.rule_of(key)
+        if rule is None:
+            return
+        incident = group.incident
+        if rule == Rule.BURST:
+            template, _, values = key[2:].partition("=")
+            text = (
+                f"{alert.signature} on {alert.asset_name}: same {template} ({values}) as the "
+                "incident's other assets."
+            )
+            if incident.signature == alert.signature:
+                incident.title = f"{alert.signature} across {values}"[:600]
+        elif rule == Rule.DEPENDENCY:
+            upstream = key[3:]
+            first = group.spans[key][0]
+            seconds = round(abs((alert.event_time - first).total_seconds()))
+            what = incident.signature if incident.asset_name == upstream else "first alert"
+            when = "after" if alert.event_time >= first else "before"
+            text = (
+                f"{alert.asset_name} depends on {upstream}; its {alert.signature} began "
+                f"{seconds} s {when} {upstream}'s {what}."
+            )
+        else:
+            text = (
+                f"Assets of this incident depend on {alert.asset_name}: its {alert.signature} "
+                "is taken as the root cause."
+            )
+        self.reasons.append((alert, group, rule, text[:600]))
 
     def _resolve(self, alert: _Alert) -> None:
         fingerprint = (alert.company_id, alert.fingerprint)
         still_open = []
-        closed_incident = None
-        for alert_id, event_time, incident in self.open_firing.get(fingerprint, []):
+        closed_group = None
+        for alert_id, event_time, group in self.open_firing.get(fingerprint, []):
             if event_time > alert.event_time:
-                still_open.append((alert_id, event_time, incident))
+                still_open.append((alert_id, event_time, group))
                 continue
             if alert_id in self.placement:
                 self.placement[alert_id] = (self.placement[alert_id][0], alert.event_time)
             else:
                 self.closed_earlier[alert_id] = alert.event_time
-            if incident is not None:
+            if group is not None:
+                group = group.live()
+                incident = group.incident
                 incident.open_alert_count = max(0, incident.open_alert_count - 1)
                 if incident.open_alert_count == 0 and incident.status in OPEN_STATUSES:
                     incident.status = IncidentStatus.RESOLVED
@@ -475,9 +654,9 @@ class _Batch:
                     self.resolved_now.append(incident)
                 if incident.pk:
                     self.changed[incident.pk] = incident
-                closed_incident = incident
+                closed_group = group
         self.open_firing[fingerprint] = still_open
-        self.placement[alert.id] = (closed_incident, None)
+        self.placement[alert.id] = (closed_group, None)
 
     # --- writing --------------------------------------------------------------------------
     def _score(self, incident: Incident) -> None:
@@ -491,19 +670,21 @@ class _Batch:
         )
 
     def _write(self) -> None:
-        if self.stale:
-            Incident.objects.filter(pk__in=self.stale).update(accepting=False)
-        for incident in (*self.new, *self.changed.values()):
+        live = [g for g in self.groups if g.into is None]
+        new = [g.incident for g in live if g.incident.pk is None]
+        for incident in (*new, *self.changed.values()):
             self._score(incident)
-        if self.new:
-            Incident.objects.bulk_create(self.new)
+        if new:
+            Incident.objects.bulk_create(new)
+        for absorbed, _ in self.merges:
+            absorbed.incident.merged_into_id = absorbed.live().incident.pk
         for incident in self.changed.values():
             incident.updated_at = self.now
         bulk_set(Incident, list(self.changed.values()), INCIDENT_UPDATE_FIELDS)
 
         for alert in self.alerts:
-            incident, alert.resolved_at = self.placement[alert.id]
-            alert.incident_id = incident.pk if incident is not None else None
+            group, alert.resolved_at = self.placement[alert.id]
+            alert.incident_id = group.live().incident.pk if group is not None else None
             asset = self.assets.get((alert.company_id, alert.asset_name))
             alert.asset_id = asset.pk if asset is not None else None
             alert.correlated_at = self.now
@@ -513,17 +694,23 @@ class _Batch:
             [SimpleNamespace(id=pk, resolved_at=at) for pk, at in self.closed_earlier.items()],
             ["resolved_at"],
         )
+        self._write_keys(live)
+        if self.reasons:
+            CorrelationReason.objects.bulk_create(
+                CorrelationReason(
+                    alert_id=alert.id, incident=group.live().incident, rule=rule, text=text
+                )
+                for alert, group, rule, text in self.reasons
+            )
+        if self.merges:
+            self._write_merges()
 
-        for incident in self.new:
-            if incident.visible and incident.status in OPEN_STATUSES:
+        for group in live:
+            incident = group.incident
+            if not (incident.visible and incident.status in OPEN_STATUSES):
+                continue
+            if self.was_visible.get(incident.pk, False) is False:
                 self.results[incident.company_id].became_visible.append(incident.pk)
-        for pk, incident in self.changed.items():
-            if (
-                incident.visible
-                and not self.was_visible.get(pk, True)
-                and incident.status in OPEN_STATUSES
-            ):
-                self.results[incident.company_id].became_visible.append(pk)
         IncidentEvent.objects.bulk_create(
             IncidentEvent(
                 incident=incident,
@@ -532,3 +719,72 @@ class _Batch:
             )
             for incident in self.resolved_now
         )
+
+    def _write_keys(self, live: list[_Group]) -> None:
+        """Link keys: the spans this batch changed, written whole (each incident's keys were
+        all loaded), and none left on merged incidents."""
+        rows = [
+            IncidentKey(
+                company_id=group.incident.company_id,
+                incident_id=group.incident.pk,
+                key=key,
+                first_alert_at=group.spans[key][0],
+                last_alert_at=group.spans[key][1],
+            )
+            for group in live
+            for key in sorted(group.dirty)
+        ]
+        if rows:
+            IncidentKey.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["incident", "key"],
+                update_fields=["first_alert_at", "last_alert_at"],
+            )
+        gone = [absorbed.incident.pk for absorbed, _ in self.merges]
+        if gone:
+            IncidentKey.objects.filter(incident_id__in=gone).delete()
+
+    def _write_merges(self) -> None:
+        """Move the alerts, timeline and reasons of merged incidents to their survivors, say
+        so on both timelines and audit each merge. Merges are rare (a late alert bridging
+        two incidents), so a few queries per survivor."""
+        by_survivor: dict[int, list[int]] = defaultdict(list)
+        for absorbed, _ in self.merges:
+            by_survivor[absorbed.live().incident.pk].append(absorbed.incident.pk)
+        for survivor, gone in by_survivor.items():
+            Alert.objects.filter(incident_id__in=gone).update(incident_id=survivor)
+            IncidentEvent.objects.filter(incident_id__in=gone).update(incident_id=survivor)
+            CorrelationReason.objects.filter(incident_id__in=gone).update(incident_id=survivor)
+        events = []
+        for absorbed, why in self.merges:
+            gone, kept = absorbed.incident, absorbed.live().incident
+            details = {"merged": gone.pk, "into": kept.pk, "automatic": True, "reason": why}
+            events.append(
+                IncidentEvent(
+                    incident=kept,
+                    kind=EventKind.MERGED,
+                    text=f"Incident #{gone.pk} ({gone.title}) merged into this one: {why}",
+                    details=details,
+                )
+            )
+            record(
+                action=MERGE_AUDIT_ACTION,
+                company=self.companies[kept.company_id],
+                target=kept,
+                details=details,
+            )
+        IncidentEvent.objects.bulk_create(events)
+
+
+def _labels(alert: _Alert) -> dict:
+    labels = alert.labels
+    if isinstance(labels, str):
+        labels = json.loads(labels)
+    return labels if isinstance(labels, dict) else {}
+
+
+def _seniority(group: _Group) -> tuple[bool, datetime, int]:
+    """The survivor of a merge: a stored incident before a new one, then the oldest."""
+    incident = group.incident
+    return (incident.pk is None, incident.first_alert_at, incident.pk or group.seq)
