@@ -306,12 +306,16 @@ def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
 
 @dataclass(eq=False, slots=True)
 class _Group:
-    """An incident as the batch builds it, with its link keys' spans (key -> [first,
-    last]). A group merged into another points at it (``into``)."""
+    """An incident as the batch builds it, with its link keys' segments (key -> [[first,
+    last], …]: runs of that key's alerts with no gap longer than the key's window, so an
+    event time within the window of a segment is within the window of one of its alerts).
+    A group merged into another points at it (``into``)."""
 
     incident: Incident
     seq: int
-    spans: dict[str, list[datetime]] = field(default_factory=dict)
+    spans: dict[str, list[list[datetime]]] = field(default_factory=dict)
+    # Stored segments (IncidentKey ids) of each key, replaced when the key changes.
+    stored: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     dirty: set[str] = field(default_factory=set)
     into: _Group | None = None
 
@@ -433,12 +437,15 @@ class _Batch:
             if group.incident.status in OPEN_STATUSES and group.incident.merged_into_id is None
         ]
         if linkable:
-            for incident_id, key, first, last in IncidentKey.objects.filter(
+            for pk, incident_id, key, first, last in IncidentKey.objects.filter(
                 incident_id__in=linkable
-            ).values_list("incident_id", "key", "first_alert_at", "last_alert_at"):
+            ).values_list("id", "incident_id", "key", "first_alert_at", "last_alert_at"):
                 group = loaded[incident_id]
-                group.spans[key] = [first, last]
-                self.index[group.incident.company_id, key].append(group)
+                if key not in group.spans:
+                    group.spans[key] = []
+                    self.index[group.incident.company_id, key].append(group)
+                group.spans[key].append([first, last])
+                group.stored[key].append(pk)
         for alert_id, company_id, fingerprint, event_time, incident_id in earlier:
             self.open_firing[company_id, fingerprint].append(
                 (alert_id, event_time, loaded.get(incident_id))
@@ -481,21 +488,23 @@ class _Batch:
                 group = candidate.live()
                 if group in matches or group.incident.status not in OPEN_STATUSES:
                     continue
-                span = group.spans.get(key)
-                if span is not None and span[0] - reach <= alert.event_time <= span[1] + reach:
+                if any(
+                    first - reach <= alert.event_time <= last + reach
+                    for first, last in group.spans.get(key, ())
+                ):
                     matches[group] = key
         return matches
 
     def _publish(self, group: _Group, alert: _Alert, keys: list[str]) -> None:
         group = group.live()
+        window = self.windows[alert.company_id]
         for key in keys:
-            span = group.spans.get(key)
-            if span is None:
-                group.spans[key] = [alert.event_time, alert.event_time]
+            segments = group.spans.get(key)
+            if segments is None:
+                segments = group.spans[key] = []
                 self.index[alert.company_id, key].append(group)
-            else:
-                span[0] = min(span[0], alert.event_time)
-                span[1] = max(span[1], alert.event_time)
+            segments.append([alert.event_time, alert.event_time])
+            group.spans[key] = _coalesce(segments, grouping.window_of(key, window))
             group.dirty.add(key)
 
     def _open(self, company: Company, alert: _Alert) -> _Group:
@@ -556,13 +565,14 @@ class _Batch:
         incident stays as a record that points at the survivor."""
         gone, kept = absorbed.incident, survivor.incident
         absorbed.into = survivor
-        for key, (first, last) in absorbed.spans.items():
-            span = survivor.spans.get(key)
-            if span is None:
-                survivor.spans[key] = [first, last]
+        window = self.windows[company.pk]
+        for key, segments in absorbed.spans.items():
+            if key not in survivor.spans:
+                survivor.spans[key] = []
                 self.index[company.pk, key].append(survivor)
-            else:
-                span[0], span[1] = min(span[0], first), max(span[1], last)
+            survivor.spans[key] = _coalesce(
+                survivor.spans[key] + segments, grouping.window_of(key, window)
+            )
             survivor.dirty.add(key)
         kept.alert_count += gone.alert_count
         kept.open_alert_count += gone.open_alert_count
@@ -615,7 +625,7 @@ class _Batch:
                 incident.title = f"{alert.signature} across {values}"[:600]
         elif rule == Rule.DEPENDENCY:
             upstream = key[3:]
-            first = group.spans[key][0]
+            first = min(first for first, _ in group.spans[key])
             seconds = round(abs((alert.event_time - first).total_seconds()))
             what = incident.signature if incident.asset_name == upstream else "first alert"
             when = "after" if alert.event_time >= first else "before"
@@ -721,29 +731,24 @@ class _Batch:
         )
 
     def _write_keys(self, live: list[_Group]) -> None:
-        """Link keys: the spans this batch changed, written whole (each incident's keys were
-        all loaded), and none left on merged incidents."""
-        rows = [
+        """Link keys: the segments of every key this batch changed replace the stored ones
+        (each incident's keys were all loaded); merged incidents keep none."""
+        replaced = [pk for group in live for key in group.dirty for pk in group.stored.get(key, ())]
+        gone = [absorbed.incident.pk for absorbed, _ in self.merges]
+        if replaced or gone:
+            IncidentKey.objects.filter(Q(pk__in=replaced) | Q(incident_id__in=gone)).delete()
+        IncidentKey.objects.bulk_create(
             IncidentKey(
                 company_id=group.incident.company_id,
                 incident_id=group.incident.pk,
                 key=key,
-                first_alert_at=group.spans[key][0],
-                last_alert_at=group.spans[key][1],
+                first_alert_at=first,
+                last_alert_at=last,
             )
             for group in live
             for key in sorted(group.dirty)
-        ]
-        if rows:
-            IncidentKey.objects.bulk_create(
-                rows,
-                update_conflicts=True,
-                unique_fields=["incident", "key"],
-                update_fields=["first_alert_at", "last_alert_at"],
-            )
-        gone = [absorbed.incident.pk for absorbed, _ in self.merges]
-        if gone:
-            IncidentKey.objects.filter(incident_id__in=gone).delete()
+            for first, last in group.spans[key]
+        )
 
     def _write_merges(self) -> None:
         """Move the alerts, timeline and reasons of merged incidents to their survivors, say
@@ -782,6 +787,17 @@ def _labels(alert: _Alert) -> dict:
     if isinstance(labels, str):
         labels = json.loads(labels)
     return labels if isinstance(labels, dict) else {}
+
+
+def _coalesce(segments: list[list[datetime]], reach: timedelta) -> list[list[datetime]]:
+    """Segments joined wherever the gap between them is no longer than ``reach``."""
+    joined: list[list[datetime]] = []
+    for first, last in sorted(segments):
+        if joined and first - joined[-1][1] <= reach:
+            joined[-1][1] = max(joined[-1][1], last)
+        else:
+            joined.append([first, last])
+    return joined
 
 
 def _seniority(group: _Group) -> tuple[bool, datetime, int]:

@@ -111,9 +111,9 @@ class IncidentEvent(models.Model):
 
 
 class IncidentKey(models.Model):
-    """One link key of an incident and the event times its alerts of that key span. A new
-    alert joins the open incidents whose keys it shares within the window of the span
-    (apps/incidents/grouping.py names the keys)."""
+    """A segment of one link key of an incident: a run of its alerts of that key with no
+    gap longer than the key's window. A new alert joins the open incidents with a segment
+    of a key it matches within the window (apps/incidents/grouping.py names the keys)."""
 
     company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, db_index=False)
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="link_keys")
@@ -122,9 +122,6 @@ class IncidentKey(models.Model):
     last_alert_at = models.DateTimeField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["incident", "key"], name="incident_key_unique")
-        ]
         indexes = [
             models.Index(fields=["company", "key", "last_alert_at"], name="incident_key_lookup")
         ]

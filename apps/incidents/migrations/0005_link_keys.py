@@ -97,9 +97,5 @@ class Migration(migrations.Migration):
             model_name='incidentkey',
             index=models.Index(fields=['company', 'key', 'last_alert_at'], name='incident_key_lookup'),
         ),
-        migrations.AddConstraint(
-            model_name='incidentkey',
-            constraint=models.UniqueConstraint(fields=('incident', 'key'), name='incident_key_unique'),
-        ),
         migrations.RunPython(keys_of_open_incidents, migrations.RunPython.noop),
     ]

@@ -1,0 +1,127 @@
+"""A company's asset dependency graph, as correlation reads it: replaced whole (REST API,
+import), read back in the same shape, checked for self-dependencies and cycles.
+
+The graph maps each asset name to the names it depends on:
+``{"app-01": ["db-01"], "lb-01": ["app-01", "app-02"]}``. Unknown names become assets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import transaction
+
+from apps.audit.services import record
+from apps.common.errors import ValidationError
+from apps.incidents.choices import DEPENDENCIES_AUDIT_ACTION
+from apps.tenants.models import Asset, AssetDependency, Company
+
+MAX_EDGES = 20000
+NAME_LENGTH = Asset._meta.get_field("name").max_length
+
+
+def dependencies_graph(*, company: Company) -> dict[str, list[str]]:
+    """The company's graph, every asset with dependencies, names sorted."""
+    graph: dict[str, list[str]] = {}
+    for asset, depends_on in (
+        AssetDependency.objects.filter(company=company)
+        .order_by("asset__name", "depends_on__name")
+        .values_list("asset__name", "depends_on__name")
+    ):
+        graph.setdefault(asset, []).append(depends_on)
+    return graph
+
+
+def _parse(graph: Any) -> dict[str, list[str]]:
+    if not isinstance(graph, Mapping):
+        raise ValidationError(
+            'The body must map asset names to lists of names, like {"app-01": ["db-01"]}.'
+        )
+    parsed: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = {}
+    for name, parents in graph.items():
+        if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+            errors[str(name)[:NAME_LENGTH]] = ["Must be a list of asset names."]
+            continue
+        names = [name, *parents]
+        if any(not n.strip() or len(n) > NAME_LENGTH for n in names):
+            errors[name[:NAME_LENGTH]] = [f"Asset names must be 1–{NAME_LENGTH} characters."]
+            continue
+        parsed[name] = sorted(set(parents))
+    if errors:
+        raise ValidationError("Some entries are not valid.", fields=errors)
+    if sum(len(p) for p in parsed.values()) > MAX_EDGES:
+        raise ValidationError(f"At most {MAX_EDGES} dependencies per company.")
+    return parsed
+
+
+def find_cycles(graph: Mapping[str, list[str]]) -> list[list[str]]:
+    """Self-dependencies and cycles, each as the path that closes it (``[a, b, a]``)."""
+    cycles = [[name, name] for name, parents in graph.items() if name in parents]
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(graph):
+        if state.get(start):
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, int]] = [(start, 0)]
+        while stack:
+            name, index = stack.pop()
+            if index == 0:
+                state[name] = 1
+                path.append(name)
+            parents = [p for p in graph.get(name, ()) if p != name]
+            if index < len(parents):
+                stack.append((name, index + 1))
+                parent = parents[index]
+                if state.get(parent) == 1:
+                    cycles.append([*path[path.index(parent) :], parent])
+                elif not state.get(parent):
+                    stack.append((parent, 0))
+            else:
+                state[name] = 2
+                path.pop()
+    return cycles
+
+
+@transaction.atomic
+def dependencies_replace(
+    *,
+    company: Company,
+    graph: Any,
+    actor: Any,
+    source: str = AssetDependency.Source.API,
+) -> dict[str, list[str]]:
+    """Replace the company's dependencies with ``graph``; unknown names become assets.
+    Refuses self-dependencies and cycles, naming them. Audited."""
+    parsed = _parse(graph)
+    cycles = find_cycles(parsed)
+    if cycles:
+        described = "; ".join(" → ".join(cycle) for cycle in cycles)
+        raise ValidationError(
+            f"Dependencies may not loop: {described}.",
+            code="dependency_cycle",
+            fields={"cycles": [" → ".join(cycle) for cycle in cycles]},
+        )
+    names = set(parsed) | {p for parents in parsed.values() for p in parents}
+    Asset.objects.bulk_create(
+        [Asset(company=company, name=name) for name in sorted(names)], ignore_conflicts=True
+    )
+    ids = dict(Asset.objects.filter(company=company, name__in=names).values_list("name", "id"))
+    before = AssetDependency.objects.filter(company=company).count()
+    AssetDependency.objects.filter(company=company).delete()
+    AssetDependency.objects.bulk_create(
+        AssetDependency(
+            company=company, asset_id=ids[name], depends_on_id=ids[parent], source=source
+        )
+        for name, parents in parsed.items()
+        for parent in parents
+    )
+    edges = sum(len(parents) for parents in parsed.values())
+    record(
+        action=DEPENDENCIES_AUDIT_ACTION,
+        actor=actor,
+        company=company,
+        details={"source": str(source), "before": before, "after": edges},
+    )
+    return {name: parents for name, parents in sorted(parsed.items()) if parents}
