@@ -15,7 +15,7 @@ from django.db import transaction
 from apps.audit.services import record
 from apps.common.errors import ValidationError
 from apps.incidents.choices import DEPENDENCIES_AUDIT_ACTION
-from apps.tenants.models import Asset, AssetDependency, Company
+from apps.tenants.models import Asset, AssetDependency, Company, find_cycles
 
 MAX_EDGES = 20000
 NAME_LENGTH = Asset._meta.get_field("name").max_length
@@ -54,34 +54,6 @@ def _parse(graph: Any) -> dict[str, list[str]]:
     if sum(len(p) for p in parsed.values()) > MAX_EDGES:
         raise ValidationError(f"At most {MAX_EDGES} dependencies per company.")
     return parsed
-
-
-def find_cycles(graph: Mapping[str, list[str]]) -> list[list[str]]:
-    """Self-dependencies and cycles, each as the path that closes it (``[a, b, a]``)."""
-    cycles = [[name, name] for name, parents in graph.items() if name in parents]
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    for start in sorted(graph):
-        if state.get(start):
-            continue
-        path: list[str] = []
-        stack: list[tuple[str, int]] = [(start, 0)]
-        while stack:
-            name, index = stack.pop()
-            if index == 0:
-                state[name] = 1
-                path.append(name)
-            parents = [p for p in graph.get(name, ()) if p != name]
-            if index < len(parents):
-                stack.append((name, index + 1))
-                parent = parents[index]
-                if state.get(parent) == 1:
-                    cycles.append([*path[path.index(parent) :], parent])
-                elif not state.get(parent):
-                    stack.append((parent, 0))
-            else:
-                state[name] = 2
-                path.pop()
-    return cycles
 
 
 @transaction.atomic

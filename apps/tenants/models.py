@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -228,6 +229,34 @@ class Asset(models.Model):
             )
 
 
+def find_cycles(graph: Mapping[str, list[str]]) -> list[list[str]]:
+    """Self-dependencies and cycles, each as the path that closes it (``[a, b, a]``)."""
+    cycles = [[name, name] for name, parents in graph.items() if name in parents]
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(graph):
+        if state.get(start):
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, int]] = [(start, 0)]
+        while stack:
+            name, index = stack.pop()
+            if index == 0:
+                state[name] = 1
+                path.append(name)
+            parents = [p for p in graph.get(name, ()) if p != name]
+            if index < len(parents):
+                stack.append((name, index + 1))
+                parent = parents[index]
+                if state.get(parent) == 1:
+                    cycles.append([*path[path.index(parent) :], parent])
+                elif not state.get(parent):
+                    stack.append((parent, 0))
+            else:
+                state[name] = 2
+                path.pop()
+    return cycles
+
+
 class AssetDependency(models.Model):
     """``asset`` depends on ``depends_on``: a failure of ``depends_on`` may show as symptoms
     on ``asset``. The graph is acyclic (services check it)."""
@@ -265,6 +294,15 @@ class AssetDependency(models.Model):
                 self.depends_on.company_id != self.company_id
             ):
                 raise ValidationError("Both assets must belong to the company.")
+            graph: dict[str, list[str]] = {}
+            others = AssetDependency.objects.filter(company_id=self.company_id).exclude(pk=self.pk)
+            for asset, parent in others.values_list("asset__name", "depends_on__name"):
+                graph.setdefault(asset, []).append(parent)
+            graph.setdefault(self.asset.name, []).append(self.depends_on.name)
+            cycles = find_cycles(graph)
+            if cycles:
+                loops = "; ".join(" → ".join(cycle) for cycle in cycles)
+                raise ValidationError(f"Dependencies may not loop: {loops}.")
 
 
 class MaintenanceWindow(models.Model):

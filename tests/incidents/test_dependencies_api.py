@@ -92,3 +92,29 @@ def test_msp_admins_manage_every_company(msp_admin, company_b):
 
 def test_anonymous_is_401(company_a):
     assert APIClient().get(url(company_a)).status_code == 401
+
+
+# --- Django admin ---------------------------------------------------------------------------
+
+
+def test_msp_admin_adds_a_dependency_in_admin_and_a_loop_is_refused(client, msp_admin, company_a):
+    db, app = (
+        AssetFactory(company=company_a, name="db-01"),
+        AssetFactory(company=company_a, name="app-01"),
+    )
+    client.force_login(msp_admin)
+    add = reverse("admin:tenants_assetdependency_add")
+    response = client.post(
+        add, {"company": company_a.pk, "asset": app.pk, "depends_on": db.pk, "source": "manual"}
+    )
+    assert response.status_code == 302, response.content
+    edge = AssetDependency.objects.get()
+    assert AuditLog.objects.filter(action="asset_changed", target_id=str(edge.pk)).exists()
+    assert client.get(reverse("admin:tenants_assetdependency_changelist")).status_code == 200
+
+    response = client.post(
+        add, {"company": company_a.pk, "asset": db.pk, "depends_on": app.pk, "source": "manual"}
+    )
+    assert response.status_code == 200
+    assert "Dependencies may not loop: app-01 → db-01 → app-01." in response.content.decode()
+    assert AssetDependency.objects.count() == 1
