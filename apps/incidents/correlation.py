@@ -621,8 +621,9 @@ class _Batch:
                 f"{alert.signature} on {alert.asset_name}: same {template} ({values}) as the "
                 "incident's other assets."
             )
+            labels = ", ".join(v for v in values.split("|") if "=" in v)
             if incident.signature == alert.signature:
-                incident.title = f"{alert.signature} across {values}"[:600]
+                incident.title = f"{alert.signature} across {labels}"[:600]
         elif rule == Rule.DEPENDENCY:
             upstream = key[3:]
             first = min(first for first, _ in group.spans[key])

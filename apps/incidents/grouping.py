@@ -11,12 +11,13 @@ incidents merges them). Keys, published and matched alike unless said otherwise:
   ``group_by`` whose labels the alert all carries (``signature|label:deployment``: every
   crash-looping pod of one deployment), company window.
 - Dependencies (``AssetDependency``), within ``CASCADE_WINDOW`` (or the company window if
-  shorter): an alert publishes ``at:<its asset>``; an alert of high or critical severity
-  (a possible symptom) publishes ``below:<ancestor>`` for every asset its asset depends
-  on, directly or not, and matches their ``at:`` keys; an alert on an asset others depend
-  on matches ``below:<its asset>``. So app-03's db_connection_error joins db-01's
-  mysql_down whichever arrives first; two apps failing alone never meet through db-01;
-  a low or medium alert on a dependent asset (a certificate expiring) stays apart.
+  shorter), for alerts of high or critical severity only (a failure or its symptom): an
+  alert on an asset others depend on publishes ``at:<its asset>`` and matches
+  ``below:<its asset>``; an alert on an asset that depends on others publishes
+  ``below:<ancestor>`` for every asset it depends on, directly or not, and matches their
+  ``at:`` keys. So app-03's db_connection_error joins db-01's mysql_down whichever arrives
+  first; two apps failing alone never meet through db-01; a low or medium alert on a
+  dependent asset (a certificate expiring, a disk filling) stays apart.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from apps.incidents.choices import Rule
 from apps.tenants.models import AssetDependency, Company
 
 CASCADE_WINDOW = timedelta(minutes=5)
-SYMPTOM_SEVERITIES = frozenset({Severity.CRITICAL, Severity.HIGH})
+SEVERE = frozenset({Severity.CRITICAL, Severity.HIGH})
 FIELDS = {
     "asset": "asset_name",
     "signature": "signature",
@@ -121,11 +122,12 @@ def links(
     published = list(shared)
     matched = list(shared)
     name = alert.asset_name
-    if name in graph.parents or name in graph.has_dependents:
-        published.append(f"at:{name}"[:KEY_LENGTH])
+    if alert.severity not in SEVERE:
+        return Links(published, matched)
     if name in graph.has_dependents:
+        published.append(f"at:{name}"[:KEY_LENGTH])
         matched.append(f"below:{name}"[:KEY_LENGTH])
-    if alert.severity in SYMPTOM_SEVERITIES:
+    if name in graph.parents:
         for ancestor in sorted(graph.ancestors(name)):
             published.append(f"below:{ancestor}"[:KEY_LENGTH])
             matched.append(f"at:{ancestor}"[:KEY_LENGTH])
