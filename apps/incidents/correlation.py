@@ -616,12 +616,12 @@ class _Batch:
             return
         incident = group.incident
         if rule == Rule.BURST:
-            template, _, values = key[2:].partition("=")
-            text = (
-                f"{alert.signature} on {alert.asset_name}: same {template} ({values}) as the "
-                "incident's other assets."
-            )
+            _, _, values = key[2:].partition("=")
             labels = ", ".join(v for v in values.split("|") if "=" in v)
+            text = (
+                f"{alert.signature} on {alert.asset_name} shares {labels} with the incident's "
+                "other assets (burst grouping)."
+            )
             if incident.signature == alert.signature:
                 incident.title = f"{alert.signature} across {labels}"[:600]
         elif rule == Rule.DEPENDENCY:

@@ -59,7 +59,7 @@ def test_storm_through_the_webhook_correlates_and_scores(acme):
     assert noise > 0.7
     disk = incidents.get(signature="disk_full")
     assert disk.tool_sources == ["Datadog", "Zabbix"] and disk.alert_count == 21
-    assert incidents.filter(status="resolved", resolution="source").count() >= 10
+    assert incidents.filter(status="resolved", resolution="source").count() >= 2
 
 
 def test_button_is_for_msp_admins_in_demo_mode(

@@ -28,9 +28,13 @@ import pytest
 
 from apps.alerts import webhook
 from apps.alerts.models import Alert
+from apps.dashboard.demo import run_storm
 from apps.incidents.correlation import correlate_company
 from apps.incidents.dependencies import dependencies_replace
 from apps.incidents.models import CorrelationReason, Incident
+from apps.tenants.models import Company
+from apps.tenants.services import company_create
+from tests.dashboard.test_demo import SimulatedClock
 from tests.factories import CompanyFactory
 
 pytestmark = pytest.mark.django_db
@@ -198,3 +202,24 @@ def test_storms_come_out_as_their_root_causes():
             incident=db, alert__asset_name="app-03", rule="dependency"
         ).first()
         assert reason is not None and "app-03 depends on db-01" in reason.text
+
+
+def test_the_demo_storm_is_a_handful_of_recognisable_incidents():
+    company, _ = company_create(company=Company(name="Demo", slug="demo"))
+    clock = SimulatedClock()
+    report = run_storm(company=company, sleep=clock.sleep, clock=clock)
+    correlate_company(company_id=company.pk)
+    incidents = Incident.objects.filter(company=company, merged_into__isnull=True)
+    titles = sorted(incidents.values_list("title", flat=True))
+    assert titles == [
+        "CPU load is high on web-1",
+        "HighCPU on srv-app-01",
+        "HighMemory on srv-app-01",
+        "KubePodCrashLooping across job=node",
+        "TargetDown across job=node",
+        "disk_full on srv-db-01",
+    ]
+    pods = incidents.get(signature="KubePodCrashLooping")
+    assert pods.alerts.values("asset_name").distinct().count() == 40
+    assert pods.reasons.filter(rule="burst").count() == 39  # one per pod after the first
+    print(f"demo storm: {report.alerts} alerts -> {len(titles)} incidents")
