@@ -423,7 +423,7 @@ class _Batch:
             wanted |= Q(
                 pk__in=keys.values("incident_id"),
                 status__in=OPEN_STATUSES,
-                merged_into__isnull=True,
+                accepting=True,
             )
         loaded: dict[int, _Group] = {}
         for incident in (
@@ -434,7 +434,7 @@ class _Batch:
         linkable = [
             pk
             for pk, group in loaded.items()
-            if group.incident.status in OPEN_STATUSES and group.incident.merged_into_id is None
+            if group.incident.status in OPEN_STATUSES and group.incident.accepting
         ]
         if linkable:
             for pk, incident_id, key, first, last in IncidentKey.objects.filter(
@@ -486,7 +486,7 @@ class _Batch:
             reach = grouping.window_of(key, window)
             for candidate in self.index.get((alert.company_id, key), ()):
                 group = candidate.live()
-                if group in matches or group.incident.status not in OPEN_STATUSES:
+                if group in matches or not _accepts(group.incident):
                     continue
                 if any(
                     first - reach <= alert.event_time <= last + reach
@@ -799,6 +799,12 @@ def _coalesce(segments: list[list[datetime]], reach: timedelta) -> list[list[dat
         else:
             joined.append([first, last])
     return joined
+
+
+def _accepts(incident: Incident) -> bool:
+    """Open to new alerts: open and not closed to them (a merged incident, or one resolved
+    and reopened by hand, whose new alerts open a new incident)."""
+    return incident.status in OPEN_STATUSES and incident.accepting
 
 
 def _seniority(group: _Group) -> tuple[bool, datetime, int]:
