@@ -28,6 +28,7 @@ class EventKind(models.TextChoices):
     RESOLVED_BY_SOURCE = "resolved_by_source", "Resolved by the monitoring tool"
     RUNBOOK = "runbook", "Runbook"
     MERGED = "merged", "Merged"
+    SPLIT = "split", "Split"
 
 
 class Rule(models.TextChoices):

@@ -90,6 +90,7 @@ INCIDENT_UPDATE_FIELDS = [
     "resolution",
     "resolved_at",
     "merged_into",
+    "grouped_by_hand",
     "asset_name",
     "signature",
     "title",
@@ -112,7 +113,7 @@ KEY_PARTS = {
 
 
 @dataclass(slots=True)
-class _Alert:
+class SweepAlert:
     """An uncorrelated alert as the sweep reads it (ALERT_FIELDS) and writes it back
     (ALERT_UPDATE_FIELDS): plain attributes, not a model instance, for thousands a batch."""
 
@@ -139,7 +140,7 @@ class SweepResult:
     became_visible: list[int] = field(default_factory=list)
 
 
-def aggregation_key(company: Company, alert: _Alert) -> str:
+def aggregation_key(company: Company, alert: SweepAlert) -> str:
     return "|".join(getattr(alert, KEY_PARTS[part]) for part in company.aggregation_key.split("|"))
 
 
@@ -219,7 +220,7 @@ def _correlate(
             alerts = _oldest_uncorrelated(sorted(companies), share)
         else:
             alerts = [
-                _Alert(*row)
+                SweepAlert(*row)
                 for row in _eligible(Alert.objects.filter(pk__in=alert_ids)).values_list(
                     *ALERT_FIELDS
                 )
@@ -275,14 +276,14 @@ def _quarantine(alert_id: int, error: Exception) -> None:
     )
 
 
-def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
+def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[SweepAlert]:
     """Up to ``share`` uncorrelated alerts per company, each company's in (event time, id)
     order. On PostgreSQL one query walks each company's part of the partial index
     (LATERAL … LIMIT), so its cost does not grow with the backlog; elsewhere (SQLite, the
     embedded mode) one query per company."""
     if not is_postgresql(Alert):
         return [
-            _Alert(*row)
+            SweepAlert(*row)
             for company_id in company_ids
             for row in _eligible(Alert.objects.filter(company_id=company_id)).values_list(
                 *ALERT_FIELDS
@@ -301,7 +302,7 @@ def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
             ") AS a",
             [company_ids, share],
         )
-        return [_Alert(*row) for row in cursor.fetchall()]
+        return [SweepAlert(*row) for row in cursor.fetchall()]
 
 
 @dataclass(eq=False, slots=True)
@@ -328,7 +329,10 @@ class _Group:
 
 class _Batch:
     def __init__(
-        self, companies: dict[int, Company], alerts: list[_Alert], results: dict[int, SweepResult]
+        self,
+        companies: dict[int, Company],
+        alerts: list[SweepAlert],
+        results: dict[int, SweepResult],
     ) -> None:
         self.companies = companies
         self.alerts = alerts
@@ -373,7 +377,7 @@ class _Batch:
         self.changed: dict[int, Incident] = {}
         self.was_visible: dict[int, bool] = {}
         self.merges: list[tuple[_Group, str]] = []
-        self.reasons: list[tuple[_Alert, _Group, Rule, str]] = []
+        self.reasons: list[tuple[SweepAlert, _Group, Rule, str]] = []
         # Alerts to write: alert -> (group or None, resolved_at or None)
         self.placement: dict[int, tuple[_Group | None, datetime | None]] = {}
         # Firing alerts still open, by fingerprint: (alert id, event time, group).
@@ -457,16 +461,18 @@ class _Batch:
         return group
 
     # --- rules ----------------------------------------------------------------------------
-    def _fire(self, alert: _Alert) -> None:
+    def _fire(self, alert: SweepAlert) -> None:
         company = self.companies[alert.company_id]
         links = self.links.get(alert.id)
         matches = self._matches(alert, links) if links is not None else {}
         if not matches:
             group = self._open(company, alert)
         else:
-            group = min(matches, key=_seniority)
-            for other in matches:
-                if other is not group:
+            group, *others = _ranked(matches)
+            for other in others:
+                # A person's merge or split stands: two incidents grouped by hand never
+                # merge again (the alert joins the senior one).
+                if not (other.incident.grouped_by_hand and group.incident.grouped_by_hand):
                     self._merge(company, other, group, alert)
             self._join(company, group, alert)
             self._explain(alert, group, matches)
@@ -478,7 +484,7 @@ class _Batch:
                 (alert.id, alert.event_time, group)
             )
 
-    def _matches(self, alert: _Alert, links: grouping.Links) -> dict[_Group, str]:
+    def _matches(self, alert: SweepAlert, links: grouping.Links) -> dict[_Group, str]:
         """The open groups the alert links to, each with the first key that links it."""
         matches: dict[_Group, str] = {}
         window = self.windows[alert.company_id]
@@ -495,7 +501,7 @@ class _Batch:
                     matches[group] = key
         return matches
 
-    def _publish(self, group: _Group, alert: _Alert, keys: list[str]) -> None:
+    def _publish(self, group: _Group, alert: SweepAlert, keys: list[str]) -> None:
         group = group.live()
         window = self.windows[alert.company_id]
         for key in keys:
@@ -504,10 +510,10 @@ class _Batch:
                 segments = group.spans[key] = []
                 self.index[alert.company_id, key].append(group)
             segments.append([alert.event_time, alert.event_time])
-            group.spans[key] = _coalesce(segments, grouping.window_of(key, window))
+            group.spans[key] = coalesce(segments, grouping.window_of(key, window))
             group.dirty.add(key)
 
-    def _open(self, company: Company, alert: _Alert) -> _Group:
+    def _open(self, company: Company, alert: SweepAlert) -> _Group:
         incident = Incident(
             company=company,
             key=self.keys[alert.id],
@@ -529,7 +535,7 @@ class _Batch:
         incident.visible = incident.alert_count >= company.min_alerts
         return self._group(incident)
 
-    def _join(self, company: Company, group: _Group, alert: _Alert) -> None:
+    def _join(self, company: Company, group: _Group, alert: SweepAlert) -> None:
         incident = group.incident
         incident.alert_count += 1
         incident.open_alert_count += 1
@@ -560,7 +566,9 @@ class _Batch:
         incident.asset = self.assets.get((company_id, asset_name))
         incident.title = f"{signature} on {asset_name}"[:600]
 
-    def _merge(self, company: Company, absorbed: _Group, survivor: _Group, alert: _Alert) -> None:
+    def _merge(
+        self, company: Company, absorbed: _Group, survivor: _Group, alert: SweepAlert
+    ) -> None:
         """Fold ``absorbed`` into ``survivor``: its alerts, counts and link keys; a saved
         incident stays as a record that points at the survivor."""
         gone, kept = absorbed.incident, survivor.incident
@@ -570,7 +578,7 @@ class _Batch:
             if key not in survivor.spans:
                 survivor.spans[key] = []
                 self.index[company.pk, key].append(survivor)
-            survivor.spans[key] = _coalesce(
+            survivor.spans[key] = coalesce(
                 survivor.spans[key] + segments, grouping.window_of(key, window)
             )
             survivor.dirty.add(key)
@@ -589,6 +597,7 @@ class _Batch:
         if self._is_upstream(company.pk, gone.asset_name, kept):
             self._set_root(kept, gone.asset_name, gone.signature, company.pk)
         kept.visible = kept.visible or kept.alert_count >= company.min_alerts
+        kept.grouped_by_hand = kept.grouped_by_hand or gone.grouped_by_hand
         if kept.pk:
             self.changed[kept.pk] = kept
         if gone.pk:
@@ -602,7 +611,7 @@ class _Batch:
                 (absorbed, f"{alert.signature} on {alert.asset_name} links it to this incident.")
             )
 
-    def _explain(self, alert: _Alert, group: _Group, matches: dict[_Group, str]) -> None:
+    def _explain(self, alert: SweepAlert, group: _Group, matches: dict[_Group, str]) -> None:
         if len(matches) > 1:
             text = (
                 f"{alert.signature} on {alert.asset_name} links {len(matches)} incidents of "
@@ -641,7 +650,7 @@ class _Batch:
             )
         self.reasons.append((alert, group, rule, text[:600]))
 
-    def _resolve(self, alert: _Alert) -> None:
+    def _resolve(self, alert: SweepAlert) -> None:
         fingerprint = (alert.company_id, alert.fingerprint)
         still_open = []
         closed_group = None
@@ -783,14 +792,14 @@ class _Batch:
         IncidentEvent.objects.bulk_create(events)
 
 
-def _labels(alert: _Alert) -> dict:
+def _labels(alert: SweepAlert) -> dict:
     labels = alert.labels
     if isinstance(labels, str):
         labels = json.loads(labels)
     return labels if isinstance(labels, dict) else {}
 
 
-def _coalesce(segments: list[list[datetime]], reach: timedelta) -> list[list[datetime]]:
+def coalesce(segments: list[list[datetime]], reach: timedelta) -> list[list[datetime]]:
     """Segments joined wherever the gap between them is no longer than ``reach``."""
     joined: list[list[datetime]] = []
     for first, last in sorted(segments):
@@ -805,6 +814,18 @@ def _accepts(incident: Incident) -> bool:
     """Open to new alerts: open and not closed to them (a merged incident, or one resolved
     and reopened by hand, whose new alerts open a new incident)."""
     return incident.status in OPEN_STATUSES and incident.accepting
+
+
+def _ranked(matches: dict[_Group, str]) -> list[_Group]:
+    """The survivor first: by seniority, except that among incidents grouped by hand (which
+    will not merge) the one sharing the alert's aggregation key takes it."""
+    ranked = sorted(matches, key=_seniority)
+    by_hand = [g for g in ranked if g.incident.grouped_by_hand]
+    same_key = [g for g in by_hand if matches[g].startswith("k:")]
+    if len(by_hand) > 1 and same_key:
+        ranked.remove(same_key[0])
+        ranked.insert(0, same_key[0])
+    return ranked
 
 
 def _seniority(group: _Group) -> tuple[bool, datetime, int]:

@@ -56,6 +56,10 @@ class Incident(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    grouped_by_hand = models.BooleanField(
+        default=False,
+        help_text="Merged or split by a person: correlation never merges two such incidents.",
+    )
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged"
     )

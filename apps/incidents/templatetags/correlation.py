@@ -8,6 +8,10 @@ from apps.incidents.models import Incident
 register = template.Library()
 
 
-@register.inclusion_tag("incidents/partials/_correlation_reasons.html")
-def correlation_reasons(incident: Incident) -> dict:
-    return {"correlation": incident_correlation(incident=incident)}
+@register.inclusion_tag("incidents/partials/_correlation_reasons.html", takes_context=True)
+def correlation_reasons(context: template.Context, incident: Incident) -> dict:
+    return {
+        "correlation": incident_correlation(incident=incident),
+        "can_update": context.get("can_update", False),
+        "csrf_token": context.get("csrf_token"),
+    }
