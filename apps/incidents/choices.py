@@ -29,6 +29,7 @@ class EventKind(models.TextChoices):
     RUNBOOK = "runbook", "Runbook"
     MERGED = "merged", "Merged"
     SPLIT = "split", "Split"
+    FLAPPING = "flapping", "Flapping"
 
 
 class Rule(models.TextChoices):

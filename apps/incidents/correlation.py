@@ -1,10 +1,14 @@
 """The correlation engine: uncorrelated alerts of one company become incidents.
 
 Rules (docs/decisions.md, "Correlation"):
-- A firing alert joins the *accepting* incident of its company and aggregation key when
-  that incident's latest alert is no older than the company's window before the alert's
-  event time; otherwise the stale incident stops accepting and a new one opens. The
-  database allows one accepting incident per (company, key).
+- A firing alert joins every open incident of its company holding a link key it matches
+  within that key's window (apps/incidents/grouping.py: the aggregation key, burst keys
+  from labels, dependencies); several are merged into one (audited), none opens a new
+  incident. The partition depends on the set of alerts only, not on arrival order or
+  batches. Two incidents grouped by hand are never merged.
+- Flapping: an incident resolved by the source takes a firing alert of its keys within
+  the window after its resolution back, silently (no new assignment or notification);
+  from FLAP_THRESHOLD such returns on it is marked ``flapping``.
 - ``auto_correlate`` off: every firing alert opens its own incident.
 - An incident stays pending (``visible`` false: not shown, not assigned) until it has
   ``min_alerts`` alerts.
@@ -56,6 +60,8 @@ from apps.tenants.models import Asset, Company, MaintenanceWindow
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 10000
+# Returns after a resolution by the source that mark an incident as flapping.
+FLAP_THRESHOLD = 3
 # Failures that say nothing about the alerts: the task is retried or ends, nothing is
 # quarantined.
 NOT_THE_ALERTS = (OperationalError, InterfaceError, SoftTimeLimitExceeded)
@@ -91,6 +97,8 @@ INCIDENT_UPDATE_FIELDS = [
     "resolved_at",
     "merged_into",
     "grouped_by_hand",
+    "flap_count",
+    "flapping",
     "asset_name",
     "signature",
     "title",
@@ -386,6 +394,7 @@ class _Batch:
         )
         self.closed_earlier: dict[int, datetime] = {}
         self.resolved_now: list[Incident] = []
+        self.flapping_now: list[Incident] = []
 
     def run(self) -> None:
         self._load()
@@ -426,7 +435,6 @@ class _Batch:
             )
             wanted |= Q(
                 pk__in=keys.values("incident_id"),
-                status__in=OPEN_STATUSES,
                 accepting=True,
             )
         loaded: dict[int, _Group] = {}
@@ -435,11 +443,7 @@ class _Batch:
         ):
             loaded[incident.pk] = self._group(incident)
             self.was_visible[incident.pk] = incident.visible
-        linkable = [
-            pk
-            for pk, group in loaded.items()
-            if group.incident.status in OPEN_STATUSES and group.incident.accepting
-        ]
+        linkable = [pk for pk, group in loaded.items() if group.incident.accepting]
         if linkable:
             for pk, incident_id, key, first, last in IncidentKey.objects.filter(
                 incident_id__in=linkable
@@ -492,7 +496,7 @@ class _Batch:
             reach = grouping.window_of(key, window)
             for candidate in self.index.get((alert.company_id, key), ()):
                 group = candidate.live()
-                if group in matches or not _accepts(group.incident):
+                if group in matches or not _accepts(group.incident, alert.event_time, window):
                     continue
                 if any(
                     first - reach <= alert.event_time <= last + reach
@@ -537,6 +541,8 @@ class _Batch:
 
     def _join(self, company: Company, group: _Group, alert: SweepAlert) -> None:
         incident = group.incident
+        if incident.status == IncidentStatus.RESOLVED:
+            self._flap(incident)
         incident.alert_count += 1
         incident.open_alert_count += 1
         incident.first_alert_at = min(incident.first_alert_at, alert.event_time)
@@ -553,6 +559,19 @@ class _Batch:
             incident.visible = True
         if incident.pk:
             self.changed[incident.pk] = incident
+
+    def _flap(self, incident: Incident) -> None:
+        """Firing again soon after the source resolved it: the same incident, back open as
+        it was (its assignee keeps it; nobody is notified again)."""
+        incident.status = (
+            IncidentStatus.IN_PROGRESS if incident.assigned_to_id else IncidentStatus.NEW
+        )
+        incident.resolution = ""
+        incident.resolved_at = None
+        incident.flap_count += 1
+        if incident.flap_count >= FLAP_THRESHOLD and not incident.flapping:
+            incident.flapping = True
+            self.flapping_now.append(incident)
 
     def _is_upstream(self, company_id: int, asset_name: str, incident: Incident) -> bool:
         graph = self.graphs.get(company_id, grouping.EMPTY_GRAPH)
@@ -670,8 +689,8 @@ class _Batch:
                     incident.status = IncidentStatus.RESOLVED
                     incident.resolution = Resolution.SOURCE
                     incident.resolved_at = alert.event_time
-                    incident.accepting = False
-                    self.resolved_now.append(incident)
+                    if not incident.flapping:
+                        self.resolved_now.append(incident)
                 if incident.pk:
                     self.changed[incident.pk] = incident
                 closed_group = group
@@ -732,12 +751,28 @@ class _Batch:
             if self.was_visible.get(incident.pk, False) is False:
                 self.results[incident.company_id].became_visible.append(incident.pk)
         IncidentEvent.objects.bulk_create(
-            IncidentEvent(
-                incident=incident,
-                kind=EventKind.RESOLVED_BY_SOURCE,
-                text="Every alert was resolved by the monitoring tool.",
-            )
-            for incident in self.resolved_now
+            [
+                *(
+                    IncidentEvent(
+                        incident=incident,
+                        kind=EventKind.RESOLVED_BY_SOURCE,
+                        text="Every alert was resolved by the monitoring tool.",
+                    )
+                    for incident in self.resolved_now
+                    if incident.status == IncidentStatus.RESOLVED
+                ),
+                *(
+                    IncidentEvent(
+                        incident=incident,
+                        kind=EventKind.FLAPPING,
+                        text=(
+                            f"Flapping: fired again {incident.flap_count} times soon after "
+                            "the monitoring tool resolved it; it stays one incident."
+                        ),
+                    )
+                    for incident in self.flapping_now
+                ),
+            ]
         )
 
     def _write_keys(self, live: list[_Group]) -> None:
@@ -810,10 +845,15 @@ def coalesce(segments: list[list[datetime]], reach: timedelta) -> list[list[date
     return joined
 
 
-def _accepts(incident: Incident) -> bool:
-    """Open to new alerts: open and not closed to them (a merged incident, or one resolved
-    and reopened by hand, whose new alerts open a new incident)."""
-    return incident.status in OPEN_STATUSES and incident.accepting
+def _accepts(incident: Incident, at: datetime, window: timedelta) -> bool:
+    """Open to an alert at ``at``: accepting (not merged, not resolved by a person or a
+    runbook, not reopened by hand) and open, or resolved by the source no more than the
+    window before (a flap)."""
+    if not incident.accepting:
+        return False
+    if incident.status in OPEN_STATUSES:
+        return True
+    return incident.resolution == Resolution.SOURCE and at <= incident.resolved_at + window
 
 
 def _ranked(matches: dict[_Group, str]) -> list[_Group]:

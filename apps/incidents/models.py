@@ -56,6 +56,10 @@ class Incident(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    flap_count = models.PositiveIntegerField(
+        default=0, help_text="Times it fired again soon after the source resolved it."
+    )
+    flapping = models.BooleanField(default=False)
     grouped_by_hand = models.BooleanField(
         default=False,
         help_text="Merged or split by a person: correlation never merges two such incidents.",
