@@ -7,9 +7,12 @@ The graph maps each asset name to the names it depends on:
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
 from django.db import transaction
 
 from apps.audit.services import record
@@ -18,6 +21,7 @@ from apps.incidents.choices import DEPENDENCIES_AUDIT_ACTION
 from apps.tenants.models import Asset, AssetDependency, Company, find_cycles
 
 MAX_EDGES = 20000
+MAX_FILE_BYTES = 2 * 1024 * 1024
 NAME_LENGTH = Asset._meta.get_field("name").max_length
 
 
@@ -97,3 +101,37 @@ def dependencies_replace(
         details={"source": str(source), "before": before, "after": edges},
     )
     return {name: parents for name, parents in sorted(parsed.items()) if parents}
+
+
+def dependencies_from_file(*, name: str, content: bytes) -> dict[str, list[str]]:
+    """A graph from an uploaded file: YAML mapping each asset to a name or a list of names
+    (``app-01: [db-01]``), or CSV rows ``asset,depends_on`` (an optional header)."""
+    if len(content) > MAX_FILE_BYTES:
+        raise ValidationError(f"The file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB.")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValidationError("The file is not UTF-8 text.") from error
+    if name.lower().endswith(".csv"):
+        graph: dict[str, list[str]] = {}
+        for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+            cells = [cell.strip() for cell in row]
+            if not any(cells) or (number == 1 and cells[:2] == ["asset", "depends_on"]):
+                continue
+            if len(cells) != 2:
+                raise ValidationError(f"Line {number}: expected asset,depends_on.")
+            graph.setdefault(cells[0], []).append(cells[1])
+        return graph
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValidationError(f"The file is not valid YAML: {error}".splitlines()[0]) from error
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValidationError("The YAML must map asset names to the names they depend on.")
+    return {
+        str(asset): [str(p) for p in parents] if isinstance(parents, list) else [str(parents)]
+        for asset, parents in loaded.items()
+        if parents is not None
+    }
