@@ -361,6 +361,14 @@ class _Batch:
         self.graphs = grouping.load_graphs(
             pk for pk, company in companies.items() if company.auto_correlate
         )
+        grouping.derive_from_labels(
+            self.graphs,
+            [
+                (a.company_id, a.asset_name, _labels(a))
+                for a in alerts
+                if companies[a.company_id].auto_correlate and a.labels not in ("{}", {})
+            ],
+        )
         self.keys = {a.id: aggregation_key(companies[a.company_id], a) for a in alerts}
         self.links: dict[int, grouping.Links] = {
             a.id: grouping.links(

@@ -30,7 +30,7 @@ from functools import cache
 
 from apps.alerts.choices import Severity
 from apps.incidents.choices import Rule
-from apps.tenants.models import AssetDependency, Company
+from apps.tenants.models import Asset, AssetDependency, Company
 
 CASCADE_WINDOW = timedelta(minutes=5)
 SEVERE = frozenset({Severity.CRITICAL, Severity.HIGH})
@@ -41,6 +41,10 @@ FIELDS = {
     "severity": "severity",
 }
 KEY_LENGTH = 700
+NAME_LENGTH = Asset._meta.get_field("name").max_length
+# Labels naming what an asset belongs to: an alert on pod payments-7 labelled
+# deployment=payments makes payments-7 depend on an asset "payments".
+DEPENDENCY_LABELS = ("deployment", "service")
 
 
 @cache
@@ -107,6 +111,57 @@ def load_graphs(company_ids: Iterable[int]) -> dict[int, Graph]:
         graph.parents[asset].add(depends_on)
         graph.has_dependents.add(depends_on)
     return graphs
+
+
+def derive_from_labels(
+    graphs: dict[int, Graph], alerts: Iterable[tuple[int, str, Mapping[str, object]]]
+) -> None:
+    """Dependencies the alerts' labels state and the graphs lack (no loop, never an asset
+    on itself) are stored (source "labels", unknown names become assets) and added to the
+    graphs. Three queries when there are new ones, none otherwise."""
+    wanted: set[tuple[int, str, str]] = set()
+    for company_id, asset, labels in alerts:
+        graph = graphs.get(company_id, EMPTY_GRAPH)
+        for label in DEPENDENCY_LABELS:
+            parent = labels.get(label)
+            if (
+                isinstance(parent, str)
+                and parent
+                and parent != asset
+                and parent not in graph.parents.get(asset, ())
+                and asset not in graph.ancestors(parent)
+                and len(parent) <= NAME_LENGTH
+            ):
+                wanted.add((company_id, asset, parent))
+    if not wanted:
+        return
+    names = {(c, n) for c, asset, parent in wanted for n in (asset, parent)}
+    Asset.objects.bulk_create(
+        [Asset(company_id=c, name=n) for c, n in sorted(names)], ignore_conflicts=True
+    )
+    ids = {
+        (c, n): pk
+        for pk, c, n in Asset.objects.filter(
+            company_id__in={c for c, _ in names}, name__in={n for _, n in names}
+        ).values_list("id", "company_id", "name")
+    }
+    added = []
+    for company_id, asset, parent in sorted(wanted):
+        graph = graphs.setdefault(company_id, Graph())
+        if asset in graph.ancestors(parent):  # two new edges of this batch closing a loop
+            continue
+        graph.parents[asset].add(parent)
+        graph.has_dependents.add(parent)
+        graph._ancestors.clear()
+        added.append(
+            AssetDependency(
+                company_id=company_id,
+                asset_id=ids[company_id, asset],
+                depends_on_id=ids[company_id, parent],
+                source=AssetDependency.Source.LABELS,
+            )
+        )
+    AssetDependency.objects.bulk_create(added, ignore_conflicts=True)
 
 
 @dataclass(slots=True)

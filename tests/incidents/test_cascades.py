@@ -11,6 +11,7 @@ from apps.audit.models import AuditLog
 from apps.incidents.correlation import correlate_company
 from apps.incidents.dependencies import dependencies_replace
 from apps.incidents.models import Incident, IncidentEvent
+from apps.tenants.models import AssetDependency
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -108,3 +109,23 @@ def test_an_alert_long_after_the_outage_is_a_new_incident(company_a):
     )
     deliver(company_a, alert("app-01", "db_connection_error", 3 * 3600, "high"))
     assert Incident.objects.filter(company=company_a).count() == 2
+
+
+def test_labels_state_dependencies_and_a_failing_deployment_roots_its_pods(company_a):
+    labels = {"deployment": "payments", "namespace": "prod"}
+    deliver(
+        company_a,
+        *(
+            alert(f"payments-{n}", "KubePodCrashLooping", 30 + n, "high", labels=labels)
+            for n in range(3)
+        ),
+    )
+    edges = AssetDependency.objects.filter(company=company_a)
+    assert set(edges.values_list("asset__name", "depends_on__name", "source")) == {
+        (f"payments-{n}", "payments", "labels") for n in range(3)
+    }
+    deliver(company_a, alert("payments", "KubeDeploymentReplicasMismatch", 0, "critical"))
+    incident = Incident.objects.get(merged_into__isnull=True)
+    assert (incident.asset_name, incident.alert_count) == ("payments", 4)
+    deliver(company_a, alert("payments-9", "KubePodCrashLooping", 60, "high", labels=labels))
+    assert edges.count() == 4  # the known ones are not written again
