@@ -19,7 +19,8 @@ urlpatterns = [
     path("token/", TokenView.as_view(), name="token"),
     path("token/revoke/", TokenRevokeView.as_view(), name="token-revoke"),
     path(
-        "companies/<slug:slug>/dependencies/",
+        # Any segment reaches the view, so a slug that cannot exist is the API's JSON 404.
+        "companies/<str:slug>/dependencies/",
         DependenciesView.as_view(),
         name="company-dependencies",
     ),

@@ -111,15 +111,6 @@ ALERT_UPDATE_FIELDS = ["incident", "asset", "resolved_at", "correlated_at"]
 Scoped = tuple[int, str]
 
 
-# The alert fields a key template can name, as attribute names.
-KEY_PARTS = {
-    "asset": "asset_name",
-    "signature": "signature",
-    "tool": "tool_source",
-    "severity": "severity",
-}
-
-
 @dataclass(slots=True)
 class SweepAlert:
     """An uncorrelated alert as the sweep reads it (ALERT_FIELDS) and writes it back
@@ -149,7 +140,9 @@ class SweepResult:
 
 
 def aggregation_key(company: Company, alert: SweepAlert) -> str:
-    return "|".join(getattr(alert, KEY_PARTS[part]) for part in company.aggregation_key.split("|"))
+    return "|".join(
+        getattr(alert, grouping.FIELDS[part]) for part in company.aggregation_key.split("|")
+    )
 
 
 def correlate_company(*, company_id: int, batch_size: int = BATCH_SIZE) -> SweepResult:

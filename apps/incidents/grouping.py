@@ -34,6 +34,7 @@ from apps.tenants.models import Asset, AssetDependency, Company
 
 CASCADE_WINDOW = timedelta(minutes=5)
 SEVERE = frozenset({Severity.CRITICAL, Severity.HIGH})
+# The alert fields a key template can name, as attribute names.
 FIELDS = {
     "asset": "asset_name",
     "signature": "signature",

@@ -10,12 +10,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import Action, can, get_scoped_or_404
-from apps.common.api import DETAIL_ERRORS
+from apps.common.api import DETAIL_ERRORS, error_responses
 from apps.common.errors import PermissionDenied
 from apps.incidents.dependencies import dependencies_graph, dependencies_replace
 from apps.tenants.models import AssetDependency, Company
 
 EXAMPLE = {"app-01": ["db-01"], "lb-01": ["app-01", "app-02"]}
+PUT_ERRORS = error_responses(
+    {
+        400: "Not a mapping of names to lists of names, or a loop (`fields.cycles` names it).",
+        401: "No token, or an invalid one.",
+        403: "Only the company's admins and MSP admins may replace its dependencies.",
+        404: "No such company among those the user may see.",
+        415: "The body is not JSON.",
+    }
+)
 
 
 @extend_schema(tags=["dependencies"])
@@ -41,7 +50,7 @@ class DependenciesView(APIView):
             "admins of the company and MSP admins only."
         ),
         request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT, **DETAIL_ERRORS},
+        responses={200: OpenApiTypes.OBJECT, **PUT_ERRORS},
     )
     def put(self, request: Request, slug: str) -> Response:
         company = self._company(request, slug)

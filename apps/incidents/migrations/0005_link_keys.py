@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('alerts', '0004_quarantine'),
         ('incidents', '0004_drop_redundant_fk_indexes'),
-        ('tenants', '0004_company_group_by_assetdependency'),
+        ('tenants', '0002_awslink'),
     ]
 
     operations = [
