@@ -697,6 +697,10 @@ class _Batch:
                 closed_group = group
         self.open_firing[fingerprint] = still_open
         self.placement[alert.id] = (closed_group, None)
+        if closed_group is not None and self.companies[alert.company_id].auto_correlate:
+            # The key reaches to the resolution, so a flap after a long firing still finds
+            # the incident.
+            self._publish(closed_group, alert, [f"k:{self.keys[alert.id]}"[: grouping.KEY_LENGTH]])
 
     # --- writing --------------------------------------------------------------------------
     def _score(self, incident: Incident) -> None:

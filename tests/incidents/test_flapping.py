@@ -52,3 +52,11 @@ def test_firing_long_after_the_resolution_is_a_new_incident(company_a):
     deliver(company_a, alert("web-01", "http_down", 30, status="resolved"))
     deliver(company_a, alert("web-01", "http_down", 3600))
     assert Incident.objects.count() == 2
+
+
+def test_a_flap_after_a_long_firing_still_finds_its_incident(company_a):
+    deliver(company_a, alert("web-01", "http_down", 0))
+    deliver(company_a, alert("web-01", "http_down", 3600, status="resolved"))
+    deliver(company_a, alert("web-01", "http_down", 3660))
+    incident = Incident.objects.get()
+    assert (incident.status, incident.flap_count, incident.alert_count) == ("new", 1, 2)
