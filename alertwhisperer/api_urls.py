@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from apps.accounts.api import TokenRevokeView, TokenView
 from apps.alerts.api.views import AlertViewSet
+from apps.incidents.api.dependencies import DependenciesView
 from apps.incidents.api.views import IncidentViewSet
 
 app_name = "api"
@@ -17,5 +18,11 @@ router.register("alerts", AlertViewSet, basename="alert")
 urlpatterns = [
     path("token/", TokenView.as_view(), name="token"),
     path("token/revoke/", TokenRevokeView.as_view(), name="token-revoke"),
+    path(
+        # Any segment reaches the view, so a slug that cannot exist is the API's JSON 404.
+        "companies/<str:slug>/dependencies/",
+        DependenciesView.as_view(),
+        name="company-dependencies",
+    ),
     *router.urls,
 ]

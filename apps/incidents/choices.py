@@ -8,12 +8,16 @@ class IncidentStatus(models.TextChoices):
 
 
 OPEN_STATUSES = (IncidentStatus.NEW, IncidentStatus.IN_PROGRESS)
+# Audit actions of correlation (apps/audit lists the older ones).
+MERGE_AUDIT_ACTION = "incident_merged"
+DEPENDENCIES_AUDIT_ACTION = "dependencies_replaced"
 
 
 class Resolution(models.TextChoices):
     MANUAL = "manual", "Resolved by a technician"
     SOURCE = "source", "Resolved by the monitoring tool"
     SELF_HEALED = "self_healed", "Self-healed by a runbook"
+    MERGED = "merged", "Merged into another incident"
 
 
 class EventKind(models.TextChoices):
@@ -23,3 +27,15 @@ class EventKind(models.TextChoices):
     NOTE = "note", "Note"
     RESOLVED_BY_SOURCE = "resolved_by_source", "Resolved by the monitoring tool"
     RUNBOOK = "runbook", "Runbook"
+    MERGED = "merged", "Merged"
+    SPLIT = "split", "Split"
+    FLAPPING = "flapping", "Flapping"
+
+
+class Rule(models.TextChoices):
+    """Why an alert joined its incident (beyond sharing the aggregation key)."""
+
+    BURST = "burst", "Same problem on several assets"
+    DEPENDENCY = "dependency", "Depends on the failing asset"
+    ROOT = "root", "Upstream of the incident's assets"
+    BRIDGE = "bridge", "Bridged two incidents"

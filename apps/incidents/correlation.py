@@ -1,10 +1,14 @@
 """The correlation engine: uncorrelated alerts of one company become incidents.
 
 Rules (docs/decisions.md, "Correlation"):
-- A firing alert joins the *accepting* incident of its company and aggregation key when
-  that incident's latest alert is no older than the company's window before the alert's
-  event time; otherwise the stale incident stops accepting and a new one opens. The
-  database allows one accepting incident per (company, key).
+- A firing alert joins every open incident of its company holding a link key it matches
+  within that key's window (apps/incidents/grouping.py: the aggregation key, burst keys
+  from labels, dependencies); several are merged into one (audited), none opens a new
+  incident. The partition depends on the set of alerts only, not on arrival order or
+  batches. Two incidents grouped by hand are never merged.
+- Flapping: an incident resolved by the source takes a firing alert of its keys within
+  the window after its resolution back, silently (no new assignment or notification);
+  from FLAP_THRESHOLD such returns on it is marked ``flapping``.
 - ``auto_correlate`` off: every firing alert opens its own incident.
 - An incident stays pending (``visible`` false: not shown, not assigned) until it has
   ``min_alerts`` alerts.
@@ -23,6 +27,7 @@ companies in it: a storm spread over a hundred clients costs the same queries as
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -32,20 +37,31 @@ from types import SimpleNamespace
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
 from apps.alerts.models import Alert
+from apps.audit.services import record
 from apps.common.db import binding_cursor, bulk_set, is_postgresql
-from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
-from apps.incidents.models import Incident, IncidentEvent
+from apps.incidents import grouping
+from apps.incidents.choices import (
+    MERGE_AUDIT_ACTION,
+    OPEN_STATUSES,
+    EventKind,
+    IncidentStatus,
+    Resolution,
+    Rule,
+)
+from apps.incidents.models import CorrelationReason, Incident, IncidentEvent, IncidentKey
 from apps.incidents.scoring import priority_score
 from apps.tenants.models import Asset, Company, MaintenanceWindow
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 10000
+# Returns after a resolution by the source that mark an incident as flapping.
+FLAP_THRESHOLD = 3
 # Failures that say nothing about the alerts: the task is retried or ends, nothing is
 # quarantined.
 NOT_THE_ALERTS = (OperationalError, InterfaceError, SoftTimeLimitExceeded)
@@ -63,6 +79,7 @@ ALERT_FIELDS = (
     "status",
     "fingerprint",
     "event_time",
+    "labels",
 )
 INCIDENT_UPDATE_FIELDS = [
     "accepting",
@@ -78,6 +95,14 @@ INCIDENT_UPDATE_FIELDS = [
     "priority_score",
     "resolution",
     "resolved_at",
+    "merged_into",
+    "grouped_by_hand",
+    "flap_count",
+    "flapping",
+    "asset_name",
+    "signature",
+    "title",
+    "assigned_to",
     "updated_at",
 ]
 ALERT_UPDATE_FIELDS = ["incident", "asset", "resolved_at", "correlated_at"]
@@ -86,17 +111,8 @@ ALERT_UPDATE_FIELDS = ["incident", "asset", "resolved_at", "correlated_at"]
 Scoped = tuple[int, str]
 
 
-# The alert fields a key template can name, as attribute names.
-KEY_PARTS = {
-    "asset": "asset_name",
-    "signature": "signature",
-    "tool": "tool_source",
-    "severity": "severity",
-}
-
-
 @dataclass(slots=True)
-class _Alert:
+class SweepAlert:
     """An uncorrelated alert as the sweep reads it (ALERT_FIELDS) and writes it back
     (ALERT_UPDATE_FIELDS): plain attributes, not a model instance, for thousands a batch."""
 
@@ -109,6 +125,8 @@ class _Alert:
     status: str
     fingerprint: str
     event_time: datetime
+    # A dict, or its JSON text as the PostgreSQL path reads it (decoded when needed).
+    labels: dict | str
     incident_id: int | None = None
     asset_id: int | None = None
     resolved_at: datetime | None = None
@@ -121,8 +139,10 @@ class SweepResult:
     became_visible: list[int] = field(default_factory=list)
 
 
-def aggregation_key(company: Company, alert: _Alert) -> str:
-    return "|".join(getattr(alert, KEY_PARTS[part]) for part in company.aggregation_key.split("|"))
+def aggregation_key(company: Company, alert: SweepAlert) -> str:
+    return "|".join(
+        getattr(alert, grouping.FIELDS[part]) for part in company.aggregation_key.split("|")
+    )
 
 
 def correlate_company(*, company_id: int, batch_size: int = BATCH_SIZE) -> SweepResult:
@@ -201,7 +221,7 @@ def _correlate(
             alerts = _oldest_uncorrelated(sorted(companies), share)
         else:
             alerts = [
-                _Alert(*row)
+                SweepAlert(*row)
                 for row in _eligible(Alert.objects.filter(pk__in=alert_ids)).values_list(
                     *ALERT_FIELDS
                 )
@@ -257,20 +277,22 @@ def _quarantine(alert_id: int, error: Exception) -> None:
     )
 
 
-def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
+def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[SweepAlert]:
     """Up to ``share`` uncorrelated alerts per company, each company's in (event time, id)
     order. On PostgreSQL one query walks each company's part of the partial index
     (LATERAL … LIMIT), so its cost does not grow with the backlog; elsewhere (SQLite, the
     embedded mode) one query per company."""
     if not is_postgresql(Alert):
         return [
-            _Alert(*row)
+            SweepAlert(*row)
             for company_id in company_ids
             for row in _eligible(Alert.objects.filter(company_id=company_id)).values_list(
                 *ALERT_FIELDS
             )[:share]
         ]
-    columns = ", ".join(f"a.{name}" for name in ALERT_FIELDS)
+    columns = ", ".join(
+        f"a.{name}::text" if name == "labels" else f"a.{name}" for name in ALERT_FIELDS
+    )
     with binding_cursor(connection, binary=True) as cursor:
         cursor.execute(
             f"SELECT {columns} FROM unnest(%s::bigint[]) AS c(id) CROSS JOIN LATERAL ("  # noqa: S608
@@ -281,12 +303,37 @@ def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[_Alert]:
             ") AS a",
             [company_ids, share],
         )
-        return [_Alert(*row) for row in cursor.fetchall()]
+        return [SweepAlert(*row) for row in cursor.fetchall()]
+
+
+@dataclass(eq=False, slots=True)
+class _Group:
+    """An incident as the batch builds it, with its link keys' segments (key -> [[first,
+    last], …]: runs of that key's alerts with no gap longer than the key's window, so an
+    event time within the window of a segment is within the window of one of its alerts).
+    A group merged into another points at it (``into``)."""
+
+    incident: Incident
+    seq: int
+    spans: dict[str, list[list[datetime]]] = field(default_factory=dict)
+    # Stored segments (IncidentKey ids) of each key, replaced when the key changes.
+    stored: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    dirty: set[str] = field(default_factory=set)
+    into: _Group | None = None
+
+    def live(self) -> _Group:
+        group = self
+        while group.into is not None:
+            group = group.into
+        return group
 
 
 class _Batch:
     def __init__(
-        self, companies: dict[int, Company], alerts: list[_Alert], results: dict[int, SweepResult]
+        self,
+        companies: dict[int, Company],
+        alerts: list[SweepAlert],
+        results: dict[int, SweepResult],
     ) -> None:
         self.companies = companies
         self.alerts = alerts
@@ -304,25 +351,51 @@ class _Batch:
             (a.company_id, a.name): a
             for a in Asset.objects.filter(company_id__in=companies, name__in=names)
         }
+        self.graphs = grouping.load_graphs(
+            pk for pk, company in companies.items() if company.auto_correlate
+        )
+        grouping.derive_from_labels(
+            self.graphs,
+            [
+                (a.company_id, a.asset_name, _labels(a))
+                for a in alerts
+                if companies[a.company_id].auto_correlate and a.labels not in ("{}", {})
+            ],
+        )
         self.keys = {a.id: aggregation_key(companies[a.company_id], a) for a in alerts}
+        self.links: dict[int, grouping.Links] = {
+            a.id: grouping.links(
+                company=companies[a.company_id],
+                key=self.keys[a.id],
+                alert=a,
+                labels=_labels(a) if companies[a.company_id].group_by else {},
+                graph=self.graphs.get(a.company_id, grouping.EMPTY_GRAPH),
+            )
+            for a in alerts
+            if a.status == AlertStatus.FIRING and companies[a.company_id].auto_correlate
+        }
         # Fingerprints a resolved alert of this batch closes: only their firing alerts need
         # following through the batch (earlier ones are read from the database).
         self.resolving: set[Scoped] = {
             (a.company_id, a.fingerprint) for a in alerts if a.status == AlertStatus.RESOLVED
         }
-        self.accepting: dict[Scoped, Incident] = {}
-        self.new: list[Incident] = []
+        # Open groups by link key, for matching (merged groups are followed to their
+        # survivor).
+        self.index: dict[Scoped, list[_Group]] = defaultdict(list)
+        self.groups: list[_Group] = []
         self.changed: dict[int, Incident] = {}
-        self.stale: list[int] = []
         self.was_visible: dict[int, bool] = {}
-        # Alerts to write: alert -> (incident object or None, resolved_at or None)
-        self.placement: dict[int, tuple[Incident | None, datetime | None]] = {}
-        # Firing alerts still open, by fingerprint: (alert id, event time, incident).
-        self.open_firing: dict[Scoped, list[tuple[int, datetime, Incident | None]]] = defaultdict(
+        self.merges: list[tuple[_Group, str]] = []
+        self.reasons: list[tuple[SweepAlert, _Group, Rule, str]] = []
+        # Alerts to write: alert -> (group or None, resolved_at or None)
+        self.placement: dict[int, tuple[_Group | None, datetime | None]] = {}
+        # Firing alerts still open, by fingerprint: (alert id, event time, group).
+        self.open_firing: dict[Scoped, list[tuple[int, datetime, _Group | None]]] = defaultdict(
             list
         )
         self.closed_earlier: dict[int, datetime] = {}
         self.resolved_now: list[Incident] = []
+        self.flapping_now: list[Incident] = []
 
     def run(self) -> None:
         self._load()
@@ -335,87 +408,120 @@ class _Batch:
 
     # --- loading --------------------------------------------------------------------------
     def _load(self) -> None:
-        keys = {
-            (a.company_id, self.keys[a.id])
-            for a in self.alerts
-            if self.companies[a.company_id].auto_correlate
-        }
-        if keys:
-            # Filtering companies and keys apart may also lock a row another company of the
-            # batch would have matched; those rows are this sweep's to lock anyway.
-            for incident in (
-                Incident.objects.filter(
-                    company_id__in={company_id for company_id, _ in keys},
-                    accepting=True,
-                    key__in={key for _, key in keys},
-                )
-                .select_related("asset")
-                .select_for_update(of=("self",))
-            ):
-                if (incident.company_id, incident.key) in keys:
-                    self.accepting[incident.company_id, incident.key] = incident
-                    self._track(incident)
-        fingerprints = self.resolving
-        if not fingerprints:
-            return
-        earlier = [
-            row
-            for row in Alert.objects.filter(
-                company_id__in={company_id for company_id, _ in fingerprints},
-                status=AlertStatus.FIRING,
-                resolved_at__isnull=True,
-                correlated_at__isnull=False,
-                fingerprint__in={fingerprint for _, fingerprint in fingerprints},
-            ).values_list("id", "company_id", "fingerprint", "event_time", "incident_id")
-            if (row[1], row[2]) in fingerprints
-        ]
-        incident_ids = {row[4] for row in earlier if row[4] is not None}
-        loaded = {i.pk: i for i in self.accepting.values()}
+        """Lock the open incidents sharing a link key with the batch within reach of its
+        event times (with all their keys), and those of the firing alerts it resolves."""
+        earlier = []
+        if self.resolving:
+            fingerprints = self.resolving
+            earlier = [
+                row
+                for row in Alert.objects.filter(
+                    company_id__in={company_id for company_id, _ in fingerprints},
+                    status=AlertStatus.FIRING,
+                    resolved_at__isnull=True,
+                    correlated_at__isnull=False,
+                    fingerprint__in={fingerprint for _, fingerprint in fingerprints},
+                ).values_list("id", "company_id", "fingerprint", "event_time", "incident_id")
+                if (row[1], row[2]) in fingerprints
+            ]
+        wanted = Q(pk__in={row[4] for row in earlier if row[4] is not None})
+        if self.links:
+            linked = [a for a in self.alerts if a.id in self.links]
+            reach = max(self.windows[a.company_id] for a in linked)
+            keys = IncidentKey.objects.filter(
+                company_id__in={a.company_id for a in linked},
+                key__in={key for a in linked for key in self.links[a.id].matched},
+                last_alert_at__gte=min(a.event_time for a in linked) - reach,
+                first_alert_at__lte=max(a.event_time for a in linked) + reach,
+            )
+            wanted |= Q(
+                pk__in=keys.values("incident_id"),
+                accepting=True,
+            )
+        loaded: dict[int, _Group] = {}
         for incident in (
-            Incident.objects.filter(pk__in=incident_ids - loaded.keys())
-            .select_related("asset")
-            .select_for_update(of=("self",))
+            Incident.objects.filter(wanted).select_related("asset").select_for_update(of=("self",))
         ):
-            loaded[incident.pk] = incident
-            self._track(incident)
+            loaded[incident.pk] = self._group(incident)
+            self.was_visible[incident.pk] = incident.visible
+        linkable = [pk for pk, group in loaded.items() if group.incident.accepting]
+        if linkable:
+            for pk, incident_id, key, first, last in IncidentKey.objects.filter(
+                incident_id__in=linkable
+            ).values_list("id", "incident_id", "key", "first_alert_at", "last_alert_at"):
+                group = loaded[incident_id]
+                if key not in group.spans:
+                    group.spans[key] = []
+                    self.index[group.incident.company_id, key].append(group)
+                group.spans[key].append([first, last])
+                group.stored[key].append(pk)
         for alert_id, company_id, fingerprint, event_time, incident_id in earlier:
             self.open_firing[company_id, fingerprint].append(
                 (alert_id, event_time, loaded.get(incident_id))
             )
 
-    def _track(self, incident: Incident) -> None:
-        self.was_visible.setdefault(incident.pk, incident.visible)
+    def _group(self, incident: Incident) -> _Group:
+        group = _Group(incident, len(self.groups))
+        self.groups.append(group)
+        return group
 
     # --- rules ----------------------------------------------------------------------------
-    def _fire(self, alert: _Alert) -> None:
+    def _fire(self, alert: SweepAlert) -> None:
         company = self.companies[alert.company_id]
-        key = self.keys[alert.id]
-        incident = self.accepting.get((company.pk, key)) if company.auto_correlate else None
-        if incident is not None and not incident.accepting:
-            incident = None
-        elif (
-            incident is not None
-            and incident.last_alert_at < alert.event_time - self.windows[company.pk]
-        ):
-            incident.accepting = False
-            if incident.pk:
-                self.stale.append(incident.pk)
-                self.changed[incident.pk] = incident
-            incident = None
-        if incident is None:
-            incident = self._open(company, alert, key)
+        links = self.links.get(alert.id)
+        matches = self._matches(alert, links) if links is not None else {}
+        if not matches:
+            group = self._open(company, alert)
         else:
-            self._join(company, incident, alert)
-        self.placement[alert.id] = (incident, None)
+            group, *others = _ranked(matches)
+            for other in others:
+                # A person's merge or split stands: two incidents grouped by hand never
+                # merge again (the alert joins the senior one).
+                if not (other.incident.grouped_by_hand and group.incident.grouped_by_hand):
+                    self._merge(company, other, group, alert)
+            self._join(company, group, alert)
+            self._explain(alert, group, matches)
+        if links is not None:
+            self._publish(group, alert, links.published)
+        self.placement[alert.id] = (group, None)
         if self.resolving and (company.pk, alert.fingerprint) in self.resolving:
             self.open_firing[company.pk, alert.fingerprint].append(
-                (alert.id, alert.event_time, incident)
+                (alert.id, alert.event_time, group)
             )
 
-    def _open(self, company: Company, alert: _Alert, key: str) -> Incident:
+    def _matches(self, alert: SweepAlert, links: grouping.Links) -> dict[_Group, str]:
+        """The open groups the alert links to, each with the first key that links it."""
+        matches: dict[_Group, str] = {}
+        window = self.windows[alert.company_id]
+        for key in links.matched:
+            reach = grouping.window_of(key, window)
+            for candidate in self.index.get((alert.company_id, key), ()):
+                group = candidate.live()
+                if group in matches or not _accepts(group.incident, alert.event_time, window):
+                    continue
+                if any(
+                    first - reach <= alert.event_time <= last + reach
+                    for first, last in group.spans.get(key, ())
+                ):
+                    matches[group] = key
+        return matches
+
+    def _publish(self, group: _Group, alert: SweepAlert, keys: list[str]) -> None:
+        group = group.live()
+        window = self.windows[alert.company_id]
+        for key in keys:
+            segments = group.spans.get(key)
+            if segments is None:
+                segments = group.spans[key] = []
+                self.index[alert.company_id, key].append(group)
+            segments.append([alert.event_time, alert.event_time])
+            group.spans[key] = coalesce(segments, grouping.window_of(key, window))
+            group.dirty.add(key)
+
+    def _open(self, company: Company, alert: SweepAlert) -> _Group:
         incident = Incident(
             company=company,
-            key=key,
+            key=self.keys[alert.id],
             accepting=company.auto_correlate,
             title=f"{alert.signature} on {alert.asset_name}"[:600],
             asset=self.assets.get((company.pk, alert.asset_name)),
@@ -432,12 +538,12 @@ class _Batch:
             ),
         )
         incident.visible = incident.alert_count >= company.min_alerts
-        self.new.append(incident)
-        if incident.accepting:
-            self.accepting[company.pk, key] = incident
-        return incident
+        return self._group(incident)
 
-    def _join(self, company: Company, incident: Incident, alert: _Alert) -> None:
+    def _join(self, company: Company, group: _Group, alert: SweepAlert) -> None:
+        incident = group.incident
+        if incident.status == IncidentStatus.RESOLVED:
+            self._flap(incident)
         incident.alert_count += 1
         incident.open_alert_count += 1
         incident.first_alert_at = min(incident.first_alert_at, alert.event_time)
@@ -448,36 +554,153 @@ class _Batch:
             incident.tool_sources = [*incident.tool_sources, alert.tool_source]
         if incident.asset is None:
             incident.asset = self.assets.get((company.pk, alert.asset_name))
+        if self._is_upstream(company.pk, alert.asset_name, incident):
+            self._set_root(incident, alert.asset_name, alert.signature, company.pk)
         if not incident.visible and incident.alert_count >= company.min_alerts:
             incident.visible = True
-        if incident.id:
-            self.changed[incident.id] = incident
+        if incident.pk:
+            self.changed[incident.pk] = incident
 
-    def _resolve(self, alert: _Alert) -> None:
+    def _flap(self, incident: Incident) -> None:
+        """Firing again soon after the source resolved it: the same incident, back open as
+        it was (its assignee keeps it; nobody is notified again)."""
+        incident.status = (
+            IncidentStatus.IN_PROGRESS if incident.assigned_to_id else IncidentStatus.NEW
+        )
+        incident.resolution = ""
+        incident.resolved_at = None
+        incident.flap_count += 1
+        if incident.flap_count >= FLAP_THRESHOLD and not incident.flapping:
+            incident.flapping = True
+            self.flapping_now.append(incident)
+
+    def _is_upstream(self, company_id: int, asset_name: str, incident: Incident) -> bool:
+        graph = self.graphs.get(company_id, grouping.EMPTY_GRAPH)
+        return asset_name in graph.ancestors(incident.asset_name)
+
+    def _set_root(
+        self, incident: Incident, asset_name: str, signature: str, company_id: int
+    ) -> None:
+        incident.asset_name = asset_name
+        incident.signature = signature
+        incident.asset = self.assets.get((company_id, asset_name))
+        incident.title = f"{signature} on {asset_name}"[:600]
+
+    def _merge(
+        self, company: Company, absorbed: _Group, survivor: _Group, alert: SweepAlert
+    ) -> None:
+        """Fold ``absorbed`` into ``survivor``: its alerts, counts and link keys; a saved
+        incident stays as a record that points at the survivor."""
+        gone, kept = absorbed.incident, survivor.incident
+        absorbed.into = survivor
+        window = self.windows[company.pk]
+        for key, segments in absorbed.spans.items():
+            if key not in survivor.spans:
+                survivor.spans[key] = []
+                self.index[company.pk, key].append(survivor)
+            survivor.spans[key] = coalesce(
+                survivor.spans[key] + segments, grouping.window_of(key, window)
+            )
+            survivor.dirty.add(key)
+        kept.alert_count += gone.alert_count
+        kept.open_alert_count += gone.open_alert_count
+        kept.first_alert_at = min(kept.first_alert_at, gone.first_alert_at)
+        kept.last_alert_at = max(kept.last_alert_at, gone.last_alert_at)
+        if SEVERITY_RANK[gone.severity] > SEVERITY_RANK[kept.severity]:
+            kept.severity = gone.severity
+        kept.tool_sources = [
+            *kept.tool_sources,
+            *(t for t in gone.tool_sources if t not in kept.tool_sources),
+        ]
+        if kept.assigned_to_id is None:
+            kept.assigned_to_id = gone.assigned_to_id
+        if self._is_upstream(company.pk, gone.asset_name, kept):
+            self._set_root(kept, gone.asset_name, gone.signature, company.pk)
+        kept.visible = kept.visible or kept.alert_count >= company.min_alerts
+        kept.grouped_by_hand = kept.grouped_by_hand or gone.grouped_by_hand
+        if kept.pk:
+            self.changed[kept.pk] = kept
+        if gone.pk:
+            gone.status = IncidentStatus.RESOLVED
+            gone.resolution = Resolution.MERGED
+            gone.resolved_at = self.now
+            gone.accepting = False
+            gone.visible = False
+            self.changed[gone.pk] = gone
+            self.merges.append(
+                (absorbed, f"{alert.signature} on {alert.asset_name} links it to this incident.")
+            )
+
+    def _explain(self, alert: SweepAlert, group: _Group, matches: dict[_Group, str]) -> None:
+        if len(matches) > 1:
+            text = (
+                f"{alert.signature} on {alert.asset_name} links {len(matches)} incidents of "
+                "one problem, merged into this one."
+            )
+            self.reasons.append((alert, group, Rule.BRIDGE, text))
+            return
+        key = matches[group]
+        rule = grouping.rule_of(key)
+        if rule is None:
+            return
+        incident = group.incident
+        if rule == Rule.BURST:
+            _, _, values = key[2:].partition("=")
+            labels = ", ".join(v for v in values.split("|") if "=" in v)
+            text = (
+                f"{alert.signature} on {alert.asset_name} shares {labels} with the incident's "
+                "other assets (burst grouping)."
+            )
+            if incident.signature == alert.signature:
+                incident.title = f"{alert.signature} across {labels}"[:600]
+        elif rule == Rule.DEPENDENCY:
+            upstream = key[3:]
+            first = min(first for first, _ in group.spans[key])
+            seconds = round(abs((alert.event_time - first).total_seconds()))
+            what = incident.signature if incident.asset_name == upstream else "first alert"
+            when = "after" if alert.event_time >= first else "before"
+            text = (
+                f"{alert.asset_name} depends on {upstream}; its {alert.signature} began "
+                f"{seconds} s {when} {upstream}'s {what}."
+            )
+        else:
+            text = (
+                f"Assets of this incident depend on {alert.asset_name}: its {alert.signature} "
+                "is taken as the root cause."
+            )
+        self.reasons.append((alert, group, rule, text[:600]))
+
+    def _resolve(self, alert: SweepAlert) -> None:
         fingerprint = (alert.company_id, alert.fingerprint)
         still_open = []
-        closed_incident = None
-        for alert_id, event_time, incident in self.open_firing.get(fingerprint, []):
+        closed_group = None
+        for alert_id, event_time, group in self.open_firing.get(fingerprint, []):
             if event_time > alert.event_time:
-                still_open.append((alert_id, event_time, incident))
+                still_open.append((alert_id, event_time, group))
                 continue
             if alert_id in self.placement:
                 self.placement[alert_id] = (self.placement[alert_id][0], alert.event_time)
             else:
                 self.closed_earlier[alert_id] = alert.event_time
-            if incident is not None:
+            if group is not None:
+                group = group.live()
+                incident = group.incident
                 incident.open_alert_count = max(0, incident.open_alert_count - 1)
                 if incident.open_alert_count == 0 and incident.status in OPEN_STATUSES:
                     incident.status = IncidentStatus.RESOLVED
                     incident.resolution = Resolution.SOURCE
                     incident.resolved_at = alert.event_time
-                    incident.accepting = False
-                    self.resolved_now.append(incident)
+                    if not incident.flapping:
+                        self.resolved_now.append(incident)
                 if incident.pk:
                     self.changed[incident.pk] = incident
-                closed_incident = incident
+                closed_group = group
         self.open_firing[fingerprint] = still_open
-        self.placement[alert.id] = (closed_incident, None)
+        self.placement[alert.id] = (closed_group, None)
+        if closed_group is not None and self.companies[alert.company_id].auto_correlate:
+            # The key reaches to the resolution, so a flap after a long firing still finds
+            # the incident.
+            self._publish(closed_group, alert, [f"k:{self.keys[alert.id]}"[: grouping.KEY_LENGTH]])
 
     # --- writing --------------------------------------------------------------------------
     def _score(self, incident: Incident) -> None:
@@ -491,19 +714,21 @@ class _Batch:
         )
 
     def _write(self) -> None:
-        if self.stale:
-            Incident.objects.filter(pk__in=self.stale).update(accepting=False)
-        for incident in (*self.new, *self.changed.values()):
+        live = [g for g in self.groups if g.into is None]
+        new = [g.incident for g in live if g.incident.pk is None]
+        for incident in (*new, *self.changed.values()):
             self._score(incident)
-        if self.new:
-            Incident.objects.bulk_create(self.new)
+        if new:
+            Incident.objects.bulk_create(new)
+        for absorbed, _ in self.merges:
+            absorbed.incident.merged_into_id = absorbed.live().incident.pk
         for incident in self.changed.values():
             incident.updated_at = self.now
         bulk_set(Incident, list(self.changed.values()), INCIDENT_UPDATE_FIELDS)
 
         for alert in self.alerts:
-            incident, alert.resolved_at = self.placement[alert.id]
-            alert.incident_id = incident.pk if incident is not None else None
+            group, alert.resolved_at = self.placement[alert.id]
+            alert.incident_id = group.live().incident.pk if group is not None else None
             asset = self.assets.get((alert.company_id, alert.asset_name))
             alert.asset_id = asset.pk if asset is not None else None
             alert.correlated_at = self.now
@@ -513,22 +738,142 @@ class _Batch:
             [SimpleNamespace(id=pk, resolved_at=at) for pk, at in self.closed_earlier.items()],
             ["resolved_at"],
         )
-
-        for incident in self.new:
-            if incident.visible and incident.status in OPEN_STATUSES:
-                self.results[incident.company_id].became_visible.append(incident.pk)
-        for pk, incident in self.changed.items():
-            if (
-                incident.visible
-                and not self.was_visible.get(pk, True)
-                and incident.status in OPEN_STATUSES
-            ):
-                self.results[incident.company_id].became_visible.append(pk)
-        IncidentEvent.objects.bulk_create(
-            IncidentEvent(
-                incident=incident,
-                kind=EventKind.RESOLVED_BY_SOURCE,
-                text="Every alert was resolved by the monitoring tool.",
+        self._write_keys(live)
+        if self.reasons:
+            CorrelationReason.objects.bulk_create(
+                CorrelationReason(
+                    alert_id=alert.id, incident=group.live().incident, rule=rule, text=text
+                )
+                for alert, group, rule, text in self.reasons
             )
-            for incident in self.resolved_now
+        if self.merges:
+            self._write_merges()
+
+        for group in live:
+            incident = group.incident
+            if not (incident.visible and incident.status in OPEN_STATUSES):
+                continue
+            if self.was_visible.get(incident.pk, False) is False:
+                self.results[incident.company_id].became_visible.append(incident.pk)
+        IncidentEvent.objects.bulk_create(
+            [
+                *(
+                    IncidentEvent(
+                        incident=incident,
+                        kind=EventKind.RESOLVED_BY_SOURCE,
+                        text="Every alert was resolved by the monitoring tool.",
+                    )
+                    for incident in self.resolved_now
+                    if incident.status == IncidentStatus.RESOLVED
+                ),
+                *(
+                    IncidentEvent(
+                        incident=incident,
+                        kind=EventKind.FLAPPING,
+                        text=(
+                            f"Flapping: fired again {incident.flap_count} times soon after "
+                            "the monitoring tool resolved it; it stays one incident."
+                        ),
+                    )
+                    for incident in self.flapping_now
+                ),
+            ]
         )
+
+    def _write_keys(self, live: list[_Group]) -> None:
+        """Link keys: the segments of every key this batch changed replace the stored ones
+        (each incident's keys were all loaded); merged incidents keep none."""
+        replaced = [pk for group in live for key in group.dirty for pk in group.stored.get(key, ())]
+        gone = [absorbed.incident.pk for absorbed, _ in self.merges]
+        if replaced or gone:
+            IncidentKey.objects.filter(Q(pk__in=replaced) | Q(incident_id__in=gone)).delete()
+        IncidentKey.objects.bulk_create(
+            IncidentKey(
+                company_id=group.incident.company_id,
+                incident_id=group.incident.pk,
+                key=key,
+                first_alert_at=first,
+                last_alert_at=last,
+            )
+            for group in live
+            for key in sorted(group.dirty)
+            for first, last in group.spans[key]
+        )
+
+    def _write_merges(self) -> None:
+        """Move the alerts, timeline and reasons of merged incidents to their survivors, say
+        so on both timelines and audit each merge. Merges are rare (a late alert bridging
+        two incidents), so a few queries per survivor."""
+        by_survivor: dict[int, list[int]] = defaultdict(list)
+        for absorbed, _ in self.merges:
+            by_survivor[absorbed.live().incident.pk].append(absorbed.incident.pk)
+        for survivor, gone in by_survivor.items():
+            Alert.objects.filter(incident_id__in=gone).update(incident_id=survivor)
+            IncidentEvent.objects.filter(incident_id__in=gone).update(incident_id=survivor)
+            CorrelationReason.objects.filter(incident_id__in=gone).update(incident_id=survivor)
+        events = []
+        for absorbed, why in self.merges:
+            gone, kept = absorbed.incident, absorbed.live().incident
+            details = {"merged": gone.pk, "into": kept.pk, "automatic": True, "reason": why}
+            events.append(
+                IncidentEvent(
+                    incident=kept,
+                    kind=EventKind.MERGED,
+                    text=f"Incident #{gone.pk} ({gone.title}) merged into this one: {why}",
+                    details=details,
+                )
+            )
+            record(
+                action=MERGE_AUDIT_ACTION,
+                company=self.companies[kept.company_id],
+                target=kept,
+                details=details,
+            )
+        IncidentEvent.objects.bulk_create(events)
+
+
+def _labels(alert: SweepAlert) -> dict:
+    labels = alert.labels
+    if isinstance(labels, str):
+        labels = json.loads(labels)
+    return labels if isinstance(labels, dict) else {}
+
+
+def coalesce(segments: list[list[datetime]], reach: timedelta) -> list[list[datetime]]:
+    """Segments joined wherever the gap between them is no longer than ``reach``."""
+    joined: list[list[datetime]] = []
+    for first, last in sorted(segments):
+        if joined and first - joined[-1][1] <= reach:
+            joined[-1][1] = max(joined[-1][1], last)
+        else:
+            joined.append([first, last])
+    return joined
+
+
+def _accepts(incident: Incident, at: datetime, window: timedelta) -> bool:
+    """Open to an alert at ``at``: accepting (not merged, not resolved by a person or a
+    runbook, not reopened by hand) and open, or resolved by the source no more than the
+    window before (a flap)."""
+    if not incident.accepting:
+        return False
+    if incident.status in OPEN_STATUSES:
+        return True
+    return incident.resolution == Resolution.SOURCE and at <= incident.resolved_at + window
+
+
+def _ranked(matches: dict[_Group, str]) -> list[_Group]:
+    """The survivor first: by seniority, except that among incidents grouped by hand (which
+    will not merge) the one sharing the alert's aggregation key takes it."""
+    ranked = sorted(matches, key=_seniority)
+    by_hand = [g for g in ranked if g.incident.grouped_by_hand]
+    same_key = [g for g in by_hand if matches[g].startswith("k:")]
+    if len(by_hand) > 1 and same_key:
+        ranked.remove(same_key[0])
+        ranked.insert(0, same_key[0])
+    return ranked
+
+
+def _seniority(group: _Group) -> tuple[bool, datetime, int]:
+    """The survivor of a merge: a stored incident before a new one, then the oldest."""
+    incident = group.incident
+    return (incident.pk is None, incident.first_alert_at, incident.pk or group.seq)

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.alerts.choices import Severity
-from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
+from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution, Rule
 
 
 class Incident(models.Model):
@@ -18,7 +18,7 @@ class Incident(models.Model):
     key = models.CharField(max_length=600, help_text="The aggregation key's value.")
     accepting = models.BooleanField(
         default=True,
-        help_text="The incident new alerts of its key may join (at most one per key).",
+        help_text="Open to new alerts (its link keys, IncidentKey, say which ones).",
     )
     title = models.CharField(max_length=600)
     asset = models.ForeignKey(
@@ -56,18 +56,22 @@ class Incident(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    flap_count = models.PositiveIntegerField(
+        default=0, help_text="Times it fired again soon after the source resolved it."
+    )
+    flapping = models.BooleanField(default=False)
+    grouped_by_hand = models.BooleanField(
+        default=False,
+        help_text="Merged or split by a person: correlation never merges two such incidents.",
+    )
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-priority_score", "-last_alert_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["company", "key"],
-                condition=Q(accepting=True),
-                name="one_accepting_incident_per_key",
-            )
-        ]
         indexes = [
             models.Index(
                 fields=["company", "status", "-priority_score"], name="incident_company_status"
@@ -112,3 +116,40 @@ class IncidentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on #{self.incident_id}"
+
+
+class IncidentKey(models.Model):
+    """A segment of one link key of an incident: a run of its alerts of that key with no
+    gap longer than the key's window. A new alert joins the open incidents with a segment
+    of a key it matches within the window (apps/incidents/grouping.py names the keys)."""
+
+    company = models.ForeignKey("tenants.Company", on_delete=models.CASCADE, db_index=False)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="link_keys")
+    key = models.CharField(max_length=700)
+    first_alert_at = models.DateTimeField()
+    last_alert_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["company", "key", "last_alert_at"], name="incident_key_lookup")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} on #{self.incident_id}"
+
+
+class CorrelationReason(models.Model):
+    """Why an alert joined its incident, when the reason is more than the shared key."""
+
+    alert = models.OneToOneField(
+        "alerts.Alert", on_delete=models.CASCADE, related_name="correlation_reason"
+    )
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="reasons")
+    rule = models.CharField(max_length=20, choices=Rule.choices)
+    text = models.CharField(max_length=600)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.text

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.incidents import views
+from apps.incidents import correlation_views, views
 from apps.runbooks import incident_views
 
 app_name = "incidents"
@@ -18,6 +18,13 @@ urlpatterns = [
     path("<int:pk>/assign/", views.incident_assign_to, name="assign"),
     path("<int:pk>/take/", views.incident_take, name="take"),
     path("<int:pk>/notes/", views.incident_note, name="note"),
+    path(
+        "dependencies/<slug:slug>/import/",
+        correlation_views.dependencies_import,
+        name="dependencies_import",
+    ),
+    path("<int:pk>/merge/", correlation_views.incident_merge_view, name="merge"),
+    path("<int:pk>/split/", correlation_views.incident_split_view, name="split"),
     path("<int:pk>/runbooks/", incident_views.incident_runbooks, name="runbooks"),
     path("<int:pk>/runbooks/run/", incident_views.incident_runbook_run, name="runbook_run"),
     path(

@@ -7,7 +7,7 @@ from apps.accounts.admin_site import MSPModelAdmin, MSPRolePermissions
 from apps.audit.choices import AuditAction
 from apps.audit.services import record
 from apps.tenants import services
-from apps.tenants.models import ApiKey, Asset, Company, MaintenanceWindow
+from apps.tenants.models import ApiKey, Asset, AssetDependency, Company, MaintenanceWindow
 
 
 class AssetInline(MSPRolePermissions, admin.TabularInline):
@@ -65,6 +65,7 @@ class CompanyAdmin(MSPModelAdmin):
                 "fields": (
                     "correlation_window_minutes",
                     "aggregation_key",
+                    "group_by",
                     "auto_correlate",
                     "min_alerts",
                     "asset_label",
@@ -207,6 +208,38 @@ class AssetAdmin(MSPModelAdmin):
             target=obj,
             details={"changed": form.changed_data, "created": not change},
         )
+
+
+@admin.register(AssetDependency)
+class AssetDependencyAdmin(MSPModelAdmin):
+    """One edge of a company's dependency graph; cycles are refused (the model's clean)."""
+
+    list_display = ("asset", "depends_on", "company", "source", "created_at")
+    list_filter = ("source", "company")
+    search_fields = ("asset__name", "depends_on__name", "company__name")
+    list_select_related = ("company", "asset", "depends_on")
+    autocomplete_fields = ("company", "asset", "depends_on")
+    readonly_fields = ("created_at",)
+
+    def save_model(self, request, obj: AssetDependency, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        record(
+            action=AuditAction.ASSET_CHANGED,
+            actor=request.user,
+            company=obj.company,
+            target=obj,
+            details={"dependency": str(obj), "created": not change},
+        )
+
+    def delete_model(self, request, obj: AssetDependency) -> None:
+        record(
+            action=AuditAction.ASSET_CHANGED,
+            actor=request.user,
+            company=obj.company,
+            target=obj,
+            details={"dependency": str(obj), "deleted": True},
+        )
+        super().delete_model(request, obj)
 
 
 @admin.register(MaintenanceWindow)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -40,6 +42,25 @@ def validate_aggregation_key(value: str) -> None:
         raise ValidationError("Aggregation key repeats a field.")
 
 
+LABEL_PART = re.compile(r"^label:[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_GROUP_BY = "signature|label:deployment, signature|label:service, signature|label:job"
+
+
+def validate_group_by(value: str) -> None:
+    """Comma-separated key templates; each part a field or ``label:<name>``, at least one
+    label per template (without one the template would fold every asset's alerts)."""
+    for template in filter(None, (t.strip() for t in value.split(","))):
+        parts = [p.strip() for p in template.split("|")]
+        unknown = [p for p in parts if p not in AGGREGATION_FIELDS and not LABEL_PART.match(p)]
+        if unknown:
+            raise ValidationError(
+                f"“{template}”: each part must be one of {', '.join(AGGREGATION_FIELDS)} or "
+                f"label:<name> (unknown: {', '.join(unknown)})."
+            )
+        if not any(p.startswith("label:") for p in parts):
+            raise ValidationError(f"“{template}” names no label.")
+
+
 class Company(models.Model):
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=80, unique=True)
@@ -62,6 +83,17 @@ class Company(models.Model):
         default="asset|signature",
         validators=[validate_aggregation_key],
         help_text="Fields that make alerts the same problem, joined by “|”.",
+    )
+    group_by = models.CharField(
+        "burst grouping",
+        max_length=300,
+        default=DEFAULT_GROUP_BY,
+        blank=True,
+        validators=[validate_group_by],
+        help_text=(
+            "Key templates, comma-separated, that fold alerts of many assets into one incident "
+            "when every label they name is present (like Alertmanager's group_by). Empty: off."
+        ),
     )
     auto_correlate = models.BooleanField(
         default=True, help_text="Off: every alert opens its own incident."
@@ -214,6 +246,82 @@ class Asset(models.Model):
             raise ValidationError(
                 {"tags": 'Tags must be an object of strings, like {"env": "prod"}.'}
             )
+
+
+def find_cycles(graph: Mapping[str, list[str]]) -> list[list[str]]:
+    """Self-dependencies and cycles, each as the path that closes it (``[a, b, a]``)."""
+    cycles = [[name, name] for name, parents in graph.items() if name in parents]
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(graph):
+        if state.get(start):
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, int]] = [(start, 0)]
+        while stack:
+            name, index = stack.pop()
+            if index == 0:
+                state[name] = 1
+                path.append(name)
+            parents = [p for p in graph.get(name, ()) if p != name]
+            if index < len(parents):
+                stack.append((name, index + 1))
+                parent = parents[index]
+                if state.get(parent) == 1:
+                    cycles.append([*path[path.index(parent) :], parent])
+                elif not state.get(parent):
+                    stack.append((parent, 0))
+            else:
+                state[name] = 2
+                path.pop()
+    return cycles
+
+
+class AssetDependency(models.Model):
+    """``asset`` depends on ``depends_on``: a failure of ``depends_on`` may show as symptoms
+    on ``asset``. The graph is acyclic (services check it)."""
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Entered by hand"
+        API = "api", "REST API"
+        IMPORT = "import", "Imported"
+        LABELS = "labels", "Derived from alert labels"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="dependencies")
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="dependencies")
+    depends_on = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="dependents")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["asset__name", "depends_on__name"]
+        verbose_name_plural = "asset dependencies"
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "depends_on"], name="asset_dependency_unique"),
+            models.CheckConstraint(
+                condition=~Q(asset=models.F("depends_on")), name="asset_dependency_not_self"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset} → {self.depends_on}"
+
+    def clean(self) -> None:
+        if self.asset_id and self.depends_on_id:
+            if self.asset_id == self.depends_on_id:
+                raise ValidationError("An asset cannot depend on itself.")
+            if self.asset.company_id != self.company_id or (
+                self.depends_on.company_id != self.company_id
+            ):
+                raise ValidationError("Both assets must belong to the company.")
+            graph: dict[str, list[str]] = {}
+            others = AssetDependency.objects.filter(company_id=self.company_id).exclude(pk=self.pk)
+            for asset, parent in others.values_list("asset__name", "depends_on__name"):
+                graph.setdefault(asset, []).append(parent)
+            graph.setdefault(self.asset.name, []).append(self.depends_on.name)
+            cycles = find_cycles(graph)
+            if cycles:
+                loops = "; ".join(" → ".join(cycle) for cycle in cycles)
+                raise ValidationError(f"Dependencies may not loop: {loops}.")
 
 
 class MaintenanceWindow(models.Model):

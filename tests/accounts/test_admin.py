@@ -109,6 +109,7 @@ def test_change_company_records_config_changed(client, msp_admin, company_a):
         "is_active": "on",
         "correlation_window_minutes": "5",
         "aggregation_key": "asset|signature|tool",
+        "group_by": company_a.group_by,
         "auto_correlate": "on",
         "min_alerts": "1",
         "asset_label": "instance",

@@ -8,6 +8,8 @@ WEBHOOK = {"200", "202", "400", "401", "404", "413", "415", "429", "503"}
 DECLARED = {
     ("get", "/api/v1/alerts/"): {"200", "400", "401", "404"},
     ("get", "/api/v1/alerts/{id}/"): {"200", "401", "404"},
+    ("get", "/api/v1/companies/{slug}/dependencies/"): {"200", "401", "404"},
+    ("put", "/api/v1/companies/{slug}/dependencies/"): {"200", "400", "401", "403", "404", "415"},
     ("get", "/api/v1/incidents/"): {"200", "400", "401", "404"},
     ("get", "/api/v1/incidents/{id}/"): {"200", "401", "404"},
     ("post", "/api/v1/token/"): {"200", "400", "415", "429"},

@@ -61,10 +61,10 @@ def test_storm_through_the_webhook_correlates_and_scores(acme):
     incidents = Incident.objects.filter(company=acme)
     # Noise reduction counts distinct alerts (docs/decisions.md, "Repeat notifications").
     noise = 1 - incidents.count() / stored
-    assert noise > 0.3
+    assert noise > 0.9
     disk = incidents.get(signature="disk_full")
     assert disk.tool_sources == ["Datadog", "Zabbix"] and disk.alert_count == 21
-    assert incidents.filter(status="resolved", resolution="source").count() >= 10
+    assert incidents.filter(status="resolved", resolution="source").count() >= 2
 
 
 def test_the_button_is_for_people_who_work_incidents_in_demo_mode(

@@ -82,9 +82,14 @@ def test_late_opens_an_incident_once_and_pings_resolve_it(prometheus, company_a,
     assert (prometheus.state, prometheus.down_since) == (HeartbeatState.UP, None)
     incident.refresh_from_db()
     assert (incident.status, incident.resolution) == ("resolved", "source")
-    # Silent again later: a new incident.
+    # Silent again within the correlation window (15 min) of that recovery: the same
+    # incident comes back, as flapping (docs/decisions.md, "Flapping").
     assert run_on_commit(heartbeats_check, now=T0 + timedelta(minutes=28)) == 1
-    assert open_incidents(company_a).count() == 1
+    assert open_incidents(company_a).get() == incident
+    # Back, then silent again long after: a new incident.
+    run_on_commit(heartbeat_ping, token=prometheus.token, now=T0 + timedelta(minutes=30))
+    assert run_on_commit(heartbeats_check, now=T0 + timedelta(minutes=60)) == 1
+    assert open_incidents(company_a).exclude(pk=incident.pk).count() == 1
     assert Incident.objects.filter(company=company_a).count() == 2
 
 

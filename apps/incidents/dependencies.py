@@ -1,0 +1,137 @@
+"""A company's asset dependency graph, as correlation reads it: replaced whole (REST API,
+import), read back in the same shape, checked for self-dependencies and cycles.
+
+The graph maps each asset name to the names it depends on:
+``{"app-01": ["db-01"], "lb-01": ["app-01", "app-02"]}``. Unknown names become assets.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from django.db import transaction
+
+from apps.audit.services import record
+from apps.common.errors import ValidationError
+from apps.incidents.choices import DEPENDENCIES_AUDIT_ACTION
+from apps.tenants.models import Asset, AssetDependency, Company, find_cycles
+
+MAX_EDGES = 20000
+MAX_FILE_BYTES = 2 * 1024 * 1024
+NAME_LENGTH = Asset._meta.get_field("name").max_length
+
+
+def dependencies_graph(*, company: Company) -> dict[str, list[str]]:
+    """The company's graph, every asset with dependencies, names sorted."""
+    graph: dict[str, list[str]] = {}
+    for asset, depends_on in (
+        AssetDependency.objects.filter(company=company)
+        .order_by("asset__name", "depends_on__name")
+        .values_list("asset__name", "depends_on__name")
+    ):
+        graph.setdefault(asset, []).append(depends_on)
+    return graph
+
+
+def _parse(graph: Any) -> dict[str, list[str]]:
+    if not isinstance(graph, Mapping):
+        raise ValidationError(
+            'The body must map asset names to lists of names, like {"app-01": ["db-01"]}.'
+        )
+    parsed: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = {}
+    for name, parents in graph.items():
+        if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+            errors[str(name)[:NAME_LENGTH]] = ["Must be a list of asset names."]
+            continue
+        names = [name, *parents]
+        if any(not n.strip() or len(n) > NAME_LENGTH for n in names):
+            errors[name[:NAME_LENGTH]] = [f"Asset names must be 1–{NAME_LENGTH} characters."]
+            continue
+        parsed[name] = sorted(set(parents))
+    if errors:
+        raise ValidationError("Some entries are not valid.", fields=errors)
+    if sum(len(p) for p in parsed.values()) > MAX_EDGES:
+        raise ValidationError(f"At most {MAX_EDGES} dependencies per company.")
+    return parsed
+
+
+@transaction.atomic
+def dependencies_replace(
+    *,
+    company: Company,
+    graph: Any,
+    actor: Any,
+    source: str = AssetDependency.Source.API,
+) -> dict[str, list[str]]:
+    """Replace the company's dependencies with ``graph``; unknown names become assets.
+    Refuses self-dependencies and cycles, naming them. Audited."""
+    parsed = _parse(graph)
+    cycles = find_cycles(parsed)
+    if cycles:
+        described = "; ".join(" → ".join(cycle) for cycle in cycles)
+        raise ValidationError(
+            f"Dependencies may not loop: {described}.",
+            code="dependency_cycle",
+            fields={"cycles": [" → ".join(cycle) for cycle in cycles]},
+        )
+    names = set(parsed) | {p for parents in parsed.values() for p in parents}
+    Asset.objects.bulk_create(
+        [Asset(company=company, name=name) for name in sorted(names)], ignore_conflicts=True
+    )
+    ids = dict(Asset.objects.filter(company=company, name__in=names).values_list("name", "id"))
+    before = AssetDependency.objects.filter(company=company).count()
+    AssetDependency.objects.filter(company=company).delete()
+    AssetDependency.objects.bulk_create(
+        AssetDependency(
+            company=company, asset_id=ids[name], depends_on_id=ids[parent], source=source
+        )
+        for name, parents in parsed.items()
+        for parent in parents
+    )
+    edges = sum(len(parents) for parents in parsed.values())
+    record(
+        action=DEPENDENCIES_AUDIT_ACTION,
+        actor=actor,
+        company=company,
+        details={"source": str(source), "before": before, "after": edges},
+    )
+    return {name: parents for name, parents in sorted(parsed.items()) if parents}
+
+
+def dependencies_from_file(*, name: str, content: bytes) -> dict[str, list[str]]:
+    """A graph from an uploaded file: YAML mapping each asset to a name or a list of names
+    (``app-01: [db-01]``), or CSV rows ``asset,depends_on`` (an optional header)."""
+    if len(content) > MAX_FILE_BYTES:
+        raise ValidationError(f"The file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB.")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValidationError("The file is not UTF-8 text.") from error
+    if name.lower().endswith(".csv"):
+        graph: dict[str, list[str]] = {}
+        for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+            cells = [cell.strip() for cell in row]
+            if not any(cells) or (number == 1 and cells[:2] == ["asset", "depends_on"]):
+                continue
+            if len(cells) != 2:
+                raise ValidationError(f"Line {number}: expected asset,depends_on.")
+            graph.setdefault(cells[0], []).append(cells[1])
+        return graph
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValidationError(f"The file is not valid YAML: {error}".splitlines()[0]) from error
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValidationError("The YAML must map asset names to the names they depend on.")
+    return {
+        str(asset): [str(p) for p in parents] if isinstance(parents, list) else [str(parents)]
+        for asset, parents in loaded.items()
+        if parents is not None
+    }

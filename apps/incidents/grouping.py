@@ -1,0 +1,207 @@
+"""Link keys: what makes two alerts of a company parts of one incident.
+
+Each firing alert has link keys; two alerts belong together when one of them *matches* a
+key the other *publishes* and their event times lie within that key's window. An incident
+is a connected group of such links, so the partition depends only on the set of alerts,
+not on their arrival order or on how deliveries fell into sweeps (a late alert linking two
+incidents merges them). Keys, published and matched alike unless said otherwise:
+
+- ``k:<aggregation key>``: the company's key (default ``asset|signature``), company window.
+- ``b:<template>=<value>``: burst grouping, one key per template of the company's
+  ``group_by`` whose labels the alert all carries (``signature|label:deployment``: every
+  crash-looping pod of one deployment), company window.
+- Dependencies (``AssetDependency``), within ``CASCADE_WINDOW`` (or the company window if
+  shorter), for alerts of high or critical severity only (a failure or its symptom): an
+  alert on an asset others depend on publishes ``at:<its asset>`` and matches
+  ``below:<its asset>``; an alert on an asset that depends on others publishes
+  ``below:<ancestor>`` for every asset it depends on, directly or not, and matches their
+  ``at:`` keys. So app-03's db_connection_error joins db-01's mysql_down whichever arrives
+  first; two apps failing alone never meet through db-01; a low or medium alert on a
+  dependent asset (a certificate expiring, a disk filling) stays apart.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cache
+
+from apps.alerts.choices import Severity
+from apps.incidents.choices import Rule
+from apps.tenants.models import Asset, AssetDependency, Company
+
+CASCADE_WINDOW = timedelta(minutes=5)
+SEVERE = frozenset({Severity.CRITICAL, Severity.HIGH})
+# The alert fields a key template can name, as attribute names.
+FIELDS = {
+    "asset": "asset_name",
+    "signature": "signature",
+    "tool": "tool_source",
+    "severity": "severity",
+}
+KEY_LENGTH = 700
+NAME_LENGTH = Asset._meta.get_field("name").max_length
+# Labels naming what an asset belongs to: an alert on pod payments-7 labelled
+# deployment=payments makes payments-7 depend on an asset "payments".
+DEPENDENCY_LABELS = ("deployment", "service")
+
+
+@cache
+def _templates(group_by: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple(
+        (template, tuple(p.strip() for p in template.split("|")))
+        for template in (t.strip() for t in group_by.split(","))
+        if template
+    )
+
+
+def burst_keys(company: Company, alert: object, labels: Mapping[str, object]) -> list[str]:
+    """``b:`` keys of the company's templates whose labels the alert all carries."""
+    keys = []
+    for template, parts in _templates(company.group_by):
+        values = []
+        for part in parts:
+            if part.startswith("label:"):
+                value = labels.get(part[6:])
+                if value in (None, ""):
+                    break
+                values.append(f"{part[6:]}={value}")
+            else:
+                values.append(str(getattr(alert, FIELDS[part])))
+        else:
+            keys.append(f"b:{template}={'|'.join(values)}"[:KEY_LENGTH])
+    return keys
+
+
+@dataclass
+class Graph:
+    """One company's dependencies by asset name."""
+
+    parents: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    has_dependents: set[str] = field(default_factory=set)
+    _ancestors: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def ancestors(self, name: str) -> frozenset[str]:
+        """Every asset ``name`` depends on, directly or not (the graph is acyclic; a cycle
+        slipped in some other way only stops the walk)."""
+        found = self._ancestors.get(name)
+        if found is None:
+            seen: set[str] = set()
+            todo = list(self.parents.get(name, ()))
+            while todo:
+                parent = todo.pop()
+                if parent not in seen and parent != name:
+                    seen.add(parent)
+                    todo += self.parents.get(parent, ())
+            found = self._ancestors[name] = frozenset(seen)
+        return found
+
+
+EMPTY_GRAPH = Graph()
+
+
+def load_graphs(company_ids: Iterable[int]) -> dict[int, Graph]:
+    """Every company's dependency graph, in one query."""
+    graphs: dict[int, Graph] = {}
+    for company_id, asset, depends_on in AssetDependency.objects.filter(
+        company_id__in=list(company_ids)
+    ).values_list("company_id", "asset__name", "depends_on__name"):
+        graph = graphs.setdefault(company_id, Graph())
+        graph.parents[asset].add(depends_on)
+        graph.has_dependents.add(depends_on)
+    return graphs
+
+
+def derive_from_labels(
+    graphs: dict[int, Graph], alerts: Iterable[tuple[int, str, Mapping[str, object]]]
+) -> None:
+    """Dependencies the alerts' labels state and the graphs lack (no loop, never an asset
+    on itself) are stored (source "labels", unknown names become assets) and added to the
+    graphs. Three queries when there are new ones, none otherwise."""
+    wanted: set[tuple[int, str, str]] = set()
+    for company_id, asset, labels in alerts:
+        graph = graphs.get(company_id, EMPTY_GRAPH)
+        for label in DEPENDENCY_LABELS:
+            parent = labels.get(label)
+            if (
+                isinstance(parent, str)
+                and parent
+                and parent != asset
+                and parent not in graph.parents.get(asset, ())
+                and asset not in graph.ancestors(parent)
+                and len(parent) <= NAME_LENGTH
+            ):
+                wanted.add((company_id, asset, parent))
+    if not wanted:
+        return
+    names = {(c, n) for c, asset, parent in wanted for n in (asset, parent)}
+    Asset.objects.bulk_create(
+        [Asset(company_id=c, name=n) for c, n in sorted(names)], ignore_conflicts=True
+    )
+    ids = {
+        (c, n): pk
+        for pk, c, n in Asset.objects.filter(
+            company_id__in={c for c, _ in names}, name__in={n for _, n in names}
+        ).values_list("id", "company_id", "name")
+    }
+    added = []
+    for company_id, asset, parent in sorted(wanted):
+        graph = graphs.setdefault(company_id, Graph())
+        if asset in graph.ancestors(parent):  # two new edges of this batch closing a loop
+            continue
+        graph.parents[asset].add(parent)
+        graph.has_dependents.add(parent)
+        graph._ancestors.clear()
+        added.append(
+            AssetDependency(
+                company_id=company_id,
+                asset_id=ids[company_id, asset],
+                depends_on_id=ids[company_id, parent],
+                source=AssetDependency.Source.LABELS,
+            )
+        )
+    AssetDependency.objects.bulk_create(added, ignore_conflicts=True)
+
+
+@dataclass(slots=True)
+class Links:
+    published: list[str]
+    matched: list[str]
+
+
+def links(
+    *, company: Company, key: str, alert: object, labels: Mapping[str, object], graph: Graph
+) -> Links:
+    shared = [f"k:{key}"[:KEY_LENGTH], *burst_keys(company, alert, labels)]
+    published = list(shared)
+    matched = list(shared)
+    name = alert.asset_name
+    if alert.severity not in SEVERE:
+        return Links(published, matched)
+    if name in graph.has_dependents:
+        published.append(f"at:{name}"[:KEY_LENGTH])
+        matched.append(f"below:{name}"[:KEY_LENGTH])
+    if name in graph.parents:
+        for ancestor in sorted(graph.ancestors(name)):
+            published.append(f"below:{ancestor}"[:KEY_LENGTH])
+            matched.append(f"at:{ancestor}"[:KEY_LENGTH])
+    return Links(published, matched)
+
+
+def window_of(key: str, window: timedelta) -> timedelta:
+    if key.startswith(("at:", "below:")):
+        return min(window, CASCADE_WINDOW)
+    return window
+
+
+def rule_of(key: str) -> Rule | None:
+    """The rule a matched key stands for; None for the aggregation key itself."""
+    if key.startswith("b:"):
+        return Rule.BURST
+    if key.startswith("at:"):
+        return Rule.DEPENDENCY
+    if key.startswith("below:"):
+        return Rule.ROOT
+    return None
