@@ -27,6 +27,7 @@ install: $(STAMP)
 # restarts nothing: each Procfile line runs under alertwhisperer/supervise.py, which starts
 # its process again when it exits.
 run: $(STAMP)
+	mkdir -p .run
 	$(BIN)/python manage.py migrate --noinput
 ifeq ($(strip $(DATABASE_URL)$(REDIS_URL)),)
 	$(BIN)/python manage.py seed_demo
