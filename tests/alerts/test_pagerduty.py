@@ -98,7 +98,7 @@ def test_dedup_key_reuse_updates_the_open_alert(client, tenant):
     assert (alert.repeat_count, alert.message) == (1, "Still failing")
 
 
-def test_trigger_acknowledge_resolve_then_a_new_incident(
+def test_trigger_acknowledge_resolve_then_a_new_alert(
     client, tenant, django_capture_on_commit_callbacks
 ):
     def step(event):
@@ -115,10 +115,13 @@ def test_trigger_acknowledge_resolve_then_a_new_incident(
     incident.refresh_from_db()
     assert incident.status == "resolved"
     assert incident.resolution == "source"
-    # A trigger with the same key after the resolve is a new alert, as in PagerDuty.
+    # A trigger with the same key after the resolve is a new alert, as in PagerDuty; within
+    # the correlation window it brings the incident back, as flapping (docs/decisions.md).
     step(trigger(tenant.key))
     assert Alert.objects.filter(status="firing").count() == 2
-    assert Incident.objects.filter(company=tenant.company).exclude(pk=incident.pk).exists()
+    incident.refresh_from_db()
+    assert incident.status == "new" and incident.flap_count == 1
+    assert Incident.objects.filter(company=tenant.company).count() == 1
 
 
 def test_resolve_with_a_payload_keeps_its_asset(client, tenant):
