@@ -47,6 +47,7 @@ INSERT_FIELDS = (
     "warnings",
     "occurrence_key",
     "repeat_count",
+    "correlated_at",
 )
 # Set once per statement: last seen = received, and the delivery's id.
 # What a re-notification replaces in the stored alert; the rest (asset, signature, event
@@ -115,6 +116,9 @@ def _row(
             status=alert.status, fingerprint=fingerprint, occurrence=alert.occurrence
         ),
         repeat_count=0,
+        # A heartbeat ping (Company.ping_signatures) is stored as already correlated: it
+        # feeds its heartbeat and never opens an incident.
+        correlated_at=now if alert.signature in company.ping_signatures else None,
         last_seen_at=now,
         delivery_ids=trace_ids,
     )

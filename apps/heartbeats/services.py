@@ -48,6 +48,7 @@ def heartbeat_create(
         grace=grace,
         alert_name=alert_name,
     )
+    _sync_ping_signatures(company)
     record(
         action="heartbeat_created",
         actor=actor,
@@ -70,6 +71,23 @@ def heartbeat_delete(*, heartbeat: Heartbeat, actor: object = None, now: datetim
         _report(heartbeat, status="resolved", now=now, message="The heartbeat was deleted.")
     record(action="heartbeat_deleted", actor=actor, company=heartbeat.company, target=heartbeat)
     heartbeat.delete()
+    _sync_ping_signatures(heartbeat.company)
+
+
+def _sync_ping_signatures(company: Company) -> None:
+    """Tell ingest which alert names of ``company`` are pings (Company.ping_signatures).
+    Saving the company renews the cached API key lookups, so every webhook process reads
+    the new names on its next request."""
+    names = sorted(
+        set(
+            Heartbeat.objects.filter(company=company)
+            .exclude(alert_name="")
+            .values_list("alert_name", flat=True)
+        )
+    )
+    if company.ping_signatures != names:
+        company.ping_signatures = names
+        company.save(update_fields=["ping_signatures"])
 
 
 def heartbeat_ping(*, token: str, now: datetime) -> Heartbeat | None:

@@ -111,6 +111,9 @@ class Company(models.Model):
         ],
         help_text="Alertmanager/Grafana label that names the asset.",
     )
+    # Alert names that are heartbeat pings (Alertmanager's Watchdog), kept by the heartbeats
+    # app: such alerts are stored, and feed their heartbeat, but never open an incident.
+    ping_signatures = models.JSONField(default=list, blank=True, editable=False)
 
     # Webhook protection
     rate_limit_per_minute = models.PositiveIntegerField(

@@ -130,13 +130,17 @@ def test_watchdog_alerts_are_pings(company_a, client, run_on_commit):
     body = json.loads((FIXTURES / "alertmanager/alertmanager_watchdog_firing.json").read_text())
     body["alerts"][0]["startsAt"] = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     for _ in range(2):
-        response = client.post(
-            "/api/webhooks/alerts/alertmanager",
-            json.dumps(body),
+        response = run_on_commit(
+            client.post,
+            path="/api/webhooks/alerts/alertmanager",
+            data=json.dumps(body),
             content_type="application/json",
             headers={"X-API-Key": key},
         )
         assert response.status_code == 202
+    # A ping is stored, but opens no incident of its own.
+    assert Alert.objects.get(signature="Watchdog").correlated_at is not None
+    assert not Incident.objects.filter(company=company).exists()
     now = datetime.now(UTC)
     assert run_on_commit(heartbeats_check, now=now) == 0
     watchdog.refresh_from_db()
@@ -144,7 +148,37 @@ def test_watchdog_alerts_are_pings(company_a, client, run_on_commit):
     assert watchdog.last_ping_at == Alert.objects.get(signature="Watchdog").last_seen_at
     # Alertmanager goes silent: the Watchdog's last re-send grows old.
     assert run_on_commit(heartbeats_check, now=now + timedelta(minutes=3)) == 1
-    assert open_incidents(company).filter(title="Stopped reporting on Alertmanager").exists()
+    assert open_incidents(company).get().title == "Stopped reporting on Alertmanager"
+
+
+def test_a_watchdog_is_an_ordinary_alert_until_a_heartbeat_names_it(client, run_on_commit):
+    company, key = company_create(company=Company(name="Globex", slug="globex"))
+    body = json.loads((FIXTURES / "alertmanager/alertmanager_watchdog_firing.json").read_text())
+    body["alerts"][0]["startsAt"] = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    post = {
+        "path": "/api/webhooks/alerts/alertmanager",
+        "data": json.dumps(body),
+        "content_type": "application/json",
+        "headers": {"X-API-Key": key},
+    }
+    assert run_on_commit(client.post, **post).status_code == 202
+    assert Incident.objects.filter(company=company, signature="Watchdog").exists()
+    heartbeat = heartbeat_create(
+        company=company,
+        name="Alertmanager",
+        interval=timedelta(minutes=1),
+        grace=timedelta(minutes=1),
+        alert_name="Watchdog",
+    )
+    company.refresh_from_db()
+    assert company.ping_signatures == ["Watchdog"]
+    body["alerts"][0]["startsAt"] = datetime.now(UTC).isoformat()
+    post["data"] = json.dumps(body)
+    assert run_on_commit(client.post, **post).status_code == 202
+    assert Incident.objects.filter(company=company).count() == 1
+    heartbeat_delete(heartbeat=heartbeat, now=datetime.now(UTC))
+    company.refresh_from_db()
+    assert company.ping_signatures == []
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
