@@ -89,8 +89,7 @@ def admit(*, company: Company, generation: str | None, replay: Replay | None) ->
         if generation is not None and keys_generation() != generation:
             raise StaleKey
         if replay is not None:
-            cache.add(REPLAY_EPOCH_KEY, int(time.time()), None)
-            started = cache.get(REPLAY_EPOCH_KEY)
+            started = cache.get_or_set(REPLAY_EPOCH_KEY, int(time.time()), None)
             if replay.sent_at < started:
                 raise _unproven(replay, started)
             seen = cache.get(replay.key)

@@ -49,7 +49,6 @@ INSERT_FIELDS = (
     "repeat_count",
     "correlated_at",
 )
-# Set once per statement: last seen = received, and the delivery's id.
 # What a re-notification replaces in the stored alert; the rest (asset, signature, event
 # time, first delivery) stays as the first notification set it.
 LATEST_FIELDS = ("severity", "message", "labels", "raw", "warnings", "last_seen_at")
@@ -345,7 +344,9 @@ def alerts_release(*, alert_ids: list[int]) -> int:
     company_ids = set(alerts.values_list("company_id", flat=True))
     released = alerts.update(quarantined_at=None, quarantine_error="")
     for company_id in company_ids:
-        transaction.on_commit(lambda company_id=company_id: schedule_correlation(company_id))
+        transaction.on_commit(
+            lambda company_id=company_id: schedule_correlation(company_id), robust=True
+        )
     return released
 
 

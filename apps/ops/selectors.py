@@ -30,11 +30,16 @@ def heartbeat_age(*, now: datetime) -> float | None:
 
 
 def correlation_lag(*, now: datetime) -> float | None:
-    """Seconds since the oldest uncorrelated alert was received; None if none waits.
+    """Seconds since the oldest alert waiting for correlation was received; None if none
+    waits. A quarantined alert does not wait: it is set aside until an admin releases it.
 
     One query. The oldest is the lowest id (ids follow insertion), found through the
     partial index of uncorrelated alerts, whose size is the backlog, not the table."""
-    oldest = Alert.objects.filter(correlated_at__isnull=True).order_by("id").values("id")[:1]
+    oldest = (
+        Alert.objects.filter(correlated_at__isnull=True, quarantined_at__isnull=True)
+        .order_by("id")
+        .values("id")[:1]
+    )
     received_at = (
         Alert.objects.filter(pk=Subquery(oldest)).values_list("received_at", flat=True).first()
     )

@@ -100,6 +100,18 @@ def test_correlation_lag_is_one_query(company_a, stored_alert, django_assert_num
     assert 59 < lag < 61
 
 
+def test_a_quarantined_alert_is_not_correlation_lag(company_a, stored_alert):
+    """A quarantined alert waits for an admin, not for correlation: it must not keep
+    /readyz failing nor the watchdog's lag incident open."""
+    poison = stored_alert(company_a, 600)
+    poison.quarantined_at = timezone.now()
+    poison.quarantine_error = "OverflowError"
+    poison.save(update_fields=["quarantined_at", "quarantine_error"])
+    assert selectors.correlation_lag(now=timezone.now()) is None
+    stored_alert(company_a, 30)
+    assert 29 < selectors.correlation_lag(now=timezone.now()) < 35
+
+
 # --- /metrics ----------------------------------------------------------------------------
 
 
