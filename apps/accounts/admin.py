@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db.models import Prefetch
+from django.utils import timezone
 from knox.admin import AuthTokenAdmin
 from knox.models import AuthToken
+from knox.settings import knox_settings
 
 from apps.accounts import services
 from apps.accounts.admin_site import MSPModelAdmin, MSPRolePermissions
@@ -99,3 +101,11 @@ class MSPAuthTokenAdmin(MSPRolePermissions, AuthTokenAdmin):
 
     list_display = ("token_key", "user", "created", "expiry")
     search_fields = ("token_key", "user__email")
+
+    def save_model(self, request, obj, form, change) -> None:
+        """A token issued here never outlives one from the API (REST_KNOX TOKEN_TTL): a blank
+        or later expiry becomes the TTL from now."""
+        latest = timezone.now() + knox_settings.TOKEN_TTL
+        if obj.expiry is None or obj.expiry > latest:
+            obj.expiry = latest
+        super().save_model(request, obj, form, change)

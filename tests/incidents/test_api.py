@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 from knox.models import AuthToken
+from knox.settings import knox_settings
 from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD, AssetFactory, UserFactory
@@ -125,6 +126,17 @@ def test_msp_admin_issues_a_token_in_django_admin_and_sees_it_once(client, msp_a
     assert changelist.status_code == 200
     assert token.token_key in changelist.content.decode()
     assert key not in changelist.content.decode()
+
+
+@pytest.mark.parametrize("expiry", [{}, {"expiry_0": "2099-01-01", "expiry_1": "00:00:00"}])
+def test_a_token_issued_in_django_admin_expires_like_one_from_the_api(
+    client, msp_admin, technician_a, expiry
+):
+    client.force_login(msp_admin)
+    client.post(reverse("admin:knox_authtoken_add"), {"user": technician_a.pk, **expiry})
+    token = AuthToken.objects.get(user=technician_a)
+    assert token.expiry is not None
+    assert token.expiry <= timezone.now() + knox_settings.TOKEN_TTL
 
 
 def test_msp_admin_revokes_a_token_in_django_admin(client, msp_admin, technician_a):
