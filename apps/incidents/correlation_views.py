@@ -5,6 +5,9 @@ message."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -45,47 +48,63 @@ def _forbidden(request: HttpRequest, incident: Incident) -> HttpResponse:
     return render(request, "incidents/forbidden.html", {"incident": incident}, status=403)
 
 
-@login_required
-@require_POST
-def incident_merge_view(request: HttpRequest, pk: int) -> HttpResponse:
+def _regroup(
+    request: HttpRequest,
+    pk: int,
+    *,
+    form_for: Callable[[Incident], forms.Form],
+    invalid: str,
+    perform: Callable[[Incident, dict[str, Any]], tuple[Incident, str]],
+) -> HttpResponse:
+    """What merge and split share: the incident visible (else 404) and changeable (else
+    403), the form valid (else ``invalid`` as a message), then ``perform`` (a service call
+    returning the incident to show and the success message; its refusal becomes a message)."""
     incident = _incident(request, pk)
     if not can(request.user, Action.UPDATE_INCIDENT, incident.company):
         return _forbidden(request, incident)
-    form = MergeForm(request.POST)
+    form = form_for(incident)
     if not form.is_valid():
-        messages.error(request, "Give the number of the incident to merge into.")
+        messages.error(request, invalid)
         return redirect("incidents:detail", pk)
     try:
-        kept = incident_merge(
-            incident=incident, into_id=form.cleaned_data["into"], actor=request.user
-        )
+        shown, success = perform(incident, form.cleaned_data)
     except errors.ValidationError as error:
         messages.error(request, error.message)
         return redirect("incidents:detail", pk)
-    messages.success(request, f"Incident #{pk} merged into this one.")
-    return redirect("incidents:detail", kept.pk)
+    messages.success(request, success)
+    return redirect("incidents:detail", shown.pk)
+
+
+@login_required
+@require_POST
+def incident_merge_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _regroup(
+        request,
+        pk,
+        form_for=lambda incident: MergeForm(request.POST),
+        invalid="Give the number of the incident to merge into.",
+        perform=lambda incident, data: (
+            incident_merge(incident=incident, into_id=data["into"], actor=request.user),
+            f"Incident #{pk} merged into this one.",
+        ),
+    )
 
 
 @login_required
 @require_POST
 def incident_split_view(request: HttpRequest, pk: int) -> HttpResponse:
-    incident = _incident(request, pk)
-    if not can(request.user, Action.UPDATE_INCIDENT, incident.company):
-        return _forbidden(request, incident)
-    ids = list(incident.alerts.values_list("id", flat=True))
-    form = SplitForm(request.POST, choices=ids)
-    if not form.is_valid():
-        messages.error(request, "Choose the alerts to split out.")
-        return redirect("incidents:detail", pk)
-    try:
-        new = incident_split(
-            incident=incident, alert_ids=form.cleaned_data["alerts"], actor=request.user
-        )
-    except errors.ValidationError as error:
-        messages.error(request, error.message)
-        return redirect("incidents:detail", pk)
-    messages.success(request, f"Split out of incident #{pk}.")
-    return redirect("incidents:detail", new.pk)
+    return _regroup(
+        request,
+        pk,
+        form_for=lambda incident: SplitForm(
+            request.POST, choices=list(incident.alerts.values_list("id", flat=True))
+        ),
+        invalid="Choose the alerts to split out.",
+        perform=lambda incident, data: (
+            incident_split(incident=incident, alert_ids=data["alerts"], actor=request.user),
+            f"Split out of incident #{pk}.",
+        ),
+    )
 
 
 @login_required
