@@ -14,6 +14,7 @@ from apps.accounts.roles import Role
 from apps.incidents.models import Incident
 from apps.tenants.models import Asset
 from tests.factories import CompanyFactory, UserFactory
+from tests.processes import stop
 from tests.runbooks.factories import AwsLinkFactory, RunbookFactory
 
 
@@ -163,11 +164,7 @@ def celery_worker_process():
 
     yield start
     for process in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=20)
     app.control.purge()
 
 

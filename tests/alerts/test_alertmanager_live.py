@@ -19,6 +19,7 @@ from apps.heartbeats.services import heartbeat_create, heartbeats_check
 from apps.incidents.models import Incident
 from apps.tenants.models import Company
 from apps.tenants.services import company_create
+from tests.processes import stop
 from tests.system_tools import system_tool
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,12 +58,7 @@ class Alertmanager:
         self.process = process
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
 
     def fire(self, *alerts: dict) -> None:
         response = requests.post(f"{self.url}/api/v2/alerts", json=list(alerts), timeout=5)

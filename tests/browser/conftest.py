@@ -30,6 +30,7 @@ import pytest
 from django.conf import settings
 
 from tests.factories import PASSWORD
+from tests.processes import stop as _stop
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -196,15 +197,6 @@ def _start_server(extra_env: dict[str, str], log: Path) -> Server:
         time.sleep(0.1)
     _stop(process)
     pytest.fail(f"daphne did not answer within {SERVER_START_SECONDS} s:\n{server.read_log()}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="package")

@@ -18,6 +18,7 @@ from apps.alerts.models import Alert
 from apps.tenants.models import Company
 from apps.tenants.services import company_create
 from tests.alerts.conftest import generic
+from tests.processes import stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,11 +47,7 @@ def info_worker():
         stderr=subprocess.STDOUT,
     )
     yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop(process, timeout=20)
     app.control.purge()
 
 
