@@ -32,6 +32,7 @@ from apps.alerts.webhook import MAX_BODY_BYTES
 from apps.tenants.models import Company
 from apps.tenants.services import company_create
 from tests.alerts.conftest import WEBHOOK, generic
+from tests.processes import stop
 from tests.system_tools import system_tool
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -155,15 +156,6 @@ def start_server(name: str, argv: list[str], port: int, log: Path) -> Server:
     pytest.fail(f"{name} did not answer within {START_SECONDS} s:\n{server.read_log()}")
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def servers(django_db_setup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """The module's servers by name (granian, daphne, and nginx in front of both), started
@@ -283,7 +275,7 @@ def open_slow_clients(port: int, api_key: str, count: int) -> list[socket.socket
 
 
 @pytest.mark.parametrize("key", ["", "aw_unknown_0123456789"], ids=["no key", "unknown key"])
-def test_slow_clients_without_a_key_are_refused_before_their_body(granian, api_key, key):
+def test_slow_clients_without_a_key_are_refused_before_their_body(granian, api_key, key, capsys):
     """Eight slow bodies once held every thread of the webhook server for as long as their
     clients liked; now the key is checked first, and a client without one gets its 401
     without the server waiting for its body. A valid webhook meanwhile gets its 202."""
@@ -303,12 +295,17 @@ def test_slow_clients_without_a_key_are_refused_before_their_body(granian, api_k
     finally:
         for sock in slow:
             sock.close()
+    with capsys.disabled():
+        print(
+            f"\n[slow clients, granian] {SLOW_CLIENTS} slow bodies without a valid key refused in "
+            f"{refused_in:.2f} s; a valid webhook meanwhile: {status} in {accepted_in:.2f} s"
+        )
     assert status == 202, answer
     assert refused_in < PROMPT_SECONDS
     assert accepted_in < PROMPT_SECONDS
 
 
-def test_slow_bodies_wait_in_nginx_never_in_the_webhook_server(servers, api_key):
+def test_slow_bodies_wait_in_nginx_never_in_the_webhook_server(servers, api_key, capsys):
     """Behind the proxy recipe even clients with a valid key cannot hold a granian thread
     with a slow body: nginx reads bodies before it passes requests on. A valid webhook gets
     its 202 at once, and nginx closes each stalled connection after client_body_timeout
@@ -332,6 +329,11 @@ def test_slow_bodies_wait_in_nginx_never_in_the_webhook_server(servers, api_key)
     finally:
         for sock in slow:
             sock.close()
+    with capsys.disabled():
+        print(
+            f"\n[slow clients, nginx] a valid webhook answered in {accepted_in:.2f} s beside "
+            f"{SLOW_CLIENTS} slow bodies, which nginx closed after {timed_out_in:.1f} s"
+        )
     assert body_timeout - 1 < timed_out_in < body_timeout + PROMPT_SECONDS
     assert Alert.objects.count() == 1
 
