@@ -59,7 +59,13 @@ def export_csv(rows: list[dict[str, Any]]) -> str:
 def compliance_export(*, company: Company, day: date | None = None) -> ComplianceExport:
     """Write the company's snapshot of ``day`` (today by default) to its bucket."""
     day = day or timezone.localdate()
-    link = link_of(company)
+    try:
+        link = link_of(company)
+    except AwsNotLinked as failure:
+        # Unlinked since the export was queued: a failed export says so.
+        return ComplianceExport.objects.create(
+            company=company, day=day, finished_at=timezone.now(), ok=False, error=failure.message
+        )
     rows = _rows(company)
     prefix = f"{link.export_prefix}{day.isoformat()}/"
     document = {

@@ -87,6 +87,14 @@ def test_a_missing_bucket_is_a_failed_export_in_plain_words(synced):
     )
 
 
+def test_a_company_unlinked_after_the_export_was_queued_gets_a_failed_export(synced):
+    synced.aws_link.delete()
+    synced.refresh_from_db()
+    export = compliance_export(company=synced, day=DAY)
+    assert not export.ok and export.keys == [] and export.error
+    assert ComplianceExport.objects.filter(company=synced, ok=False).count() == 1
+
+
 def test_daily_task_exports_only_companies_with_a_bucket(synced, settings):
     client_for(synced, "s3").create_bucket(Bucket=BUCKET)
     AwsLinkFactory(company=CompanyFactory())  # linked, no bucket
