@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import ctypes
 import fcntl
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -70,6 +71,36 @@ def _package_dir(name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit(f"services: {name} is not installed; run `make install`.")
     return Path(spec.submodule_search_locations[0])
+
+
+def pg_bin_dir(user: str | None) -> Path:
+    """pgserver's PostgreSQL binaries where ``user`` (None: this one) can run them: where
+    they are installed, or, when a folder on the way is closed to that user (a checkout in a
+    0700 ``mktemp -d`` folder, a virtualenv under /root), a copy in the system's temporary
+    folder, made once and shared by later runs."""
+    install = _package_dir("pgserver") / "pginstall"
+    if user is None or _open_to(install / "bin", pwd.getpwnam(user).pw_uid):
+        return install / "bin"
+    digest = hashlib.sha1(str(install).encode(), usedforsecurity=False).hexdigest()[:12]
+    copy = Path(tempfile.gettempdir()) / f"alertwhisperer-pgserver-{digest}"
+    if not (copy / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix=f"{copy.name}-", dir=copy.parent))
+        shutil.copytree(install, staging / "pginstall", symlinks=True)
+        (staging / "pginstall").chmod(0o755)
+        with contextlib.suppress(OSError):  # another run made the same copy first
+            (staging / "pginstall").rename(copy)
+        shutil.rmtree(staging, ignore_errors=True)
+    return copy / "bin"
+
+
+def _open_to(path: Path, uid: int) -> bool:
+    """Whether every folder down to ``path`` lets ``uid`` through (owner or others' x bit;
+    groups are not considered, which can only make it copy needlessly)."""
+    for folder in [*reversed(path.parents), path]:
+        mode = folder.stat()
+        if not (mode.st_uid == uid and mode.st_mode & 0o100) and not mode.st_mode & 0o001:
+            return False
+    return True
 
 
 def _free_port() -> int:
@@ -257,8 +288,8 @@ def _start(
 
 
 def start_postgres(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    bin_dir = _package_dir("pgserver") / "pginstall" / "bin"
     user = _unprivileged_user()
+    bin_dir = pg_bin_dir(user)
     data = workdir / "postgres"
     data.mkdir(mode=0o700)
     logfile = workdir / "postgres.log"

@@ -7,7 +7,6 @@ touched."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import secrets
@@ -26,11 +25,14 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
+from scripts.services import pg_bin_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 # PostgreSQL's binaries come with the pgserver package (a dev dependency), found without
 # importing it (its import sets up state this suite does not use).
-PG_BIN = Path(importlib.util.find_spec("pgserver").origin).parent / "pginstall" / "bin"
+POSTGRES_USER = "nobody" if os.geteuid() == 0 else None
+PG_BIN = pg_bin_dir(POSTGRES_USER)
 
 
 def pytest_configure(config):
@@ -94,7 +96,7 @@ class PrivatePostgres:
         self.port = free_port()
         self.directory = directory
         self.data = directory / "data"
-        self.user = "nobody" if os.geteuid() == 0 else None
+        self.user = POSTGRES_USER
         if self.user:
             shutil.chown(directory, user=self.user)
 
