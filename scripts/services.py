@@ -78,19 +78,22 @@ def pg_bin_dir(user: str | None) -> Path:
     they are installed, or, when a folder on the way is closed to that user (a checkout in a
     0700 ``mktemp -d`` folder, a virtualenv under /root), a copy in the system's temporary
     folder, made once and shared by later runs."""
-    install = _package_dir("pgserver") / "pginstall"
-    if user is None or _open_to(install / "bin", pwd.getpwnam(user).pw_uid):
-        return install / "bin"
-    digest = hashlib.sha1(str(install).encode(), usedforsecurity=False).hexdigest()[:12]
+    package = _package_dir("pgserver")
+    if user is None or _open_to(package / "pginstall" / "bin", pwd.getpwnam(user).pw_uid):
+        return package / "pginstall" / "bin"
+    digest = hashlib.sha1(str(package).encode(), usedforsecurity=False).hexdigest()[:12]
     copy = Path(tempfile.gettempdir()) / f"alertwhisperer-pgserver-{digest}"
-    if not (copy / "bin" / "postgres").exists():
+    if not (copy / "pgserver" / "pginstall" / "bin" / "postgres").exists():
+        # The binaries find their libraries at $ORIGIN/../../../pgserver.libs: copy both,
+        # in the same layout.
         staging = Path(tempfile.mkdtemp(prefix=f"{copy.name}-", dir=copy.parent))
-        shutil.copytree(install, staging / "pginstall", symlinks=True)
-        (staging / "pginstall").chmod(0o755)
+        shutil.copytree(package / "pginstall", staging / "pgserver" / "pginstall", symlinks=True)
+        shutil.copytree(package.parent / "pgserver.libs", staging / "pgserver.libs")
+        staging.chmod(0o755)
         with contextlib.suppress(OSError):  # another run made the same copy first
-            (staging / "pginstall").rename(copy)
+            staging.rename(copy)
         shutil.rmtree(staging, ignore_errors=True)
-    return copy / "bin"
+    return copy / "pgserver" / "pginstall" / "bin"
 
 
 def _open_to(path: Path, uid: int) -> bool:
