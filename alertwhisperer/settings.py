@@ -269,6 +269,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Security -----------------------------------------------------------------------------
 CSRF_FAILURE_VIEW = "apps.common.views.csrf_failure"
 SESSION_COOKIE_HTTPONLY = True
+# Messages live in the server-side session, not in a cookie: a token issued in Django admin is
+# shown once in a message and must never travel back and forth in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -96,11 +96,21 @@ admin.site.unregister(AuthToken)
 @admin.register(AuthToken)
 class MSPAuthTokenAdmin(MSPRolePermissions, AuthTokenAdmin):
     """API tokens: MSP admins (who are not superusers) issue them, the token shown once in
-    a message after saving, and revoke them by deleting. Only digests are stored; the list
-    shows the token's first characters to tell tokens apart."""
+    a message after saving (kept in the server-side session, never in a cookie), and revoke
+    them by deleting. Only digests are stored; the list shows the token's first characters to
+    tell tokens apart. Issuing and revoking are audited; only a superuser may issue a token
+    that acts as a superuser."""
 
     list_display = ("token_key", "user", "created", "expiry")
     search_fields = ("token_key", "user__email")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            users = User.objects.filter(is_active=True)
+            if not request.user.is_superuser:
+                users = users.filter(is_superuser=False)
+            kwargs["queryset"] = users
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change) -> None:
         """A token issued here never outlives one from the API (REST_KNOX TOKEN_TTL): a blank
@@ -109,3 +119,24 @@ class MSPAuthTokenAdmin(MSPRolePermissions, AuthTokenAdmin):
         if obj.expiry is None or obj.expiry > latest:
             obj.expiry = latest
         super().save_model(request, obj, form, change)
+        if not change:
+            _record_token(AuditAction.API_TOKEN_ISSUED, obj, actor=request.user)
+
+    def delete_model(self, request, obj) -> None:
+        _record_token(AuditAction.API_TOKEN_REVOKED, obj, actor=request.user)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for token in queryset.select_related("user"):
+            _record_token(AuditAction.API_TOKEN_REVOKED, token, actor=request.user)
+        super().delete_queryset(request, queryset)
+
+
+def _record_token(action: AuditAction, token: AuthToken, *, actor) -> None:
+    """Audit a token by its owner and its first characters, never by its digest."""
+    record(
+        action=action,
+        actor=actor,
+        target=token.user,
+        details={"token_key": token.token_key, "expiry": token.expiry and token.expiry.isoformat()},
+    )

@@ -30,3 +30,5 @@ class AuditAction(models.TextChoices):
     AWS_LINK_CHANGED = "aws_link_changed", "AWS link changed"
     COMPLIANCE_SYNCED = "compliance_synced", "Patch compliance synced"
     SNS_SUBSCRIPTION_CONFIRMED = "sns_subscription_confirmed", "SNS subscription confirmed"
+    API_TOKEN_ISSUED = "api_token_issued", "API token issued"
+    API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"

@@ -21,6 +21,7 @@ from apps.runbooks.catalog import (
 )
 from apps.runbooks.choices import Kind
 from apps.runbooks.models import INSTANCE_PLACEHOLDER, Runbook
+from apps.tenants.aws_links import PASSABLE_ROLE_PREFIX
 from apps.tenants.models import Asset, AwsLink, Company
 
 MSP_SCOPE = "msp"
@@ -250,11 +251,15 @@ class ActivationForm(forms.Form):
 
     iam_role = forms.RegexField(
         label="IAM role of the servers",
-        regex=r"^[\w+=,.@/-]{1,64}$",
-        initial="SSMServiceRole",
-        error_messages={"invalid": "Give the role's name (not its ARN), e.g. SSMServiceRole."},
-        help_text="A role in the client's account that trusts ssm.amazonaws.com and has the "
-        "AmazonSSMManagedInstanceCore policy.",
+        regex=rf"^{PASSABLE_ROLE_PREFIX}[\w+=,.@-]{{1,{64 - len(PASSABLE_ROLE_PREFIX)}}}$",
+        initial=f"{PASSABLE_ROLE_PREFIX}SSMServers",
+        error_messages={
+            "invalid": f"Give the role's name (not its ARN), starting with "
+            f"{PASSABLE_ROLE_PREFIX}: the permissions policy lets Alert Whisperer pass only "
+            f"roles named {PASSABLE_ROLE_PREFIX}… to Systems Manager."
+        },
+        help_text=f"A role in the client's account named {PASSABLE_ROLE_PREFIX}…, that trusts "
+        "ssm.amazonaws.com and has the AmazonSSMManagedInstanceCore policy.",
         widget=forms.TextInput(attrs={"class": "mono", "spellcheck": "false"}),
     )
     registration_limit = forms.IntegerField(

@@ -25,6 +25,10 @@ EXTERNAL_ID_PREFIX = "aw-"
 PLATFORM_ACCOUNT_PLACEHOLDER = "<alert-whisperer-account-id>"
 CUSTOMER_ACCOUNT_PLACEHOLDER = "<your-account-id>"
 POLICY_VERSION = "2012-10-17"
+# The only roles the policy lets the platform pass to Systems Manager (the servers' role of a
+# hybrid activation): passing any role of the account would let whoever controls the
+# platform's role hand SSM the client's most powerful role.
+PASSABLE_ROLE_PREFIX = "AlertWhisperer"
 # Saving any of these makes the last successful test meaningless.
 CONNECTION_FIELDS = frozenset({"region", "role_arn"})
 
@@ -196,7 +200,7 @@ def permissions_policy(link: AwsLink) -> str:
             "Sid": "PassRolesToSystemsManager",
             "Effect": "Allow",
             "Action": "iam:PassRole",
-            "Resource": f"arn:{partition}:iam::{account}:role/*",
+            "Resource": f"arn:{partition}:iam::{account}:role/{PASSABLE_ROLE_PREFIX}*",
             "Condition": {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}},
         },
     ]

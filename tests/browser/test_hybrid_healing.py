@@ -158,7 +158,7 @@ def test_onboard_a_windows_server_and_heal_it_two_ways(
     # Onboard: an activation, its code shown once, the server appears, one click.
     admin.goto("/companies/acme/")
     admin.locator("#onboard-servers").click()
-    admin.fill("input[name=iam_role]", "SSMServiceRole")
+    admin.fill("input[name=iam_role]", "AlertWhispererSSMServers")
     admin.get_by_role("button", name="Create activation").click()
     expect(admin.locator("#activation-code")).to_have_value(CODE)
     expect(admin.locator("#install-windows")).to_contain_text(f"CODE={CODE}")

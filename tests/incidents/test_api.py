@@ -11,6 +11,8 @@ from knox.models import AuthToken
 from knox.settings import knox_settings
 from rest_framework.test import APIClient
 
+from apps.audit.choices import AuditAction
+from apps.audit.models import AuditLog
 from tests.factories import PASSWORD, AssetFactory, UserFactory
 from tests.incidents.factories import AlertFactory, IncidentFactory
 
@@ -391,3 +393,35 @@ def test_schema_lists_the_read_api(client, technician_a):
         assert "get" in paths[path] or "post" in paths[path], path
     params = {p["name"] for p in paths["/api/v1/incidents/"]["get"]["parameters"]}
     assert {"status", "priority_min", "assigned_to", "include_pending", "cursor"} <= params
+
+
+def test_issuing_and_revoking_a_token_in_django_admin_is_audited(client, msp_admin, technician_a):
+    client.force_login(msp_admin)
+    client.post(reverse("admin:knox_authtoken_add"), {"user": technician_a.pk})
+    token = AuthToken.objects.get(user=technician_a)
+    issued = AuditLog.objects.get(action=AuditAction.API_TOKEN_ISSUED)
+    assert (issued.actor, issued.target_id) == (msp_admin, str(technician_a.pk))
+    assert issued.details["token_key"] == token.token_key
+    assert token.digest not in str(issued.details)
+    client.post(reverse("admin:knox_authtoken_delete", args=[token.pk]), {"post": "yes"})
+    revoked = AuditLog.objects.get(action=AuditAction.API_TOKEN_REVOKED)
+    assert (revoked.actor, revoked.details["token_key"]) == (msp_admin, token.token_key)
+
+
+def test_an_msp_admin_cannot_issue_a_token_acting_as_a_superuser(client, msp_admin):
+    root = UserFactory(email="root@example.com", is_superuser=True, is_staff=True)
+    client.force_login(msp_admin)
+    response = client.post(reverse("admin:knox_authtoken_add"), {"user": root.pk})
+    assert response.status_code == 200  # the form again, with the error on the user field
+    assert "user" in response.context["adminform"].form.errors
+    assert not AuthToken.objects.filter(user=root).exists()
+
+
+def test_the_issued_token_never_travels_in_a_cookie(client, msp_admin, technician_a):
+    client.force_login(msp_admin)
+    response = client.post(reverse("admin:knox_authtoken_add"), {"user": technician_a.pk})
+    assert "messages" not in response.cookies
+    shown = client.get(response["Location"])
+    key = next(str(m).removeprefix("TOKEN ") for m in shown.context["messages"])
+    assert key not in str(shown.cookies)
+    assert APIClient(HTTP_AUTHORIZATION=f"Token {key}").get(LIST).status_code == 200

@@ -423,3 +423,12 @@ def test_the_external_id_is_checked_not_assumed(client, msp_admin, company_a, tr
     ) in body
     trust_policy["external_id"] = AwsLink.objects.get(pk=link.pk).external_id
     assert 'id="assumed-identity"' in client.post(url("aws_link_test")).content.decode()
+
+
+def test_the_platform_may_pass_only_its_own_named_roles_to_systems_manager(company_a):
+    link = AwsLinkFactory(company=company_a)
+    statements = json.loads(aws_links.permissions_policy(link))["Statement"]
+    (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
+    account = link.role_arn.split(":")[4]
+    assert pass_role["Resource"] == f"arn:aws:iam::{account}:role/AlertWhisperer*"
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}

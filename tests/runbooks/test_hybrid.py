@@ -77,7 +77,7 @@ def test_activation_code_is_shown_once_with_install_commands(
         {
             "Description": "Alert Whisperer: servers of " + company_a.name,
             "DefaultInstanceName": "acme-onprem",
-            "IamRole": "SSMServiceRole",
+            "IamRole": "AlertWhispererSSMServers",
             "RegistrationLimit": 5,
             "ExpirationDate": ANY,
             "Tags": [{"Key": "alert-whisperer-company", "Value": company_a.slug}],
@@ -88,7 +88,7 @@ def test_activation_code_is_shown_once_with_install_commands(
     response = client.post(
         url("hybrid_activate"),
         {
-            "iam_role": "SSMServiceRole",
+            "iam_role": "AlertWhispererSSMServers",
             "registration_limit": "5",
             "expires_in_days": "3",
             "default_instance_name": "acme-onprem",
@@ -119,7 +119,7 @@ def test_activation_refused_by_aws_is_explained(client, msp_admin, ssm):
     response = client.post(
         url("hybrid_activate"),
         {
-            "iam_role": "SSMServiceRole",
+            "iam_role": "AlertWhispererSSMServers",
             "registration_limit": "5",
             "expires_in_days": "3",
             "default_instance_name": "acme-onprem",
@@ -147,6 +147,25 @@ def test_invalid_activation_input_is_inline(client, msp_admin, linked, ssm):
     assert response.status_code == 400
     body = html.unescape(response.content.decode())
     assert "Give the role's name (not its ARN)" in body
+
+
+def test_a_role_outside_the_passable_prefix_is_refused_before_aws_is_called(
+    client, msp_admin, linked, ssm
+):
+    listing(ssm)
+    client.force_login(msp_admin)
+    response = client.post(
+        url("hybrid_activate"),
+        {
+            "iam_role": "OrganizationAccountAccessRole",
+            "registration_limit": "5",
+            "expires_in_days": "3",
+            "default_instance_name": "acme-onprem",
+        },
+    )
+    assert response.status_code == 400
+    assert "starting with AlertWhisperer" in html.unescape(response.content.decode())
+    assert not AuditLog.objects.filter(action="aws_link_changed").exists()
 
 
 def test_servers_appear_and_become_assets(client, company_admin_a, company_a, ssm):
