@@ -193,6 +193,17 @@ def test_snoozing_is_for_people_who_may_update_the_incident(
     assert not Snooze.objects.exists()
 
 
+def test_waking_is_scoped_like_snoozing(client, technician_a, technician_b, company_a):
+    incident = IncidentFactory(company=company_a)
+    client.force_login(technician_a)
+    client.post(f"/silences/snooze/{incident.pk}/", {"duration": "1h"})
+    client.force_login(technician_b)
+    assert client.post(f"/silences/wake/{incident.pk}/").status_code == 404
+    client.force_login(UserFactory(companies=[company_a]))
+    assert client.post(f"/silences/wake/{incident.pk}/").status_code == 404
+    assert Snooze.objects.get(incident=incident).ended_at is None
+
+
 def test_a_resolved_incident_is_not_snoozed(client, technician_a, company_a):
     incident = IncidentFactory(company=company_a, status="resolved")
     client.force_login(technician_a)
