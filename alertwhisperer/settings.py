@@ -105,6 +105,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "apps.audit.context.AuditContextMiddleware",
+    "apps.common.middleware.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "alertwhisperer.urls"

@@ -86,7 +86,7 @@ DETAIL_ERRORS = error_responses(
 )
 
 
-def _unavailable(exc: Exception) -> ServiceUnavailable | None:
+def service_unavailable(exc: Exception) -> ServiceUnavailable | None:
     for service, errors in OUTAGES:
         if isinstance(exc, errors):
             logger.warning("%s is unavailable, answering 503: %r", service, exc)
@@ -98,7 +98,7 @@ def _unavailable(exc: Exception) -> ServiceUnavailable | None:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    exc = _unavailable(exc) or exc
+    exc = service_unavailable(exc) or exc
     if isinstance(exc, ApplicationError):
         return Response(exc.as_dict(), status=exc.status_code, headers=exc.headers)
     if isinstance(exc, Http404):
