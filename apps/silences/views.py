@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,6 +23,7 @@ from apps.silences.models import Silence
 from apps.tenants.models import Company
 
 PREFILL = ("company", "asset_name", "signature", "labels")
+ENDED_SHOWN = 100
 
 
 def _companies(request: HttpRequest):
@@ -34,15 +36,18 @@ def _companies(request: HttpRequest):
 
 
 def _page(request: HttpRequest, form: SilenceForm, status: int = 200) -> HttpResponse:
-    silences = list(selectors.silence_list(company_ids=companies_in_view(request))[:100])
+    """Every active silence, and the most recent ended ones."""
+    silences = selectors.silence_list(company_ids=companies_in_view(request))
     now = timezone.now()
+    active = Q(expired_at__isnull=True, starts_at__lte=now, ends_at__gt=now)
     return render(
         request,
         "silences/list.html",
         {
             "form": form,
-            "active": [s for s in silences if s.is_active(now)],
-            "past": [s for s in silences if not s.is_active(now)],
+            "active": list(silences.filter(active)),
+            "past": list(silences.exclude(active)[:ENDED_SHOWN]),
+            "ended_shown": ENDED_SHOWN,
         },
         status=status,
     )

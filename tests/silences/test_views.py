@@ -107,6 +107,30 @@ def test_a_user_without_a_role_cannot_silence(client, company_a):
     assert mine.expired_at is None
 
 
+def test_an_old_active_silence_is_listed_behind_many_newer_ended_ones(
+    client, technician_a, company_a
+):
+    now = timezone.now()
+    long_running = silence(company_a, signature="disk_full", starts_at=now - timedelta(days=9))
+    ended = timedelta(days=8)
+    Silence.objects.bulk_create(
+        Silence(
+            company=company_a,
+            signature=f"old-{n}",
+            reason="past work",
+            starts_at=now - ended + timedelta(minutes=n),
+            ends_at=now - ended + timedelta(minutes=n + 1),
+        )
+        for n in range(120)
+    )
+    client.force_login(technician_a)
+    page = client.get(reverse("silences:list")).content.decode()
+    active, ended_part = page.split('id="past-title"')
+    assert "disk_full" in active and "old-119" in ended_part and "old-0<" not in page
+    assert "The 100 most recent." in ended_part
+    assert long_running.is_active()
+
+
 def test_ending_a_silence_early(client, technician_a, company_a):
     mine = silence(company_a, signature="cpu_high")
     client.force_login(technician_a)
