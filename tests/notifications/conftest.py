@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from apps.notifications.mailcatcher import CaughtMail, read_mail
-from apps.notifications.mailcatcher import Catcher
+from apps.notifications.mailcatcher import Catcher, CaughtMail, read_mail
 
 
 def free_port() -> int:

@@ -38,11 +38,15 @@ def incident_of(company, **kw):
     return IncidentFactory(company=company, **kw)
 
 
-def test_email_reaches_smtp_with_ack_link_and_updates_thread(smtp, technician_a, company_a, run_commit):
+def test_email_reaches_smtp_with_ack_link_and_updates_thread(
+    smtp, technician_a, company_a, run_commit
+):
     add_channel(technician_a, "email", "tech@acme.example")
     incident = incident_of(company_a, title="Disk full on srv-01")
     run_commit(page, [technician_a], incident)
-    run_commit(page, [technician_a], incident, kind=Kind.ASSIGNMENT, title="Assigned to you: Disk full")
+    run_commit(
+        page, [technician_a], incident, kind=Kind.ASSIGNMENT, title="Assigned to you: Disk full"
+    )
 
     first, update = smtp.mails()
     assert first.subject == "Critical: Disk full on srv-01"
@@ -135,7 +139,9 @@ def test_webhook_is_signed_like_our_inbound_webhooks(receiver, technician_a, com
     assert payload["ack_url"].endswith(f"/ack/{incident.pk}/{technician_a.pk}/")
     assert request.headers["X-Delivery-ID"] == str(Delivery.objects.get().pk)
     # A tampered body does not verify with the secret.
-    forged = hmac.new(secret.encode(), timestamp.encode() + b"." + request.body + b" ", hashlib.sha256)
+    forged = hmac.new(
+        secret.encode(), timestamp.encode() + b"." + request.body + b" ", hashlib.sha256
+    )
     assert forged.hexdigest() != expected
 
 
@@ -149,7 +155,9 @@ def test_a_500_is_retried_then_sent(receiver, technician_a, company_a, run_commi
     assert (row.status, row.attempts, row.last_error) == ("sent", 2, "")
 
 
-def test_a_task_run_again_after_sending_sends_nothing(receiver, technician_a, company_a, run_commit):
+def test_a_task_run_again_after_sending_sends_nothing(
+    receiver, technician_a, company_a, run_commit
+):
     hook = receiver()
     add_channel(technician_a, "webhook", hook.url)
     run_commit(page, [technician_a], incident_of(company_a))
@@ -161,7 +169,9 @@ def test_a_task_run_again_after_sending_sends_nothing(receiver, technician_a, co
     assert (row.status, row.attempts) == ("sent", 1)
 
 
-def test_unreachable_smtp_fails_the_row_and_flags_the_owner(settings, technician_a, company_a, run_commit):
+def test_unreachable_smtp_fails_the_row_and_flags_the_owner(
+    settings, technician_a, company_a, run_commit
+):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"
     settings.EMAIL_PORT = 1  # nothing listens there
@@ -207,7 +217,9 @@ def test_a_storm_sends_the_cap_then_one_digest(smtp, technician_a, company_a, ru
     assert len(smtp.mails()) == 6
 
 
-def test_slack_updates_of_an_incident_are_grouped_not_resent(receiver, technician_a, company_a, run_commit):
+def test_slack_updates_of_an_incident_are_grouped_not_resent(
+    receiver, technician_a, company_a, run_commit
+):
     slack = receiver()
     add_channel(technician_a, "slack", slack.url)
     incident = incident_of(company_a)
@@ -231,13 +243,19 @@ def _quiet_now_for(user_zone: str) -> tuple[dt.time, dt.time]:
     ("severity", "override", "sent"),
     [("high", True, False), ("critical", True, True), ("critical", False, False)],
 )
-def test_quiet_hours_in_the_users_zone(receiver, technician_a, company_a, run_commit, severity, override, sent):
+def test_quiet_hours_in_the_users_zone(
+    receiver, technician_a, company_a, run_commit, severity, override, sent
+):
     technician_a.time_zone = "Pacific/Auckland"
     technician_a.save()
     start, end = _quiet_now_for("Pacific/Auckland")
     hook = receiver()
     add_channel(
-        technician_a, "slack", hook.url, quiet_start=start, quiet_end=end,
+        technician_a,
+        "slack",
+        hook.url,
+        quiet_start=start,
+        quiet_end=end,
         critical_overrides_quiet=override,
     )
     run_commit(page, [technician_a], incident_of(company_a, severity=severity))
@@ -246,7 +264,9 @@ def test_quiet_hours_in_the_users_zone(receiver, technician_a, company_a, run_co
     assert row.status == ("sent" if sent else "suppressed")
 
 
-def test_quiet_hours_elsewhere_in_the_day_do_not_hold(receiver, technician_a, company_a, run_commit):
+def test_quiet_hours_elsewhere_in_the_day_do_not_hold(
+    receiver, technician_a, company_a, run_commit
+):
     start, end = _quiet_now_for("UTC")
     hook = receiver()
     # The same hours, shifted 12 h away from now.
@@ -256,11 +276,17 @@ def test_quiet_hours_elsewhere_in_the_day_do_not_hold(receiver, technician_a, co
     assert len(hook.requests) == 1
 
 
-def test_filters_severity_kind_and_company(receiver, technician_a, company_a, company_b, run_commit):
+def test_filters_severity_kind_and_company(
+    receiver, technician_a, company_a, company_b, run_commit
+):
     Membership.objects.create(user=technician_a, company=company_b)
     hook = receiver()
     add_channel(
-        technician_a, "slack", hook.url, min_severity="critical", kinds=["assignment"],
+        technician_a,
+        "slack",
+        hook.url,
+        min_severity="critical",
+        kinds=["assignment"],
         companies=[company_a],
     )
     run_commit(page, [technician_a], incident_of(company_a, severity="high"), kind=Kind.ASSIGNMENT)
@@ -314,8 +340,13 @@ def test_membership_removed_while_a_row_waits_to_be_sent(receiver, technician_a,
     channel, _ = add_channel(technician_a, "slack", hook.url)
     incident = incident_of(company_a)
     row = Delivery.objects.create(
-        channel=channel, recipient=technician_a, company=company_a, incident=incident,
-        kind="critical_alert", title="queued earlier", url="/incidents/1/",
+        channel=channel,
+        recipient=technician_a,
+        company=company_a,
+        incident=incident,
+        kind="critical_alert",
+        title="queued earlier",
+        url="/incidents/1/",
     )
     Membership.objects.filter(user=technician_a, company=company_a).delete()
     send_delivery.delay(row.pk)
