@@ -9,14 +9,17 @@ def flush_company_signals(company_ids: list[int]) -> None:
     send_company_signals(company_ids)
 
 
-@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
-def fan_out(notification_ids: list[int], incident_id: int | None, ack_urls: dict) -> None:
-    """Delivery rows for freshly created notifications, then one send task per queued row;
-    digests that came due go out too (the embedded mode has no beat of its own)."""
+@shared_task(bind=True, ignore_result=True, soft_time_limit=60, time_limit=90)
+def fan_out(self, notification_ids: list[int], incident_id: int | None, ack_urls: dict) -> None:
+    """Delivery rows for freshly created notifications, then one send task per queued row.
+    Run in-process (the embedded mode, whose beat has no worker to reach), digests that
+    came due go out here too."""
     queued = delivery.fan_out(
         notification_ids=notification_ids, incident_id=incident_id, ack_urls=ack_urls
     )
-    for delivery_id in queued + delivery.flush_digests():
+    if self.request.is_eager:
+        queued += delivery.flush_digests()
+    for delivery_id in queued:
         send_delivery.delay(delivery_id)
 
 
