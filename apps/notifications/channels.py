@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -284,13 +285,22 @@ def post_json(url: str, payload: dict, *, secret: str = "", delivery_id: int = 0
         raise SendError(f"{host} timed out.") from exc
     except requests.ConnectionError as exc:
         raise SendError(f"{host} could not be reached (connection failed).") from exc
+    except requests.RequestException as exc:
+        raise SendError(f"{host}: {type(exc).__name__}: {exc}"[:300]) from exc
     if response.status_code >= 300:
         raise SendError(f"{host} answered HTTP {response.status_code}: {response.text[:120]}")
 
 
 def send(channel: Channel, message: Message) -> None:
     """Send ``message`` through ``channel``; SendError naming the failure."""
-    target = crypto.decrypt(channel.target_encrypted)
+    try:
+        target = crypto.decrypt(channel.target_encrypted)
+        secret = crypto.decrypt(channel.secret_encrypted) if channel.secret_encrypted else ""
+    except InvalidToken as exc:
+        raise SendError(
+            "The channel's address cannot be decrypted (its key is no longer in "
+            "FIELD_ENCRYPTION_KEYS): add the channel again."
+        ) from exc
     if channel.kind == ChannelKind.EMAIL:
         send_email(target, message)
     elif channel.kind == ChannelKind.SLACK:
@@ -301,6 +311,6 @@ def send(channel: Channel, message: Message) -> None:
         post_json(
             target,
             webhook_payload(message),
-            secret=crypto.decrypt(channel.secret_encrypted),
+            secret=secret,
             delivery_id=message.delivery_id,
         )

@@ -97,17 +97,24 @@ def _status_for(channel: Channel, delivery: Delivery, now: datetime) -> Delivery
         delivery.severity == "critical" and channel.critical_overrides_quiet
     ):
         return DeliveryStatus.SUPPRESSED
+    window_start = now - timedelta(seconds=settings.NOTIFY_RATE_WINDOW)
     if delivery.incident_id is not None:
-        delivery.is_update = Delivery.objects.filter(
+        earlier = Delivery.objects.filter(
             channel=channel,
             incident_id=delivery.incident_id,
             is_test=False,
             is_digest=False,
             status__in=(*LIVE, DeliveryStatus.HELD),
-        ).exists()
-        if delivery.is_update and channel.kind in UNTHREADED:
+        )
+        delivery.is_update = earlier.exists()
+        # Slack and Teams cannot thread: an update within the window joins the digest; a
+        # later one (an escalation step, say) is a message of its own.
+        if (
+            delivery.is_update
+            and channel.kind in UNTHREADED
+            and earlier.filter(created_at__gte=window_start).exists()
+        ):
             return DeliveryStatus.HELD
-    window_start = now - timedelta(seconds=settings.NOTIFY_RATE_WINDOW)
     recent = Delivery.objects.filter(
         channel=channel,
         created_at__gte=window_start,
@@ -361,7 +368,15 @@ def _make_digest(channel_id: int, now: datetime) -> Delivery | None:
                 channel=channel, status=DeliveryStatus.HELD, digest__isnull=True
             ).select_related("company")
         )
-        held = [h for h in held if may_receive(channel, h.company_id)]
+        dropped = [
+            h.pk for h in held if not (channel.enabled and may_receive(channel, h.company_id))
+        ]
+        if dropped:
+            Delivery.objects.filter(pk__in=dropped).update(
+                status=DeliveryStatus.SUPPRESSED,
+                last_error="Channel switched off, or the recipient no longer sees the company.",
+            )
+        held = [h for h in held if h.pk not in set(dropped)]
         if not held:
             return None
         minutes = max(1, round((now - min(h.created_at for h in held)).total_seconds() / 60))

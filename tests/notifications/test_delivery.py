@@ -370,3 +370,49 @@ def test_targets_are_encrypted_at_rest(technician_a):
     assert "SECRETTOKEN" not in stored[0] and "SECRETTOKEN" not in stored[1]
     assert stored[1] == "https://hooks.slack.com/…1234"
     assert crypto.decrypt(stored[0]) == url
+
+
+def test_slack_update_after_the_window_is_a_message_of_its_own(
+    receiver, technician_a, company_a, run_commit
+):
+    """An escalation step 10 minutes later pages again instead of waiting for a digest."""
+    slack = receiver()
+    add_channel(technician_a, "slack", slack.url)
+    incident = incident_of(company_a)
+    run_commit(page, [technician_a], incident)
+    Delivery.objects.update(created_at=timezone.now() - dt.timedelta(minutes=10))
+    run_commit(page, [technician_a], incident, kind=Kind.ASSIGNMENT, title="Still open")
+    assert [r.json()["text"] for r in slack.requests][-1] == "Still open"
+    assert Delivery.objects.filter(status="sent", is_update=True).count() == 1
+
+
+def test_held_rows_of_a_switched_off_channel_are_not_digested(
+    receiver, technician_a, company_a, run_commit, settings
+):
+    settings.NOTIFY_RATE_LIMIT = 1
+    slack = receiver()
+    channel, _ = add_channel(technician_a, "slack", slack.url)
+    for _ in range(3):
+        run_commit(page, [technician_a], incident_of(company_a))
+    Channel.objects.filter(pk=channel.pk).update(enabled=False)
+    later = timezone.now() + dt.timedelta(seconds=301)
+    assert delivery.flush_digests(now=later) == []
+    assert Delivery.objects.filter(status="suppressed").count() == 2
+    assert len(slack.requests) == 1
+
+
+def test_a_channel_whose_key_was_lost_fails_with_a_clear_error(
+    receiver, technician_a, company_a, run_commit
+):
+    hook = receiver()
+    channel, _ = add_channel(technician_a, "webhook", hook.url)
+    from cryptography.fernet import Fernet
+
+    Channel.objects.filter(pk=channel.pk).update(
+        target_encrypted=Fernet(Fernet.generate_key()).encrypt(b"https://x.example/").decode()
+    )
+    run_commit(page, [technician_a], incident_of(company_a))
+    row = Delivery.objects.get(is_test=False, kind="critical_alert")
+    assert row.status == "failed"
+    assert "cannot be decrypted" in row.last_error
+    assert hook.requests == []
