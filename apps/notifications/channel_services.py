@@ -46,3 +46,20 @@ def managed_by(channel: Channel, user: Any) -> bool:
     if channel.owner_id is not None:
         return channel.owner_id == user.pk
     return can(user, Action.MANAGE_COMPANY, channel.company_id)
+
+
+@transaction.atomic
+def channel_update(*, channel: Channel, data: dict[str, Any]) -> Channel:
+    """Apply the edit form's cleaned data; an empty target keeps the current one."""
+    for name in ("name", "min_severity", "quiet_start", "quiet_end"):
+        setattr(channel, name, data.get(name))
+    channel.kinds = list(data.get("kinds") or [])
+    channel.critical_overrides_quiet = bool(data.get("critical_overrides_quiet"))
+    if data.get("target"):
+        set_target(channel, data["target"])
+        channel.failing_since = None
+        channel.last_error = ""
+    channel.save()
+    if channel.owner_id is not None:
+        channel.companies.set(data.get("companies") or [])
+    return channel

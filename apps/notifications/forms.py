@@ -77,3 +77,42 @@ class ChannelForm(forms.Form):
             self.add_error("quiet_end", "Give both ends of the quiet hours, or neither.")
         data["company"] = self.managed.get(scope) if scope and scope != "me" else None
         return data
+
+
+class ChannelEditForm(ChannelForm):
+    """Changing a channel: its type and owner stay; an empty address keeps the current one."""
+
+    def __init__(self, *args: Any, channel: Any, **kwargs: Any) -> None:
+        self.channel = channel
+        kwargs.setdefault(
+            "initial",
+            {
+                "name": channel.name,
+                "companies": list(channel.companies.all()),
+                "min_severity": channel.min_severity,
+                "kinds": channel.kinds,
+                "quiet_start": channel.quiet_start,
+                "quiet_end": channel.quiet_end,
+                "critical_overrides_quiet": channel.critical_overrides_quiet,
+            },
+        )
+        super().__init__(*args, **kwargs)
+        del self.fields["scope"], self.fields["kind"]
+        self.fields[
+            "target"
+        ].help_text = f"Now {channel.target_hint}. Leave empty to keep it; a new one replaces it."
+        if channel.company_id:
+            del self.fields["companies"]
+
+    def clean(self) -> dict[str, Any]:
+        data = forms.Form.clean(self)
+        if data.get("target", "").strip():
+            try:
+                data["target"] = validate_target(self.channel.kind, data["target"])
+            except ValidationError as exc:
+                self.add_error("target", exc)
+        else:
+            data["target"] = ""
+        if (data.get("quiet_start") is None) != (data.get("quiet_end") is None):
+            self.add_error("quiet_end", "Give both ends of the quiet hours, or neither.")
+        return data

@@ -19,9 +19,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.permissions import Action, can, is_msp_admin, visible_companies
 from apps.common.pagination import paginate
 from apps.notifications import services
-from apps.notifications.channel_services import channel_create, managed_by
+from apps.notifications.channel_services import channel_create, channel_update, managed_by
 from apps.notifications.delivery import send_test
-from apps.notifications.forms import ChannelForm
+from apps.notifications.forms import ChannelEditForm, ChannelForm
 from apps.notifications.mailcatcher import caught_mails
 from apps.notifications.models import Channel, DeliveryStatus
 from apps.notifications.selectors import (
@@ -167,6 +167,29 @@ def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Test message sent to “{channel.name}”.")
     else:
         messages.error(request, f"Test message to “{channel.name}” failed: {outcome.error}")
+    return redirect("notifications:channels")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a channel's name, address, filters and quiet hours."""
+    channel = _managed_channel(request, pk)
+    if request.method == "GET":
+        form = ChannelEditForm(user=request.user, channel=channel)
+        return render(
+            request, "notifications/channel_edit.html", {"form": form, "channel": channel}
+        )
+    form = ChannelEditForm(request.POST, user=request.user, channel=channel)
+    if not form.is_valid():
+        return render(
+            request,
+            "notifications/channel_edit.html",
+            {"form": form, "channel": channel},
+            status=400,
+        )
+    channel_update(channel=channel, data=form.cleaned_data)
+    messages.success(request, f"Channel “{channel.name}” saved.")
     return redirect("notifications:channels")
 
 

@@ -250,3 +250,66 @@ def test_incident_card_lists_deliveries_and_errors(technician_a, company_a):
     assert "Slack to tech@acme.example" in html
     assert "hooks.slack.com answered HTTP 500: oops" in html
     assert "3 attempts" in html
+
+
+def test_owner_edits_filters_and_keeps_or_replaces_the_address(client, technician_a, company_a):
+    channel, _ = add_channel(technician_a, "slack", "https://hooks.slack.com/services/a/b/OLD1")
+    login(client, technician_a)
+    edit = reverse("notifications:channel_edit", args=[channel.pk])
+    html = client.get(edit).content.decode()
+    assert "Now https://hooks.slack.com/…OLD1" in html and "services/a/b/OLD1" not in html
+    response = client.post(
+        edit,
+        {
+            "name": "Renamed",
+            "target": "",
+            "min_severity": "critical",
+            "kinds": ["assignment"],
+            "companies": [company_a.pk],
+            "quiet_start": "22:00",
+            "quiet_end": "07:00",
+        },
+    )
+    assert response.status_code == 302
+    channel.refresh_from_db()
+    assert (channel.name, channel.min_severity, channel.kinds) == (
+        "Renamed",
+        "critical",
+        ["assignment"],
+    )
+    assert channel.target_hint.endswith("OLD1")
+    assert [c.pk for c in channel.companies.all()] == [company_a.pk]
+    assert channel.critical_overrides_quiet is False
+    response = client.post(
+        edit, {"name": "Renamed", "target": "http://evil.example/x", "min_severity": "low"}
+    )
+    assert response.status_code == 400
+    assert "Slack URL must use https://" in response.content.decode()
+    client.post(
+        edit,
+        {
+            "name": "Renamed",
+            "target": "https://hooks.slack.com/services/a/b/NEW2",
+            "min_severity": "low",
+        },
+    )
+    channel.refresh_from_db()
+    assert channel.target_hint.endswith("NEW2")
+
+
+def test_nobody_edits_a_channel_not_theirs(
+    client, technician_a, technician_b, company_admin_a, company_a
+):
+    mine, _ = add_channel(technician_a, "slack", "https://hooks.slack.com/services/a/b/c")
+    company, _ = add_channel(
+        company_admin_a, "slack", "https://hooks.slack.com/x", company=company_a
+    )
+    login(client, technician_b)
+    for channel in (mine, company):
+        edit = reverse("notifications:channel_edit", args=[channel.pk])
+        assert client.get(edit).status_code == 404
+        assert client.post(edit, {"name": "x", "min_severity": "low"}).status_code == 404
+    login(client, technician_a)
+    assert client.get(reverse("notifications:channel_edit", args=[company.pk])).status_code == 404
+    login(client, company_admin_a)
+    assert client.get(reverse("notifications:channel_edit", args=[company.pk])).status_code == 200
