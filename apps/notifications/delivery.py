@@ -403,3 +403,18 @@ def _make_digest(channel_id: int, now: datetime) -> Delivery | None:
         )
         Delivery.objects.filter(pk__in=[h.pk for h in held]).update(digest=digest)
     return digest
+
+
+# A queued row untouched for this long lost its task (a worker killed mid-send, whose
+# message Redis would only hand out again after its visibility timeout of an hour).
+STALE_QUEUED = timedelta(minutes=5)
+
+
+def stale_queued(now: datetime | None = None) -> list[int]:
+    """Queued rows whose task was lost; sending them again is safe (the row lock)."""
+    now = now or timezone.now()
+    return list(
+        Delivery.objects.filter(
+            status=DeliveryStatus.QUEUED, updated_at__lt=now - STALE_QUEUED
+        ).values_list("pk", flat=True)[:500]
+    )

@@ -194,6 +194,9 @@ class Delivery(models.Model):
                 name="delivery_held",
             ),
             models.Index(fields=["incident", "-created_at"], name="delivery_incident"),
+            models.Index(
+                fields=["updated_at"], condition=Q(status="queued"), name="delivery_queued"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -38,5 +38,6 @@ def send_delivery(self, delivery_id: int) -> None:
 
 @shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def flush_digests() -> None:
-    for delivery_id in delivery.flush_digests():
+    """Beat, every 30 s: the digests that came due, and the queued rows whose task was lost."""
+    for delivery_id in delivery.flush_digests() + delivery.stale_queued():
         send_delivery.delay(delivery_id)

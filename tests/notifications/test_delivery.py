@@ -416,3 +416,26 @@ def test_a_channel_whose_key_was_lost_fails_with_a_clear_error(
     assert row.status == "failed"
     assert "cannot be decrypted" in row.last_error
     assert hook.requests == []
+
+
+def test_a_row_whose_task_was_lost_is_sent_by_the_sweep(receiver, technician_a, company_a):
+    """A worker killed mid-send leaves the row queued (its transaction rolled back); the beat
+    sweep sends it again once it has been untouched for five minutes, and only once."""
+    hook = receiver()
+    channel, _ = add_channel(technician_a, "webhook", hook.url)
+    row = Delivery.objects.create(
+        channel=channel,
+        recipient=technician_a,
+        company=company_a,
+        kind="critical_alert",
+        title="lost",
+        url="/incidents/1/",
+    )
+    flush_digests.delay()
+    assert hook.requests == []
+    Delivery.objects.filter(pk=row.pk).update(updated_at=timezone.now() - dt.timedelta(minutes=6))
+    flush_digests.delay()
+    flush_digests.delay()
+    assert len(hook.requests) == 1
+    row.refresh_from_db()
+    assert row.status == "sent"
