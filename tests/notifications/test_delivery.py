@@ -439,3 +439,37 @@ def test_a_row_whose_task_was_lost_is_sent_by_the_sweep(receiver, technician_a, 
     assert len(hook.requests) == 1
     row.refresh_from_db()
     assert row.status == "sent"
+
+
+@pytest.mark.parametrize("kind", ["slack", "teams", "webhook"])
+def test_digest_payloads_link_every_held_incident(
+    receiver, technician_a, company_a, run_commit, settings, kind
+):
+    settings.NOTIFY_RATE_LIMIT = 2
+    hook = receiver()
+    add_channel(technician_a, kind, hook.url)
+    incidents = [incident_of(company_a, title=f"Storm {i}") for i in range(6)]
+    for incident in incidents:
+        run_commit(page, [technician_a], incident)
+    assert len(hook.requests) == 2
+    for digest_id in delivery.flush_digests(now=timezone.now() + dt.timedelta(seconds=301)):
+        send_delivery.delay(digest_id)
+    assert len(hook.requests) == 3
+    payload = hook.requests[-1].json()
+    links = [f"https://aw.example.test/incidents/{i.pk}/" for i in incidents[2:]]
+    title = "4 more incidents for Acme Corp in the last 5 min"
+    if kind == "slack":
+        assert payload["text"] == title
+        assert payload["blocks"][1]["text"]["text"].splitlines() == [
+            f"• <{link}|Critical: Storm {n}>" for n, link in enumerate(links, start=2)
+        ]
+    elif kind == "teams":
+        card = payload["attachments"][0]["content"]
+        assert card["body"][0]["text"] == title
+        assert [b["text"] for b in card["body"][1:]] == [
+            f"[Critical: Storm {n}]({link})" for n, link in enumerate(links, start=2)
+        ]
+    else:
+        assert payload["event"] == "digest"
+        assert payload["title"] == title
+        assert [item["url"] for item in payload["items"]] == links
