@@ -473,3 +473,27 @@ def test_digest_payloads_link_every_held_incident(
         assert payload["event"] == "digest"
         assert payload["title"] == title
         assert [item["url"] for item in payload["items"]] == links
+
+
+def test_a_failing_company_channel_is_flagged_to_its_admin_once(
+    receiver, company_admin_a, technician_a, company_a, run_commit
+):
+    hook = receiver(statuses=[500] * 6)
+    channel, _ = add_channel(
+        company_admin_a, "teams", hook.url, name="#acme-ops", company=company_a
+    )
+    run_commit(page, [technician_a], incident_of(company_a))
+    run_commit(page, [technician_a], incident_of(company_a))
+    assert len(hook.requests) == 6  # 3 attempts each
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"failed"}
+    channel.refresh_from_db()
+    assert channel.failing_since is not None
+    assert "answered HTTP 500" in channel.last_error
+    flags = Notification.objects.filter(kind=Kind.CHANNEL_FAILED)
+    assert [(n.user, n.title) for n in flags] == [
+        (company_admin_a, "Notification channel failing: #acme-ops")
+    ]
+    # The next message that goes through clears the flag.
+    run_commit(page, [technician_a], incident_of(company_a))
+    channel.refresh_from_db()
+    assert channel.failing_since is None and channel.last_error == ""
