@@ -53,7 +53,10 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "notifications/list.html",
-        {"page": paginate(notifications_of(user_id=request.user.pk), request, per_page=PER_PAGE)},
+        {
+            "page": paginate(notifications_of(user_id=request.user.pk), request, per_page=PER_PAGE),
+            "mail_catcher": settings.DEBUG and is_msp_admin(request.user),
+        },
     )
 
 

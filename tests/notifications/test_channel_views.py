@@ -222,7 +222,9 @@ def test_mail_catcher_page_for_msp_admins_in_the_demo(
     for user in (technician_a, company_admin_a):
         login(client, user)
         assert client.get("/notifications/mail/").status_code == 404
+    assert "Caught mail (demo)" not in client.get("/notifications/").content.decode()
     login(client, msp_admin)
+    assert "Caught mail (demo)" in client.get("/notifications/").content.decode()
     html = client.get("/notifications/mail/").content.decode()
     assert "Critical: Disk full" in html
     assert '<a href="https://aw.example.test/incidents/5/">' in html
