@@ -399,3 +399,35 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 OPS_HEARTBEAT_MAX_AGE = float(os.environ.get("OPS_HEARTBEAT_MAX_AGE", "60"))
 OPS_CORRELATION_LAG_MAX = float(os.environ.get("OPS_CORRELATION_LAG_MAX", "120"))
 OPS_WATCHDOG_SECONDS = float(os.environ.get("OPS_WATCHDOG_SECONDS", "30"))
+
+# --- Notifications outside the browser (apps/notifications/channels.py) -------------------
+# Absolute links in emails, Slack, Teams and webhooks are built on SITE_URL.
+SITE_URL = os.environ.get("SITE_URL", "http://localhost:8000").rstrip("/")
+# Django's SMTP backend. Embedded (`make run`), mail goes to the local catcher on port 1025
+# (apps/notifications/mailcatcher.py), listed at /notifications/mail/ for MSP admins.
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "1025" if EMBEDDED else "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "10"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Alert Whisperer <alerts@localhost>")
+# Where the demo mail catcher stores messages (one .eml file each).
+MAIL_CATCHER_DIR = Path(os.environ.get("MAIL_CATCHER_DIR", str(BASE_DIR / ".run" / "mail")))
+# Rate cap: at most NOTIFY_RATE_LIMIT messages per channel in NOTIFY_RATE_WINDOW seconds;
+# the rest are held and go out as one digest when the window has passed.
+NOTIFY_RATE_LIMIT = int(os.environ.get("NOTIFY_RATE_LIMIT", "5"))
+NOTIFY_RATE_WINDOW = int(os.environ.get("NOTIFY_RATE_WINDOW", "300"))
+# Sending attempts per message (retries back off 2, 4, 8… seconds x NOTIFY_RETRY_BASE).
+NOTIFY_MAX_ATTEMPTS = int(os.environ.get("NOTIFY_MAX_ATTEMPTS", "4"))
+NOTIFY_RETRY_BASE = float(os.environ.get("NOTIFY_RETRY_BASE", "2"))
+NOTIFY_HTTP_TIMEOUT = float(os.environ.get("NOTIFY_HTTP_TIMEOUT", "10"))
+# Channel URLs must be https; plain http to 127.0.0.1/localhost only when this is on
+# (DEBUG by default: the demo and the tests' local receivers).
+NOTIFY_ALLOW_HTTP_LOOPBACK = env_bool("NOTIFY_ALLOW_HTTP_LOOPBACK", DEBUG)
+CELERY_BEAT_SCHEDULE["notification-digests"] = {
+    "task": "apps.notifications.tasks.flush_digests",
+    "schedule": 30.0,
+}

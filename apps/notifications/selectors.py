@@ -1,6 +1,6 @@
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
-from apps.notifications.models import Notification
+from apps.notifications.models import Channel, Delivery, Notification
 
 
 def notifications_of(*, user_id: int) -> QuerySet[Notification]:
@@ -20,3 +20,20 @@ def notifications_for_bell(*, user_id: int, limit: int) -> list[Notification]:
 
 def unread_count(*, user_id: int) -> int:
     return notifications_of(user_id=user_id).filter(read_at__isnull=True).count()
+
+
+def deliveries_for_incident(*, incident_id: int) -> list[Delivery]:
+    """An incident's delivery log (its page has checked the viewer sees the incident)."""
+    return list(
+        Delivery.objects.filter(incident_id=incident_id)
+        .select_related("channel", "recipient")
+        .order_by("created_at", "id")[:100]
+    )
+
+
+def channels_of(*, user_id: int) -> QuerySet[Channel]:
+    return Channel.objects.filter(owner_id=user_id).prefetch_related("companies")
+
+
+def company_channels(*, company_ids) -> QuerySet[Channel]:
+    return Channel.objects.filter(company_id__in=company_ids).select_related("company")

@@ -53,9 +53,16 @@ def notify(
     body: str = "",
     url: str = "",
     company: Any = None,
+    incident: Any = None,
+    ack_url_for: Callable[[Any], str] | None = None,
 ) -> list[Notification]:
     """Notify each of ``users`` (inactive ones are skipped); bells update after commit.
-    Nobody is notified when a registered suppressor holds the notification back."""
+    Nobody is notified when a registered suppressor holds the notification back.
+
+    After commit a task fans the notifications out to the recipients' channels (email,
+    Slack, Teams, webhooks) and to the company-wide channels of ``incident``'s company
+    (an apps.incidents Incident, read through ``.pk``, ``.severity``). ``ack_url_for(user)``
+    gives the absolute "Acknowledge" link each recipient's messages carry."""
     if _suppressed(kind=str(kind), url=url, company=company):
         return []
     created = Notification.objects.bulk_create(
@@ -72,7 +79,23 @@ def notify(
         if user.is_active
     )
     transaction.on_commit(lambda: [push_bell(n) for n in created])
+    if created and kind != Kind.CHANNEL_FAILED:
+        ack_urls = {str(n.user_id): ack_url_for(n.user) for n in created} if ack_url_for else {}
+        ids = [n.pk for n in created]
+        incident_id = incident.pk if incident is not None else None
+        transaction.on_commit(lambda: _fan_out(ids, incident_id, ack_urls))
     return created
+
+
+def _fan_out(ids: list[int], incident_id: int | None, ack_urls: dict[str, str]) -> None:
+    from apps.notifications.tasks import fan_out
+
+    try:
+        fan_out.delay(ids, incident_id, ack_urls)
+    except Exception:
+        # The broker is down: the in-app notifications are stored; the outbound messages of
+        # this call are lost, and the log says so.
+        logger.exception("Could not queue the channel fan-out of notifications %s.", ids)
 
 
 def push_bell(notification: Notification) -> None:
