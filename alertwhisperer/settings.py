@@ -56,6 +56,8 @@ else:
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
+# Where people reach the console from outside: the base of links sent in notifications.
+PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://localhost:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "daphne",
@@ -89,6 +91,7 @@ INSTALLED_APPS = [
     "apps.compliance",
     "apps.chat",
     "apps.ops",
+    "apps.oncall",
 ]
 
 MIDDLEWARE = [
@@ -232,6 +235,7 @@ CELERY_BEAT_SCHEDULE = {
     "expire-approvals": {"task": "apps.runbooks.tasks.expire_approvals", "schedule": 60.0},
     "compliance-sync": {"task": "apps.compliance.tasks.sync_all_companies", "schedule": 3600.0},
     "worker-heartbeat": {"task": "apps.ops.tasks.heartbeat", "schedule": 15.0},
+    "escalation-sweep": {"task": "apps.oncall.tasks.escalation_sweep", "schedule": 15.0},
     "compliance-export": {
         "task": "apps.compliance.tasks.export_all_companies",
         "schedule": 86400.0,

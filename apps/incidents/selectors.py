@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -42,8 +42,29 @@ def open_incident_count(user_field: str = "pk") -> Expression:
     return Coalesce(Subquery(open_counts, output_field=IntegerField()), 0)
 
 
-def _on_call(company_ids: Iterable[int]) -> QuerySet[Membership]:
-    """Who is on call, as memberships: active technicians with the on-call flag."""
+ASSIGNEE_ROLES = (Role.TECHNICIAN.value, Role.COMPANY_ADMIN.value)
+
+# Who the on-call schedules of a higher app (apps.oncall) put on call: called with
+# ``company_ids`` and ``at``, it answers the user ids on call in each of those companies that
+# has a schedule. Companies without one fall back to the memberships' on-call flag.
+OnCallProvider = Callable[..., dict[int, list[int]]]
+_on_call_providers: list[OnCallProvider] = []
+
+
+def register_on_call_provider(provider: OnCallProvider) -> None:
+    if provider not in _on_call_providers:
+        _on_call_providers.append(provider)
+
+
+def _scheduled(company_ids: list[int], at: datetime) -> dict[int, list[int]]:
+    scheduled: dict[int, list[int]] = {}
+    for provider in _on_call_providers:
+        scheduled.update(provider(company_ids=company_ids, at=at))
+    return scheduled
+
+
+def _flagged(company_ids: Iterable[int]) -> QuerySet[Membership]:
+    """Who is on call in companies without a schedule: active technicians with the flag."""
     return Membership.objects.filter(
         company_id__in=list(company_ids),
         on_call=True,
@@ -52,30 +73,55 @@ def _on_call(company_ids: Iterable[int]) -> QuerySet[Membership]:
     )
 
 
-def on_call_technicians(*, company_ids: Iterable[int]) -> dict[int, list[User]]:
-    """Each company's active, on-call technicians, each with ``open_incidents`` (how many
-    open incidents they hold, in any company): one query for all the companies."""
+def _scheduled_members(scheduled: dict[int, list[int]]) -> QuerySet[Membership]:
+    """The memberships of the people a schedule puts on call, when they are still active
+    technicians or company admins of that company (a schedule never reaches past its
+    company)."""
+    match = Q(pk__in=[])
+    for company_id, user_ids in scheduled.items():
+        match |= Q(company_id=company_id, user_id__in=user_ids)
+    return Membership.objects.filter(
+        match, user__is_active=True, user__groups__name__in=ASSIGNEE_ROLES
+    ).distinct()
+
+
+def on_call_technicians(
+    *, company_ids: Iterable[int], at: datetime | None = None
+) -> dict[int, list[User]]:
+    """Each company's on-call people at ``at`` (now): those its schedule names, else its
+    active technicians with the on-call flag; each with ``open_incidents`` (how many open
+    incidents they hold, in any company). A fixed number of queries for all the companies."""
+    company_ids = list(company_ids)
+    scheduled = _scheduled(company_ids, at or timezone.now())
     technicians: dict[int, list[User]] = {}
-    for membership in (
-        _on_call(company_ids)
-        .select_related("user")
-        .annotate(open_incidents=open_incident_count("user_id"))
-        .order_by("company_id", "user_id")
-    ):
-        membership.user.open_incidents = membership.open_incidents
-        technicians.setdefault(membership.company_id, []).append(membership.user)
+    memberships = [
+        *_scheduled_members(scheduled),
+        *_flagged(c for c in company_ids if c not in scheduled),
+    ]
+    users = {
+        user.pk: user
+        for user in User.objects.filter(pk__in={m.user_id for m in memberships}).annotate(
+            open_incidents=open_incident_count()
+        )
+    }
+    for membership in sorted(memberships, key=attrgetter("company_id", "user_id")):
+        technicians.setdefault(membership.company_id, []).append(users[membership.user_id])
     return technicians
 
 
-def companies_on_call(*, company_ids: Iterable[int]) -> set[int]:
-    """Which of these companies have an on-call technician: one query for a sweep's
-    companies, so the ones without (most, in a storm) cost nothing more."""
-    return set(_on_call(company_ids).order_by().values_list("company_id", flat=True).distinct())
+def companies_on_call(*, company_ids: Iterable[int], at: datetime | None = None) -> set[int]:
+    """Which of these companies have someone on call: a fixed number of queries for a
+    sweep's companies, so the ones without (most, in a storm) cost nothing more."""
+    company_ids = list(company_ids)
+    scheduled = _scheduled(company_ids, at or timezone.now())
+    flagged = _flagged(c for c in company_ids if c not in scheduled)
+    return {company_id for company_id, users in scheduled.items() if users} | set(
+        flagged.order_by().values_list("company_id", flat=True).distinct()
+    )
 
 
 TIMELINE_EVENTS = 100
 TIMELINE_ALERTS = 50
-ASSIGNEE_ROLES = (Role.TECHNICIAN.value, Role.COMPANY_ADMIN.value)
 
 
 def incident_assignees(*, company_id: int) -> QuerySet[User]:
@@ -191,6 +237,10 @@ def incident_search(
     )
     if filters.status == "open":
         incidents = incidents.filter(status__in=OPEN_STATUSES)
+    elif filters.status in ("acknowledged", "unacknowledged"):
+        incidents = incidents.filter(
+            status__in=OPEN_STATUSES, acknowledged_at__isnull=filters.status == "unacknowledged"
+        )
     elif filters.status in IncidentStatus.values:
         incidents = incidents.filter(status=filters.status)
     if filters.severity:

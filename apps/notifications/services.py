@@ -53,9 +53,12 @@ def notify(
     body: str = "",
     url: str = "",
     company: Any = None,
+    incident: Any = None,
+    ack_url_for: Callable[[Any], str] | None = None,
 ) -> list[Notification]:
     """Notify each of ``users`` (inactive ones are skipped); bells update after commit.
-    Nobody is notified when a registered suppressor holds the notification back."""
+    Nobody is notified when a registered suppressor holds the notification back.
+    ``incident`` and ``ack_url_for`` (a user's signed acknowledge link) are for channels."""
     if _suppressed(kind=str(kind), url=url, company=company):
         return []
     created = Notification.objects.bulk_create(

@@ -16,6 +16,12 @@ class IncidentFilter(filters.FilterSet):
         choices=IncidentStatus.choices,
         help_text="Repeat for several statuses: ?status=new&status=in_progress.",
     )
+    acknowledged = filters.BooleanFilter(
+        field_name="acknowledged_at",
+        lookup_expr="isnull",
+        exclude=True,
+        help_text="“true”: only acknowledged incidents; “false”: only unacknowledged ones.",
+    )
     severity = filters.ChoiceFilter(choices=Severity.choices)
     priority_min = filters.NumberFilter(
         field_name="priority_score", lookup_expr="gte", decimal_places=0
