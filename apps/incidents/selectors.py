@@ -56,67 +56,83 @@ def register_on_call_provider(provider: OnCallProvider) -> None:
         _on_call_providers.append(provider)
 
 
-def _scheduled(company_ids: list[int], at: datetime) -> dict[int, list[int]]:
+def scheduled_on_call(*, company_ids: Iterable[int], at: datetime) -> dict[int, list[int]]:
+    """The user ids the registered schedules put on call at ``at``, for each of these
+    companies that has a schedule."""
+    company_ids = list(company_ids)
     scheduled: dict[int, list[int]] = {}
     for provider in _on_call_providers:
         scheduled.update(provider(company_ids=company_ids, at=at))
     return scheduled
 
 
-def _flagged(company_ids: Iterable[int]) -> QuerySet[Membership]:
+def _flagged(company_ids: Iterable[int]) -> Q:
     """Who is on call in companies without a schedule: active technicians with the flag."""
-    return Membership.objects.filter(
+    return Q(
         company_id__in=list(company_ids),
         on_call=True,
-        user__is_active=True,
         user__groups__name=Role.TECHNICIAN.value,
     )
 
 
-def _scheduled_members(scheduled: dict[int, list[int]]) -> QuerySet[Membership]:
-    """The memberships of the people a schedule puts on call, when they are still active
-    technicians or company admins of that company (a schedule never reaches past its
-    company)."""
+def _named(scheduled: dict[int, list[int]]) -> Q:
+    """The people a schedule puts on call, while they are technicians or company admins of
+    that company (a schedule never reaches past its company)."""
     match = Q(pk__in=[])
     for company_id, user_ids in scheduled.items():
         match |= Q(company_id=company_id, user_id__in=user_ids)
+    return match & Q(user__groups__name__in=ASSIGNEE_ROLES)
+
+
+def _on_call(company_ids: list[int], scheduled: dict[int, list[int]]) -> QuerySet[Membership]:
+    unscheduled = [c for c in company_ids if c not in scheduled]
     return Membership.objects.filter(
-        match, user__is_active=True, user__groups__name__in=ASSIGNEE_ROLES
-    ).distinct()
+        _named(scheduled) | _flagged(unscheduled), user__is_active=True
+    )
 
 
 def on_call_technicians(
-    *, company_ids: Iterable[int], at: datetime | None = None
+    *,
+    company_ids: Iterable[int],
+    at: datetime | None = None,
+    scheduled: dict[int, list[int]] | None = None,
 ) -> dict[int, list[User]]:
     """Each company's on-call people at ``at`` (now): those its schedule names, else its
     active technicians with the on-call flag; each with ``open_incidents`` (how many open
-    incidents they hold, in any company). A fixed number of queries for all the companies."""
+    incidents they hold, in any company). ``scheduled``: ``scheduled_on_call`` already read.
+    One query for all the companies, besides the schedules."""
     company_ids = list(company_ids)
-    scheduled = _scheduled(company_ids, at or timezone.now())
+    if scheduled is None:
+        scheduled = scheduled_on_call(company_ids=company_ids, at=at or timezone.now())
     technicians: dict[int, list[User]] = {}
-    memberships = [
-        *_scheduled_members(scheduled),
-        *_flagged(c for c in company_ids if c not in scheduled),
-    ]
-    users = {
-        user.pk: user
-        for user in User.objects.filter(pk__in={m.user_id for m in memberships}).annotate(
-            open_incidents=open_incident_count()
-        )
-    }
-    for membership in sorted(memberships, key=attrgetter("company_id", "user_id")):
-        technicians.setdefault(membership.company_id, []).append(users[membership.user_id])
+    seen: set[tuple[int, int]] = set()
+    for membership in (
+        _on_call(company_ids, scheduled)
+        .select_related("user")
+        .annotate(open_incidents=open_incident_count("user_id"))
+        .order_by("company_id", "user_id")
+    ):
+        if (membership.company_id, membership.user_id) in seen:
+            continue
+        seen.add((membership.company_id, membership.user_id))
+        membership.user.open_incidents = membership.open_incidents
+        technicians.setdefault(membership.company_id, []).append(membership.user)
     return technicians
 
 
-def companies_on_call(*, company_ids: Iterable[int], at: datetime | None = None) -> set[int]:
-    """Which of these companies have someone on call: a fixed number of queries for a
-    sweep's companies, so the ones without (most, in a storm) cost nothing more."""
+def companies_on_call(
+    *,
+    company_ids: Iterable[int],
+    at: datetime | None = None,
+    scheduled: dict[int, list[int]] | None = None,
+) -> set[int]:
+    """Which of these companies have someone on call: one query for a sweep's companies
+    (besides the schedules), so the ones without (most, in a storm) cost nothing more."""
     company_ids = list(company_ids)
-    scheduled = _scheduled(company_ids, at or timezone.now())
-    flagged = _flagged(c for c in company_ids if c not in scheduled)
-    return {company_id for company_id, users in scheduled.items() if users} | set(
-        flagged.order_by().values_list("company_id", flat=True).distinct()
+    if scheduled is None:
+        scheduled = scheduled_on_call(company_ids=company_ids, at=at or timezone.now())
+    return set(
+        _on_call(company_ids, scheduled).order_by().values_list("company_id", flat=True).distinct()
     )
 
 

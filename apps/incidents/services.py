@@ -28,7 +28,12 @@ from apps.incidents.choices import (
 )
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
-from apps.incidents.selectors import companies_on_call, incident_assignees, on_call_technicians
+from apps.incidents.selectors import (
+    companies_on_call,
+    incident_assignees,
+    on_call_technicians,
+    scheduled_on_call,
+)
 from apps.notifications.live import company_changed
 from apps.notifications.models import Kind, Level, Notification
 from apps.notifications.services import notify, push_bell
@@ -47,7 +52,9 @@ def incident_auto_assign(*, incident_id: int) -> User | None:
 
 
 @transaction.atomic
-def _auto_assign(*, incident_ids: list[int]) -> dict[int, User]:
+def _auto_assign(
+    *, incident_ids: list[int], scheduled: dict[int, list[int]] | None = None
+) -> dict[int, User]:
     """Give each of these incidents that is visible, open, unassigned and not in
     maintenance to its company's active, on-call technician with the fewest open incidents
     (ties: the longest-standing account), counting the ones given out here: a fixed number
@@ -66,7 +73,9 @@ def _auto_assign(*, incident_ids: list[int]) -> dict[int, User]:
     )
     if not incidents:
         return {}
-    technicians = on_call_technicians(company_ids={i.company_id for i in incidents})
+    technicians = on_call_technicians(
+        company_ids={i.company_id for i in incidents}, scheduled=scheduled
+    )
     load = {user.pk: user.open_incidents for users in technicians.values() for user in users}
     assigned: dict[int, User] = {}
     for incident in incidents:
@@ -185,13 +194,14 @@ def incidents_auto_assign(*, incident_ids: Mapping[int, list[int]]) -> None:
     wanted = [company_id for company_id, ids in incident_ids.items() if ids]
     if not wanted:
         return
+    scheduled = scheduled_on_call(company_ids=wanted, at=timezone.now())
     ids = [
         pk
-        for company_id in companies_on_call(company_ids=wanted)
+        for company_id in companies_on_call(company_ids=wanted, scheduled=scheduled)
         for pk in incident_ids[company_id]
     ]
     if ids:
-        _auto_assign(incident_ids=ids)
+        _auto_assign(incident_ids=ids, scheduled=scheduled)
     opened = [pk for company_id in wanted for pk in incident_ids[company_id]]
     incidents_opened.send(sender=Incident, incident_ids=opened)
 
@@ -419,15 +429,10 @@ def incident_acknowledge(
 
 @transaction.atomic
 def incident_take(*, incident_id: int, actor: User) -> Incident:
-    """ "Take it": assign the incident to the actor (unless it is theirs already) and
-    acknowledge it (unless someone has)."""
+    """Take it: assign the incident to the actor (an error when it is theirs already: they
+    acknowledge it instead) and acknowledge it unless someone has."""
     Company.objects.select_for_update(of=("self",), no_key=True).filter(incidents=incident_id).get()
-    incident = _lock(incident_id)
-    if incident.assigned_to_id == actor.pk and incident.acknowledged_at is not None:
-        message = "You have already taken this incident."
-        raise ValidationError(message, fields={"assignee": [message]})
-    if incident.assigned_to_id != actor.pk:
-        incident = incident_assign(incident_id=incident_id, assignee=actor, actor=actor)
+    incident = incident_assign(incident_id=incident_id, assignee=actor, actor=actor)
     if incident.acknowledged_at is None:
         incident = incident_acknowledge(incident_id=incident_id, actor=actor)
     return incident

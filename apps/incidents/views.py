@@ -334,7 +334,7 @@ def incident_assign_to(request: HttpRequest, incident: Incident) -> HttpResponse
 def incident_take(request: HttpRequest, incident: Incident) -> HttpResponse:
     def perform(data: dict[str, Any]) -> str:
         incident_take_and_acknowledge(incident_id=incident.pk, actor=request.user)
-        return "You took the incident: it is assigned to you and acknowledged."
+        return "You took the incident. It is assigned to you and acknowledged."
 
     return _act(
         request,

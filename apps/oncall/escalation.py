@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.accounts.models import Membership, User
@@ -40,7 +42,12 @@ from apps.notifications.models import Kind, Level
 from apps.notifications.services import notify
 from apps.oncall.choices import StopReason, Target
 from apps.oncall.links import ack_link_url
-from apps.oncall.models import EscalationPage, EscalationPolicy, IncidentEscalation
+from apps.oncall.models import (
+    EscalationPage,
+    EscalationPolicy,
+    EscalationStep,
+    IncidentEscalation,
+)
 from apps.oncall.schedules import who_is_on_call
 from apps.oncall.selectors import reachable_users, schedules_loaded
 
@@ -91,53 +98,52 @@ def plan_of(policy: EscalationPolicy | None) -> Plan:
     )
 
 
-def _policies(incidents: list[Incident]) -> dict[int, EscalationPolicy | None]:
-    """Each incident's policy (rule 1), in one query for all of them."""
-    by_key = {
-        (policy.company_id, policy.severity): policy
-        for policy in EscalationPolicy.objects.filter(
-            company_id__in={incident.company_id for incident in incidents}
+def _with_policy(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
+    """Annotate each incident with its policy (rule 1) and the wait of that policy's first
+    step, in the same query."""
+    policies = EscalationPolicy.objects.filter(company_id=OuterRef("company_id"))
+    first_step = EscalationStep.objects.filter(policy_id=OuterRef("policy_id")).order_by("position")
+    return incidents.annotate(
+        policy_id=Coalesce(
+            Subquery(policies.filter(severity=OuterRef("severity")).values("pk")[:1]),
+            Subquery(policies.filter(severity="").values("pk")[:1]),
         )
-    }
-    return {
-        incident.pk: by_key.get((incident.company_id, incident.severity))
-        or by_key.get((incident.company_id, ""))
-        for incident in incidents
-    }
+    ).annotate(first_wait=Subquery(first_step.values("wait_minutes")[:1]))
 
 
 def escalations_start(*, incident_ids: Iterable[int], now: datetime | None = None) -> int:
     """Start escalating these incidents when visible, open, unacknowledged and not in
-    maintenance (an incident escalates once: a second start is a no-op). Returns how many
-    started."""
+    maintenance (an incident escalates once: a second start is a no-op). Two queries for
+    any number of incidents. Returns how many started."""
     now = now or timezone.now()
-    incidents = list(
+    incidents = _with_policy(
         Incident.objects.filter(
             pk__in=list(incident_ids),
             visible=True,
             in_maintenance=False,
             status__in=OPEN_STATUSES,
             acknowledged_at__isnull=True,
-        )
+        ).only("pk")
     )
-    if not incidents:
-        return 0
-    policies = _policies(incidents)
     rows = []
     for incident in incidents:
-        plan = plan_of(policies[incident.pk])
-        if not plan.steps:
+        if incident.policy_id is None:
+            wait = DEFAULT_PLAN.steps[0].wait_minutes
+        elif incident.first_wait is None:
             continue
+        else:
+            wait = incident.first_wait
         rows.append(
             IncidentEscalation(
-                incident=incident,
-                policy=policies[incident.pk],
+                incident_id=incident.pk,
+                policy_id=incident.policy_id,
                 started_at=now,
-                next_step_at=now + timedelta(minutes=plan.steps[0].wait_minutes),
+                next_step_at=now + timedelta(minutes=wait),
             )
         )
-    created = IncidentEscalation.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(created)
+    if not rows:
+        return 0
+    return len(IncidentEscalation.objects.bulk_create(rows, ignore_conflicts=True))
 
 
 def escalations_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> int:

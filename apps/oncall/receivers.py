@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -11,8 +12,13 @@ from apps.oncall.tasks import escalation_sweep
 
 
 def start_escalations(*, incident_ids: list[int], **kwargs: Any) -> None:
-    """Start their escalation; the first step (usually due at once) is swept right after
-    commit instead of waiting for the next beat (which still runs it should the broker be
-    down: ``robust``)."""
+    """Once the assignment has committed, start the incidents' escalation (two queries for
+    all of them)."""
+    transaction.on_commit(partial(_start, list(incident_ids)), robust=True)
+
+
+def _start(incident_ids: list[int]) -> None:
+    """The first step (usually due at once) is swept right away instead of at the next
+    beat, which still runs it should the broker be down (``robust``)."""
     if escalations_start(incident_ids=incident_ids):
         transaction.on_commit(escalation_sweep.delay, robust=True)
