@@ -9,8 +9,9 @@ The rules, in order:
    ``active_until``, wrapping past midnight; none: all day) and once its first turn started.
 4. Its turns pass at ``handoff_time`` in the company's time zone, every day (daily) or on
    ``handoff_weekday`` (weekly). Turns count in local days, so 09:00 stays 09:00 across a DST
-   change; a hand-off time the clocks skip happens when they jump (PEP 495 ``fold=0``), and
-   one they repeat at its first occurrence.
+   change. A hand-off time the clocks skip is read with the offset before the jump (PEP 495
+   ``fold=0``: 01:30 in a 01:00→02:00 jump hands off at 02:30 new time); one they repeat
+   hands off at its first occurrence, and the second does not hand back.
 """
 
 from __future__ import annotations
