@@ -113,8 +113,9 @@ def _with_policy(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
 
 def escalations_start(*, incident_ids: Iterable[int], now: datetime | None = None) -> int:
     """Start escalating these incidents when visible, open, unacknowledged and not in
-    maintenance (an incident escalates once: a second start is a no-op). Two queries for
-    any number of incidents. Returns how many started."""
+    maintenance. An incident escalates once: a second start skips it (and the one-to-one
+    row settles a race). Two queries for any number of incidents. Returns how many
+    started."""
     now = now or timezone.now()
     incidents = _with_policy(
         Incident.objects.filter(
@@ -123,6 +124,7 @@ def escalations_start(*, incident_ids: Iterable[int], now: datetime | None = Non
             in_maintenance=False,
             status__in=OPEN_STATUSES,
             acknowledged_at__isnull=True,
+            escalation__isnull=True,
         ).only("pk")
     )
     rows = []
