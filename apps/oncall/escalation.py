@@ -38,6 +38,7 @@ from apps.incidents.choices import OPEN_STATUSES, EventKind
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.selectors import on_call_technicians
 from apps.incidents.services import incident_url
+from apps.notifications.live import company_changed
 from apps.notifications.models import Kind, Level
 from apps.notifications.services import notify
 from apps.oncall.choices import StopReason, Target
@@ -266,6 +267,7 @@ def _page(escalation: IncidentEscalation, step: Step, now: datetime) -> None:
         )
     else:
         text = f"Escalation {label}: nobody to page ({Target(step.target).label.lower()})"
+    company_changed(incident.company_id)
     IncidentEvent.objects.create(
         incident=incident,
         kind=EventKind.ESCALATED,
