@@ -20,7 +20,16 @@ from apps.oncall.models import (
 class RotationInline(MSPRolePermissions, admin.TabularInline):
     model = Rotation
     extra = 0
-    fields = ("name", "layer", "frequency", "handoff_time", "handoff_weekday", "start_date")
+    fields = (
+        "name",
+        "layer",
+        "frequency",
+        "handoff_time",
+        "handoff_weekday",
+        "start_date",
+        "active_from",
+        "active_until",
+    )
     show_change_link = True
 
 

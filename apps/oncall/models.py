@@ -65,6 +65,7 @@ class Rotation(models.Model):
                 condition=(Q(active_from__isnull=True) & Q(active_until__isnull=True))
                 | (Q(active_from__isnull=False) & Q(active_until__isnull=False)),
                 name="oncall_rotation_active_hours_both",
+                violation_error_message="Give both ends of the active hours, or neither.",
             )
         ]
 
@@ -108,7 +109,9 @@ class Override(models.Model):
         indexes = [models.Index(fields=["schedule", "ends_at"], name="oncall_override_ends")]
         constraints = [
             models.CheckConstraint(
-                condition=Q(ends_at__gt=models.F("starts_at")), name="oncall_override_positive"
+                condition=Q(ends_at__gt=models.F("starts_at")),
+                name="oncall_override_positive",
+                violation_error_message="The cover must end after it starts.",
             )
         ]
 
@@ -179,6 +182,7 @@ class EscalationStep(models.Model):
             models.CheckConstraint(
                 condition=~Q(target=Target.USER) | Q(user__isnull=False),
                 name="oncall_step_user_target_has_user",
+                violation_error_message="Choose the person a “specific person” step pages.",
             ),
         ]
 

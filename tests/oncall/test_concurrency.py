@@ -65,7 +65,10 @@ def test_racing_sweeps_page_every_step_exactly_once(
 
 
 def _blocked_backend() -> int | None:
+    """The backend waiting for a lock. Polled from inside a transaction, whose view of
+    pg_stat_activity is a snapshot unless cleared."""
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
             "AND datname = current_database() AND pid <> pg_backend_pid()"
@@ -90,7 +93,7 @@ def test_a_worker_killed_mid_step_leaves_the_step_to_the_next_sweep(company_a, t
             if pid:
                 break
             time.sleep(0.05)
-        assert pid, "worker A never reached its commit"
+        assert pid, f"worker A never reached its commit: {killed}"
         other = in_thread(lambda: escalations_sweep(now=T0), skipped)
         other.join(30)
         assert skipped == [0]

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from apps.accounts.permissions import Action, can, scope
 from apps.alerts.models import Alert
-from apps.common.api import DETAIL_ERRORS, LIST_ERRORS
+from apps.common.api import DETAIL_ERRORS, LIST_ERRORS, error_responses
 from apps.common.errors import PermissionDenied
 from apps.incidents.api.filters import IncidentFilter
 from apps.incidents.api.serializers import IncidentDetailSerializer, IncidentSerializer
@@ -74,7 +74,17 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         description="Records who is on it and stops its escalation. 400 when it is resolved "
         "or already acknowledged; 403 when the user's role may not change incidents.",
         request=None,
-        responses={200: IncidentSerializer, **DETAIL_ERRORS},
+        responses={
+            200: IncidentSerializer,
+            **DETAIL_ERRORS,
+            **error_responses(
+                {
+                    400: "The incident is resolved or already acknowledged (the message says "
+                    "by whom).",
+                    403: "The user's role may not change incidents.",
+                }
+            ),
+        },
     )
     @action(detail=True, methods=["post"])
     def acknowledge(self, request: Request, pk: str | None = None) -> Response:
