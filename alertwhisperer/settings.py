@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "apps.compliance",
     "apps.chat",
     "apps.ops",
+    "apps.oncall",
 ]
 
 MIDDLEWARE = [
@@ -233,6 +234,7 @@ CELERY_BEAT_SCHEDULE = {
     "expire-approvals": {"task": "apps.runbooks.tasks.expire_approvals", "schedule": 60.0},
     "compliance-sync": {"task": "apps.compliance.tasks.sync_all_companies", "schedule": 3600.0},
     "worker-heartbeat": {"task": "apps.ops.tasks.heartbeat", "schedule": 15.0},
+    "escalation-sweep": {"task": "apps.oncall.tasks.escalation_sweep", "schedule": 15.0},
     "compliance-export": {
         "task": "apps.compliance.tasks.export_all_companies",
         "schedule": 86400.0,
@@ -401,8 +403,11 @@ OPS_CORRELATION_LAG_MAX = float(os.environ.get("OPS_CORRELATION_LAG_MAX", "120")
 OPS_WATCHDOG_SECONDS = float(os.environ.get("OPS_WATCHDOG_SECONDS", "30"))
 
 # --- Notifications outside the browser (apps/notifications/channels.py) -------------------
-# Absolute links in emails, Slack, Teams and webhooks are built on SITE_URL.
-SITE_URL = os.environ.get("SITE_URL", "http://localhost:8000").rstrip("/")
+# Where people reach the console from outside: absolute links in emails, Slack, Teams and
+# webhooks, acknowledge links included, are built on SITE_URL.
+SITE_URL = os.environ.get("SITE_URL", f"http://localhost:{os.environ.get('PORT', '8000')}").rstrip(
+    "/"
+)
 # Django's SMTP backend. Embedded (`make run`), mail goes to the local catcher on port 1025
 # (apps/notifications/mailcatcher.py), listed at /notifications/mail/ for MSP admins.
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

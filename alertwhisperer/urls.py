@@ -26,6 +26,7 @@ urlpatterns = [
     path("kpis/", include("apps.kpis.urls")),
     path("compliance/", include("apps.compliance.urls")),
     path("chat/", include("apps.chat.urls")),
+    path("oncall/", include("apps.oncall.urls")),
     path("admin/", msp_only(admin.site.urls)),
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     *webhook_urlpatterns,

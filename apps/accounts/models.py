@@ -84,7 +84,9 @@ class Membership(models.Model):
         "tenants.Company", on_delete=models.CASCADE, related_name="memberships"
     )
     on_call = models.BooleanField(
-        default=True, help_text="Technicians on call receive new incidents of this company."
+        default=True,
+        help_text="Technicians on call receive new incidents of this company, while it has no "
+        "on-call schedule (apps.oncall; the schedule decides once there is one).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -11,6 +11,7 @@ OPEN_STATUSES = (IncidentStatus.NEW, IncidentStatus.IN_PROGRESS)
 # Audit actions of correlation (apps/audit lists the older ones).
 MERGE_AUDIT_ACTION = "incident_merged"
 DEPENDENCIES_AUDIT_ACTION = "dependencies_replaced"
+ACKNOWLEDGE_AUDIT_ACTION = "incident_acknowledged"
 
 
 class Resolution(models.TextChoices):
@@ -30,6 +31,8 @@ class EventKind(models.TextChoices):
     MERGED = "merged", "Merged"
     SPLIT = "split", "Split"
     FLAPPING = "flapping", "Flapping"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    ESCALATED = "escalated", "Escalated"
 
 
 class Rule(models.TextChoices):

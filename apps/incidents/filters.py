@@ -13,7 +13,13 @@ from django import forms
 from apps.alerts.choices import Severity
 from apps.incidents.choices import IncidentStatus
 
-STATUS_CHOICES = [("open", "Open"), *IncidentStatus.choices, ("all", "All")]
+STATUS_CHOICES = [
+    ("open", "Open"),
+    ("acknowledged", "Acknowledged"),
+    ("unacknowledged", "Open, not acknowledged"),
+    *IncidentStatus.choices,
+    ("all", "All"),
+]
 ASSIGNEE_CHOICES = [("", "Anyone"), ("mine", "Mine"), ("unassigned", "Unassigned")]
 SINCE = {
     "1h": timedelta(hours=1),

@@ -11,6 +11,7 @@ from apps.incidents.choices import IncidentStatus
 from apps.incidents.models import Incident
 from apps.incidents.selectors import bulk_assignees, incident_assignees
 from apps.incidents.services import (
+    BULK_ACKNOWLEDGE,
     BULK_ASSIGN,
     BULK_RESOLVE,
     BULK_TAKE,
@@ -91,6 +92,7 @@ class BulkForm(forms.Form):
     action = forms.ChoiceField(
         choices=[
             (BULK_TAKE, "Take them"),
+            (BULK_ACKNOWLEDGE, "Acknowledge"),
             (BULK_ASSIGN, "Assign to…"),
             (BULK_RESOLVE, "Resolve with a note"),
         ],

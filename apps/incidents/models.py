@@ -47,6 +47,16 @@ class Incident(models.Model):
         on_delete=models.SET_NULL,
         related_name="assigned_incidents",
     )
+    acknowledged_at = models.DateTimeField(
+        null=True, blank=True, help_text="When someone said they are on it (stops escalation)."
+    )
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     resolution = models.CharField(max_length=20, choices=Resolution.choices, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(
@@ -95,6 +105,10 @@ class Incident(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_acknowledged(self) -> bool:
+        return self.acknowledged_at is not None
 
 
 class IncidentEvent(models.Model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -42,40 +42,102 @@ def open_incident_count(user_field: str = "pk") -> Expression:
     return Coalesce(Subquery(open_counts, output_field=IntegerField()), 0)
 
 
-def _on_call(company_ids: Iterable[int]) -> QuerySet[Membership]:
-    """Who is on call, as memberships: active technicians with the on-call flag."""
-    return Membership.objects.filter(
+ASSIGNEE_ROLES = (Role.TECHNICIAN.value, Role.COMPANY_ADMIN.value)
+
+# Who the on-call schedules of a higher app (apps.oncall) put on call: called with
+# ``company_ids`` and ``at``, it answers the user ids on call in each of those companies that
+# has a schedule. Companies without one fall back to the memberships' on-call flag.
+OnCallProvider = Callable[..., dict[int, list[int]]]
+_on_call_providers: list[OnCallProvider] = []
+
+
+def register_on_call_provider(provider: OnCallProvider) -> None:
+    if provider not in _on_call_providers:
+        _on_call_providers.append(provider)
+
+
+def scheduled_on_call(*, company_ids: Iterable[int], at: datetime) -> dict[int, list[int]]:
+    """The user ids the registered schedules put on call at ``at``, for each of these
+    companies that has a schedule."""
+    company_ids = list(company_ids)
+    scheduled: dict[int, list[int]] = {}
+    for provider in _on_call_providers:
+        scheduled.update(provider(company_ids=company_ids, at=at))
+    return scheduled
+
+
+def _flagged(company_ids: Iterable[int]) -> Q:
+    """Who is on call in companies without a schedule: active technicians with the flag."""
+    return Q(
         company_id__in=list(company_ids),
         on_call=True,
-        user__is_active=True,
         user__groups__name=Role.TECHNICIAN.value,
     )
 
 
-def on_call_technicians(*, company_ids: Iterable[int]) -> dict[int, list[User]]:
-    """Each company's active, on-call technicians, each with ``open_incidents`` (how many
-    open incidents they hold, in any company): one query for all the companies."""
+def _named(scheduled: dict[int, list[int]]) -> Q:
+    """The people a schedule puts on call, while they are technicians or company admins of
+    that company (a schedule never reaches past its company)."""
+    match = Q(pk__in=[])
+    for company_id, user_ids in scheduled.items():
+        match |= Q(company_id=company_id, user_id__in=user_ids)
+    return match & Q(user__groups__name__in=ASSIGNEE_ROLES)
+
+
+def _on_call(company_ids: list[int], scheduled: dict[int, list[int]]) -> QuerySet[Membership]:
+    unscheduled = [c for c in company_ids if c not in scheduled]
+    return Membership.objects.filter(
+        _named(scheduled) | _flagged(unscheduled), user__is_active=True
+    )
+
+
+def on_call_technicians(
+    *,
+    company_ids: Iterable[int],
+    at: datetime | None = None,
+    scheduled: dict[int, list[int]] | None = None,
+) -> dict[int, list[User]]:
+    """Each company's on-call people at ``at`` (now): those its schedule names, else its
+    active technicians with the on-call flag; each with ``open_incidents`` (how many open
+    incidents they hold, in any company). ``scheduled``: ``scheduled_on_call`` already read.
+    One query for all the companies, besides the schedules."""
+    company_ids = list(company_ids)
+    if scheduled is None:
+        scheduled = scheduled_on_call(company_ids=company_ids, at=at or timezone.now())
     technicians: dict[int, list[User]] = {}
+    seen: set[tuple[int, int]] = set()
     for membership in (
-        _on_call(company_ids)
+        _on_call(company_ids, scheduled)
         .select_related("user")
         .annotate(open_incidents=open_incident_count("user_id"))
         .order_by("company_id", "user_id")
     ):
+        if (membership.company_id, membership.user_id) in seen:
+            continue
+        seen.add((membership.company_id, membership.user_id))
         membership.user.open_incidents = membership.open_incidents
         technicians.setdefault(membership.company_id, []).append(membership.user)
     return technicians
 
 
-def companies_on_call(*, company_ids: Iterable[int]) -> set[int]:
-    """Which of these companies have an on-call technician: one query for a sweep's
-    companies, so the ones without (most, in a storm) cost nothing more."""
-    return set(_on_call(company_ids).order_by().values_list("company_id", flat=True).distinct())
+def companies_on_call(
+    *,
+    company_ids: Iterable[int],
+    at: datetime | None = None,
+    scheduled: dict[int, list[int]] | None = None,
+) -> set[int]:
+    """Which of these companies have someone on call: one query for a sweep's companies
+    (besides the schedules), so the ones without (most, in a storm) cost nothing more."""
+    company_ids = list(company_ids)
+    if scheduled is None:
+        scheduled = scheduled_on_call(company_ids=company_ids, at=at or timezone.now())
+    return set(
+        _on_call(company_ids, scheduled).order_by().values_list("company_id", flat=True).distinct()
+    )
 
 
 TIMELINE_EVENTS = 100
 TIMELINE_ALERTS = 50
-ASSIGNEE_ROLES = (Role.TECHNICIAN.value, Role.COMPANY_ADMIN.value)
 
 
 def incident_assignees(*, company_id: int) -> QuerySet[User]:
@@ -191,6 +253,10 @@ def incident_search(
     )
     if filters.status == "open":
         incidents = incidents.filter(status__in=OPEN_STATUSES)
+    elif filters.status in ("acknowledged", "unacknowledged"):
+        incidents = incidents.filter(
+            status__in=OPEN_STATUSES, acknowledged_at__isnull=filters.status == "unacknowledged"
+        )
     elif filters.status in IncidentStatus.values:
         incidents = incidents.filter(status=filters.status)
     if filters.severity:

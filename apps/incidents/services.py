@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from apps.accounts.models import Membership, User
@@ -18,16 +19,31 @@ from apps.audit.models import AuditLog
 from apps.audit.services import record
 from apps.common.db import bulk_set
 from apps.common.errors import ValidationError
-from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus, Resolution
+from apps.incidents.choices import (
+    ACKNOWLEDGE_AUDIT_ACTION,
+    OPEN_STATUSES,
+    EventKind,
+    IncidentStatus,
+    Resolution,
+)
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.scoring import priority_score
-from apps.incidents.selectors import companies_on_call, incident_assignees, on_call_technicians
+from apps.incidents.selectors import (
+    companies_on_call,
+    incident_assignees,
+    on_call_technicians,
+    scheduled_on_call,
+)
 from apps.notifications.live import company_changed
 from apps.notifications.models import Kind, Level, Notification
 from apps.notifications.services import notify, push_bell
 from apps.tenants.models import Company
 
 RESCORE_CHUNK = 1000
+
+# Sent with ``incident_ids`` once new visible incidents have been through auto-assignment:
+# apps.oncall starts their escalation (no import goes upward).
+incidents_opened = Signal()
 
 
 def incident_auto_assign(*, incident_id: int) -> User | None:
@@ -36,7 +52,9 @@ def incident_auto_assign(*, incident_id: int) -> User | None:
 
 
 @transaction.atomic
-def _auto_assign(*, incident_ids: list[int]) -> dict[int, User]:
+def _auto_assign(
+    *, incident_ids: list[int], scheduled: dict[int, list[int]] | None = None
+) -> dict[int, User]:
     """Give each of these incidents that is visible, open, unassigned and not in
     maintenance to its company's active, on-call technician with the fewest open incidents
     (ties: the longest-standing account), counting the ones given out here: a fixed number
@@ -55,7 +73,9 @@ def _auto_assign(*, incident_ids: list[int]) -> dict[int, User]:
     )
     if not incidents:
         return {}
-    technicians = on_call_technicians(company_ids={i.company_id for i in incidents})
+    technicians = on_call_technicians(
+        company_ids={i.company_id for i in incidents}, scheduled=scheduled
+    )
     load = {user.pk: user.open_incidents for users in technicians.values() for user in users}
     assigned: dict[int, User] = {}
     for incident in incidents:
@@ -169,17 +189,21 @@ def incidents_announce(*, incident_ids: list[int]) -> None:
 
 def incidents_auto_assign(*, incident_ids: Mapping[int, list[int]]) -> None:
     """Assign new incidents (their ids by company) together; the companies without an
-    on-call technician are found in one query for all of them and skipped."""
+    on-call technician are found in one query for all of them and skipped. Then
+    ``incidents_opened`` tells the escalation of every one of them."""
     wanted = [company_id for company_id, ids in incident_ids.items() if ids]
     if not wanted:
         return
+    scheduled = scheduled_on_call(company_ids=wanted, at=timezone.now())
     ids = [
         pk
-        for company_id in companies_on_call(company_ids=wanted)
+        for company_id in companies_on_call(company_ids=wanted, scheduled=scheduled)
         for pk in incident_ids[company_id]
     ]
     if ids:
-        _auto_assign(incident_ids=ids)
+        _auto_assign(incident_ids=ids, scheduled=scheduled)
+    opened = [pk for company_id in wanted for pk in incident_ids[company_id]]
+    incidents_opened.send(sender=Incident, incident_ids=opened)
 
 
 def incidents_rescore(*, now: datetime | None = None, ids: Iterable[int] | None = None) -> int:
@@ -271,12 +295,16 @@ def incident_status_change(
         incident.resolution = ""
         incident.resolved_at = None
         incident.resolved_by = None
+        incident.acknowledged_at = None
+        incident.acknowledged_by = None
     incident.save(
         update_fields=[
             "status",
             "resolution",
             "resolved_at",
             "resolved_by",
+            "acknowledged_at",
+            "acknowledged_by",
             "accepting",
             "updated_at",
         ]
@@ -355,6 +383,62 @@ def incident_assign(*, incident_id: int, assignee: User, actor: User) -> Inciden
 
 
 @transaction.atomic
+def incident_acknowledge(
+    *, incident_id: int, actor: User, via_link: bool = False, now: datetime | None = None
+) -> Incident:
+    """Say someone is on it: records who and when, moves a new incident to in progress and
+    stops its escalation (the escalation sweep finds it acknowledged). ``via_link``: the
+    actor used a signed link from a notification instead of logging in, audited as such.
+    The caller has checked the actor may update the incident."""
+    Company.objects.select_for_update(of=("self",), no_key=True).filter(incidents=incident_id).get()
+    incident = _lock(incident_id)
+    if not incident.is_open:
+        message = "A resolved incident cannot be acknowledged; reopen it first."
+        raise ValidationError(message, fields={"incident": [message]})
+    if incident.acknowledged_at is not None:
+        who = incident.acknowledged_by or "a removed user"
+        message = f"The incident is already acknowledged by {who}."
+        raise ValidationError(message, fields={"incident": [message]})
+    previous = IncidentStatus(incident.status)
+    incident.acknowledged_at = now or timezone.now()
+    incident.acknowledged_by = actor
+    if previous == IncidentStatus.NEW:
+        incident.status = IncidentStatus.IN_PROGRESS
+    incident.save(update_fields=["acknowledged_at", "acknowledged_by", "status", "updated_at"])
+    how = f"via link as {actor.email}" if via_link else f"by {actor}"
+    IncidentEvent.objects.create(
+        incident=incident,
+        kind=EventKind.ACKNOWLEDGED,
+        actor=actor,
+        text=f"Acknowledged {how}",
+        details={"from": previous.value, "to": incident.status, "via_link": via_link},
+    )
+    record(
+        action=ACKNOWLEDGE_AUDIT_ACTION,
+        actor=actor,
+        company=incident.company,
+        target=incident,
+        details={
+            "via": "link" if via_link else "console",
+            "text": f"acknowledged via link as {actor.email}" if via_link else "acknowledged",
+        },
+    )
+    company_changed(incident.company_id)
+    return incident
+
+
+@transaction.atomic
+def incident_take(*, incident_id: int, actor: User) -> Incident:
+    """Take it: assign the incident to the actor (an error when it is theirs already: they
+    acknowledge it instead) and acknowledge it unless someone has."""
+    Company.objects.select_for_update(of=("self",), no_key=True).filter(incidents=incident_id).get()
+    incident = incident_assign(incident_id=incident_id, assignee=actor, actor=actor)
+    if incident.acknowledged_at is None:
+        incident = incident_acknowledge(incident_id=incident_id, actor=actor)
+    return incident
+
+
+@transaction.atomic
 def incident_note_add(*, incident_id: int, text: str, actor: User) -> IncidentEvent:
     """Add a note to the incident's timeline (open or resolved)."""
     text = text.strip()
@@ -385,6 +469,7 @@ def _check_note_length(text: str, *, field: str) -> None:
 BULK_TAKE = "take"
 BULK_ASSIGN = "assign"
 BULK_RESOLVE = "resolve"
+BULK_ACKNOWLEDGE = "acknowledge"
 
 
 @dataclass(frozen=True)
@@ -401,7 +486,7 @@ def incidents_bulk_act(
     assignee: User | None = None,
     note: str = "",
 ) -> BulkOutcome:
-    """Take, assign or resolve (with one note) each incident in turn, through the same
+    """Take, acknowledge, assign or resolve (with one note) each incident in turn, through the same
     services as the incident page, so each change is evented, audited and announced.
     The caller has checked the actor may update every one; an incident the service refuses
     (already resolved, already theirs) is skipped with the service's reason."""
@@ -410,7 +495,9 @@ def incidents_bulk_act(
     for incident_id in incident_ids:
         try:
             if action == BULK_TAKE:
-                incident_assign(incident_id=incident_id, assignee=actor, actor=actor)
+                incident_take(incident_id=incident_id, actor=actor)
+            elif action == BULK_ACKNOWLEDGE:
+                incident_acknowledge(incident_id=incident_id, actor=actor)
             elif action == BULK_ASSIGN and assignee is not None:
                 incident_assign(incident_id=incident_id, assignee=assignee, actor=actor)
             elif action == BULK_RESOLVE:

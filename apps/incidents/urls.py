@@ -17,6 +17,7 @@ urlpatterns = [
     path("<int:pk>/status/", views.incident_status, name="status"),
     path("<int:pk>/assign/", views.incident_assign_to, name="assign"),
     path("<int:pk>/take/", views.incident_take, name="take"),
+    path("<int:pk>/acknowledge/", views.incident_ack, name="acknowledge"),
     path("<int:pk>/notes/", views.incident_note, name="note"),
     path(
         "dependencies/<slug:slug>/import/",

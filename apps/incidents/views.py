@@ -35,14 +35,17 @@ from apps.incidents.forms import AssignForm, BulkForm, NoteForm, StatusForm, Tak
 from apps.incidents.models import Incident
 from apps.incidents.selectors import incident_search, incident_timeline, timeline_folded
 from apps.incidents.services import (
+    BULK_ACKNOWLEDGE,
     BULK_ASSIGN,
     BULK_RESOLVE,
     BULK_TAKE,
+    incident_acknowledge,
     incident_assign,
     incident_note_add,
     incident_status_change,
     incidents_bulk_act,
 )
+from apps.incidents.services import incident_take as incident_take_and_acknowledge
 from apps.runbooks.incident_views import runbook_panel
 
 ALERTS_PER_PAGE = 25
@@ -53,7 +56,9 @@ NOTE_PARTIAL = "incidents/partials/_note_form.html"
 
 def _get_incident(request: HttpRequest, pk: int) -> Incident:
     return get_scoped_or_404(
-        Incident.objects.select_related("company", "asset", "assigned_to", "resolved_by"),
+        Incident.objects.select_related(
+            "company", "asset", "assigned_to", "resolved_by", "acknowledged_by"
+        ),
         request.user,
         pk=pk,
     )
@@ -141,6 +146,7 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
     if outcome.done:
         done_what = {
             BULK_TAKE: "taken by you",
+            BULK_ACKNOWLEDGE: "acknowledged",
             BULK_ASSIGN: f"assigned to {data['assignee']}",
             BULK_RESOLVE: "resolved",
         }[data["action"]]
@@ -327,8 +333,24 @@ def incident_assign_to(request: HttpRequest, incident: Incident) -> HttpResponse
 @_incident_action
 def incident_take(request: HttpRequest, incident: Incident) -> HttpResponse:
     def perform(data: dict[str, Any]) -> str:
-        incident_assign(incident_id=incident.pk, assignee=request.user, actor=request.user)
-        return "You took the incident."
+        incident_take_and_acknowledge(incident_id=incident.pk, actor=request.user)
+        return "You took the incident. It is assigned to you and acknowledged."
+
+    return _act(
+        request,
+        incident,
+        form=TakeForm(request.POST),
+        form_name="take_form",
+        partial=ACTIONS_PARTIAL,
+        perform=perform,
+    )
+
+
+@_incident_action
+def incident_ack(request: HttpRequest, incident: Incident) -> HttpResponse:
+    def perform(data: dict[str, Any]) -> str:
+        incident_acknowledge(incident_id=incident.pk, actor=request.user)
+        return "Acknowledged: escalation stops."
 
     return _act(
         request,

@@ -289,6 +289,27 @@ def mttr_summary(*, company_ids: Sequence[int], period: Period) -> Mttr:
     return Mttr(**_resolved_in(company_ids, period).aggregate(**_mttr_aggregates()))
 
 
+@dataclass(frozen=True)
+class Mtta:
+    acknowledged: int
+    overall: timedelta | None
+
+
+def mtta_summary(*, company_ids: Sequence[int], period: Period) -> Mtta:
+    """Mean time to acknowledge: average of acknowledged_at − first alert over the visible
+    incidents acknowledged in the range (one query)."""
+    return Mtta(
+        **Incident.objects.filter(
+            company_id__in=company_ids,
+            visible=True,
+            acknowledged_at__gte=period.start,
+            acknowledged_at__lt=period.end,
+        ).aggregate(
+            acknowledged=Count("id"), overall=Avg(F("acknowledged_at") - F("first_alert_at"))
+        )
+    )
+
+
 def mttr_by_signature(*, company_ids: Sequence[int], period: Period) -> list[SignatureMttr]:
     """MTTR per signature, most resolved first (one GROUP BY signature query)."""
     rows = (

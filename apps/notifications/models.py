@@ -14,6 +14,7 @@ class Kind(models.TextChoices):
     ASSIGNMENT = "assignment", "Assignment"
     APPROVAL = "approval", "Approval"
     RUNBOOK = "runbook", "Runbook"
+    ESCALATION = "escalation", "Escalation"
     CHANNEL_FAILED = "channel_failed", "Channel failing"
 
 

@@ -12,6 +12,7 @@ DECLARED = {
     ("put", "/api/v1/companies/{slug}/dependencies/"): {"200", "400", "401", "403", "404", "415"},
     ("get", "/api/v1/incidents/"): {"200", "400", "401", "404"},
     ("get", "/api/v1/incidents/{id}/"): {"200", "401", "404"},
+    ("post", "/api/v1/incidents/{id}/acknowledge/"): {"200", "400", "401", "403", "404"},
     ("post", "/api/v1/token/"): {"200", "400", "415", "429"},
     ("post", "/api/v1/token/revoke/"): {"204", "401"},
     ("post", "/api/webhooks/alerts"): WEBHOOK,

@@ -16,6 +16,11 @@ class IncidentFilter(filters.FilterSet):
         choices=IncidentStatus.choices,
         help_text="Repeat for several statuses: ?status=new&status=in_progress.",
     )
+    acknowledged = filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        method="filter_acknowledged",
+        help_text="“true”: only acknowledged incidents; “false”: only unacknowledged ones.",
+    )
     severity = filters.ChoiceFilter(choices=Severity.choices)
     priority_min = filters.NumberFilter(
         field_name="priority_score", lookup_expr="gte", decimal_places=0
@@ -52,6 +57,9 @@ class IncidentFilter(filters.FilterSet):
     def filter_assigned_to(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         user_id = self.request.user.pk if value == "me" else int(value)
         return queryset.filter(assigned_to_id=user_id)
+
+    def filter_acknowledged(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(acknowledged_at__isnull=value == "false")
 
     def filter_include_pending(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset if value == "true" else queryset.filter(visible=True)

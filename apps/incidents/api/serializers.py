@@ -41,6 +41,7 @@ class IncidentSerializer(serializers.ModelSerializer):
     tool_sources = serializers.ListField(child=serializers.CharField(), read_only=True)
     priority_breakdown = serializers.SerializerMethodField()
     assigned_to = UserSummarySerializer(read_only=True, allow_null=True)
+    acknowledged_by = UserSummarySerializer(read_only=True, allow_null=True)
     resolution = serializers.ChoiceField(
         choices=Resolution.choices, allow_blank=True, read_only=True
     )
@@ -65,6 +66,8 @@ class IncidentSerializer(serializers.ModelSerializer):
             "priority_score",
             "priority_breakdown",
             "assigned_to",
+            "acknowledged_at",
+            "acknowledged_by",
             "resolution",
             "resolved_at",
             "first_alert_at",

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('incidents', '0006_hand_grouping_and_flapping'),
-        ('notifications', '0001_initial'),
+        ('notifications', '0002_escalation_kind'),
         ('tenants', '0007_company_ping_signatures'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='notification',
             name='kind',
-            field=models.CharField(choices=[('critical_alert', 'Critical alert'), ('assignment', 'Assignment'), ('approval', 'Approval'), ('runbook', 'Runbook'), ('channel_failed', 'Channel failing')], max_length=20),
+            field=models.CharField(choices=[('critical_alert', 'Critical alert'), ('assignment', 'Assignment'), ('approval', 'Approval'), ('runbook', 'Runbook'), ('escalation', 'Escalation'), ('channel_failed', 'Channel failing')], max_length=20),
         ),
         migrations.CreateModel(
             name='Channel',

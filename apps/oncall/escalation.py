@@ -1,0 +1,281 @@
+"""Escalation: paging people about an incident nobody acknowledges, step by step.
+
+The rules:
+1. A new visible incident outside maintenance starts escalating (``escalations_start``) with
+   its company's policy for its severity, else its company's policy for any severity, else
+   ``DEFAULT_STEPS``: whoever is on call at once, the company's admins 15 minutes later, the
+   MSP admins 15 minutes after that (30 after the start).
+2. A step's ``wait_minutes`` counts from the previous step (from the start for the first).
+   After the last step the steps run again ``repeat`` more times, ``repeat_after_minutes``
+   after it.
+3. Escalation stops once the incident is acknowledged or resolved: the sweep finds it so
+   when its next step falls due and pages nobody.
+4. The sweep (a Celery beat task) reads only the escalations due (partial index on
+   ``next_step_at``), locks them with ``SKIP LOCKED`` so workers share them out, and writes
+   each step's page row, notifications, timeline event and the next due time in one
+   transaction. The page row is unique per (incident, step, round): a step pages once even
+   if a worker dies mid-step (its transaction rolls back; the next sweep redoes the step)
+   or a state row is stale (the insert fails and the step is skipped).
+5. People are paged only when active and able to see the incident's company.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from apps.accounts.models import Membership, User
+from apps.accounts.permissions import msp_admins
+from apps.accounts.roles import Role
+from apps.incidents.choices import OPEN_STATUSES, EventKind
+from apps.incidents.models import Incident, IncidentEvent
+from apps.incidents.selectors import on_call_technicians
+from apps.incidents.services import incident_url
+from apps.notifications.live import company_changed
+from apps.notifications.models import Kind, Level
+from apps.notifications.services import notify
+from apps.oncall.choices import StopReason, Target
+from apps.oncall.links import ack_link_url
+from apps.oncall.models import (
+    EscalationPage,
+    EscalationPolicy,
+    EscalationStep,
+    IncidentEscalation,
+)
+from apps.oncall.schedules import who_is_on_call
+from apps.oncall.selectors import reachable_users, schedules_loaded
+
+logger = logging.getLogger(__name__)
+
+SWEEP_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Step:
+    wait_minutes: int
+    target: str
+    schedule_id: int | None = None
+    user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: list[Step]
+    repeat: int = 0
+    repeat_after_minutes: int = 15
+
+
+DEFAULT_PLAN = Plan(
+    steps=[
+        Step(wait_minutes=0, target=Target.ON_CALL),
+        Step(wait_minutes=15, target=Target.COMPANY_ADMINS),
+        Step(wait_minutes=15, target=Target.MSP_ADMINS),
+    ]
+)
+
+
+def plan_of(policy: EscalationPolicy | None) -> Plan:
+    if policy is None:
+        return DEFAULT_PLAN
+    return Plan(
+        steps=[
+            Step(
+                wait_minutes=step.wait_minutes,
+                target=step.target,
+                schedule_id=step.schedule_id,
+                user_id=step.user_id,
+            )
+            for step in policy.steps.all()
+        ],
+        repeat=policy.repeat,
+        repeat_after_minutes=policy.repeat_after_minutes,
+    )
+
+
+def _with_policy(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
+    """Annotate each incident with its policy (rule 1) and the wait of that policy's first
+    step, in the same query."""
+    policies = EscalationPolicy.objects.filter(company_id=OuterRef("company_id"))
+    first_step = EscalationStep.objects.filter(policy_id=OuterRef("policy_id")).order_by("position")
+    return incidents.annotate(
+        policy_id=Coalesce(
+            Subquery(policies.filter(severity=OuterRef("severity")).values("pk")[:1]),
+            Subquery(policies.filter(severity="").values("pk")[:1]),
+        )
+    ).annotate(first_wait=Subquery(first_step.values("wait_minutes")[:1]))
+
+
+def escalations_start(*, incident_ids: Iterable[int], now: datetime | None = None) -> int:
+    """Start escalating these incidents when visible, open, unacknowledged and not in
+    maintenance. An incident escalates once: a second start skips it (and the one-to-one
+    row settles a race). Two queries for any number of incidents. Returns how many
+    started."""
+    now = now or timezone.now()
+    incidents = _with_policy(
+        Incident.objects.filter(
+            pk__in=list(incident_ids),
+            visible=True,
+            in_maintenance=False,
+            status__in=OPEN_STATUSES,
+            acknowledged_at__isnull=True,
+            escalation__isnull=True,
+        ).only("pk")
+    )
+    rows = []
+    for incident in incidents:
+        if incident.policy_id is None:
+            wait = DEFAULT_PLAN.steps[0].wait_minutes
+        elif incident.first_wait is None:
+            continue
+        else:
+            wait = incident.first_wait
+        rows.append(
+            IncidentEscalation(
+                incident_id=incident.pk,
+                policy_id=incident.policy_id,
+                started_at=now,
+                next_step_at=now + timedelta(minutes=wait),
+            )
+        )
+    if not rows:
+        return 0
+    return len(IncidentEscalation.objects.bulk_create(rows, ignore_conflicts=True))
+
+
+def escalations_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> int:
+    """Run every escalation step due at ``now``; returns how many escalations moved. Safe
+    to run in several workers at once (rule 4)."""
+    now = now or timezone.now()
+    moved = 0
+    failed: set[int] = set()
+    while True:
+        with transaction.atomic():
+            due = list(
+                IncidentEscalation.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(finished_at__isnull=True, next_step_at__lte=now)
+                .exclude(pk__in=failed)
+                .select_related("incident__company", "policy")
+                .order_by("next_step_at", "pk")[:batch]
+            )
+            for escalation in due:
+                try:
+                    with transaction.atomic():
+                        escalation_advance(escalation=escalation, now=now)
+                except Exception:
+                    logger.exception("Escalation of incident %s failed", escalation.incident_id)
+                    failed.add(escalation.pk)
+                else:
+                    moved += 1
+        if len(due) < batch:
+            return moved
+
+
+def _stop(escalation: IncidentEscalation, reason: StopReason, now: datetime) -> None:
+    escalation.finished_at = now
+    escalation.next_step_at = None
+    escalation.stop_reason = reason
+    escalation.save(update_fields=["finished_at", "next_step_at", "stop_reason"])
+
+
+def escalation_advance(*, escalation: IncidentEscalation, now: datetime) -> None:
+    """Run the escalation's due step (the caller holds its row) and schedule the next."""
+    incident = escalation.incident
+    if not incident.is_open:
+        return _stop(escalation, StopReason.RESOLVED, now)
+    if incident.acknowledged_at is not None:
+        return _stop(escalation, StopReason.ACKNOWLEDGED, now)
+    plan = plan_of(escalation.policy)
+    if escalation.step < len(plan.steps):
+        _page(escalation, plan.steps[escalation.step], now)
+    if escalation.step + 1 < len(plan.steps):
+        escalation.step += 1
+        escalation.next_step_at = now + timedelta(minutes=plan.steps[escalation.step].wait_minutes)
+    elif escalation.round < plan.repeat:
+        escalation.round += 1
+        escalation.step = 0
+        escalation.next_step_at = now + timedelta(minutes=plan.repeat_after_minutes)
+    else:
+        return _stop(escalation, StopReason.EXHAUSTED, now)
+    escalation.save(update_fields=["step", "round", "next_step_at"])
+
+
+def recipients(*, incident: Incident, step: Step, at: datetime) -> list[User]:
+    """Who a step pages for this incident: active people who may see its company."""
+    company_id = incident.company_id
+    if step.target == Target.ON_CALL and step.schedule_id is not None:
+        schedules = schedules_loaded(company_ids=[company_id], at=at).filter(pk=step.schedule_id)
+        ids = [user.pk for schedule in schedules for user in who_is_on_call(schedule, at)]
+    elif step.target == Target.ON_CALL:
+        ids = [
+            user.pk
+            for user in on_call_technicians(company_ids=[company_id], at=at).get(company_id, [])
+        ]
+    elif step.target == Target.USER:
+        ids = [step.user_id] if step.user_id else []
+    elif step.target == Target.COMPANY_ADMINS:
+        ids = list(
+            Membership.objects.filter(
+                company_id=company_id, user__groups__name=Role.COMPANY_ADMIN.value
+            ).values_list("user_id", flat=True)
+        )
+    else:
+        ids = list(msp_admins().values_list("pk", flat=True))
+    return reachable_users(company_id=company_id, user_ids=ids) if ids else []
+
+
+def _page(escalation: IncidentEscalation, step: Step, now: datetime) -> None:
+    """Page the step's people once (the page row's constraint), with a timeline event."""
+    incident = escalation.incident
+    try:
+        with transaction.atomic():
+            page = EscalationPage.objects.create(
+                incident=incident, step=escalation.step, round=escalation.round, target=step.target
+            )
+    except IntegrityError:
+        logger.info(
+            "Step %s of round %s of incident %s has paged already",
+            escalation.step,
+            escalation.round,
+            incident.pk,
+        )
+        return
+    users = recipients(incident=incident, step=step, at=now)
+    page.recipients.set(users)
+    label = f"step {escalation.step + 1}" + (
+        f" (round {escalation.round + 1})" if escalation.round else ""
+    )
+    if users:
+        names = ", ".join(str(user) for user in users)
+        text = f"Escalated to {label}: paged {names}"
+        notify(
+            users=users,
+            kind=Kind.ESCALATION,
+            level=Level.CRITICAL if incident.severity == "critical" else Level.WARNING,
+            title=f"Unacknowledged: {incident.title}",
+            body=f"{incident.company.name} · escalation {label} · nobody has acknowledged it",
+            url=incident_url(incident.pk),
+            company=incident.company,
+            incident=incident,
+            ack_url_for=lambda user: ack_link_url(incident=incident, user=user, now=now),
+        )
+    else:
+        text = f"Escalation {label}: nobody to page ({Target(step.target).label.lower()})"
+    company_changed(incident.company_id)
+    IncidentEvent.objects.create(
+        incident=incident,
+        kind=EventKind.ESCALATED,
+        text=text,
+        details={
+            "step": escalation.step,
+            "round": escalation.round,
+            "target": step.target,
+            "paged": [user.pk for user in users],
+        },
+    )

@@ -1,0 +1,24 @@
+"""What apps.oncall does when apps.incidents announces new incidents."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+from apps.oncall.escalation import escalations_start
+from apps.oncall.tasks import escalation_sweep
+
+
+def start_escalations(*, incident_ids: list[int], **kwargs: Any) -> None:
+    """Once the assignment has committed, start the incidents' escalation (two queries for
+    all of them)."""
+    transaction.on_commit(partial(_start, list(incident_ids)), robust=True)
+
+
+def _start(incident_ids: list[int]) -> None:
+    """The first step (usually due at once) is swept right away instead of at the next
+    beat, which still runs it should the broker be down (``robust``)."""
+    if escalations_start(incident_ids=incident_ids):
+        transaction.on_commit(escalation_sweep.delay, robust=True)

@@ -1,0 +1,266 @@
+"""Escalation, time-travelled by passing ``now``: every step of the default and of custom
+policies, stopping on acknowledge and resolve, tenant scoping, and the page constraint."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+
+from apps.accounts.roles import Role
+from apps.incidents.choices import EventKind, IncidentStatus
+from apps.incidents.models import IncidentEvent
+from apps.incidents.services import (
+    incident_acknowledge,
+    incident_status_change,
+    incidents_auto_assign,
+)
+from apps.notifications.models import Kind, Notification
+from apps.oncall.choices import StopReason, Target
+from apps.oncall.escalation import escalations_start, escalations_sweep
+from apps.oncall.models import EscalationPage, IncidentEscalation
+from tests.factories import UserFactory
+from tests.incidents.factories import IncidentFactory
+from tests.oncall.factories import policy, rotation, schedule_of
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 2, 3, 2, 0, tzinfo=UTC)  # 3 a.m. somewhere: nobody is looking
+
+
+def minutes(n: float) -> datetime:
+    return T0 + timedelta(minutes=n)
+
+
+def paged(incident) -> list[tuple[int, int, list[str]]]:
+    return [
+        (page.step, page.round, sorted(u.email for u in page.recipients.all()))
+        for page in EscalationPage.objects.filter(incident=incident).order_by("round", "step")
+    ]
+
+
+def escalation_notices(user) -> int:
+    return Notification.objects.filter(user=user, kind=Kind.ESCALATION).count()
+
+
+@pytest.fixture
+def incident(company_a):
+    return IncidentFactory(company=company_a, severity="high", first_alert_at=T0)
+
+
+@pytest.fixture
+def people(technician_a, company_admin_a, msp_admin, technician_b):
+    return {
+        "tech": technician_a,
+        "admin": company_admin_a,
+        "msp": msp_admin,
+        "globex": technician_b,
+    }
+
+
+def test_the_default_policy_pages_on_call_then_company_admins_then_msp_admins(incident, people):
+    assert escalations_start(incident_ids=[incident.pk], now=T0) == 1
+    escalations_sweep(now=T0)
+    assert paged(incident) == [(0, 0, ["tech@acme.example"])]
+    escalations_sweep(now=minutes(14))
+    assert len(paged(incident)) == 1
+    escalations_sweep(now=minutes(15))
+    assert paged(incident)[1] == (1, 0, ["ca@acme.example"])
+    escalations_sweep(now=minutes(29))
+    escalations_sweep(now=minutes(30))
+    assert paged(incident)[2] == (2, 0, ["msp@example.com"])
+    escalations_sweep(now=minutes(120))
+    assert len(paged(incident)) == 3
+
+    escalation = IncidentEscalation.objects.get(incident=incident)
+    assert (escalation.stop_reason, escalation.next_step_at) == (StopReason.EXHAUSTED, None)
+    assert [escalation_notices(people[k]) for k in ("tech", "admin", "msp", "globex")] == [
+        1,
+        1,
+        1,
+        0,
+    ]
+    notice = Notification.objects.get(user=people["tech"])
+    assert notice.url == f"/incidents/{incident.pk}/"
+    assert notice.title == f"Unacknowledged: {incident.title}"
+    texts = list(
+        IncidentEvent.objects.filter(incident=incident, kind=EventKind.ESCALATED).values_list(
+            "text", flat=True
+        )
+    )
+    assert texts == [
+        f"Escalated to step 1: paged {people['tech']}",
+        f"Escalated to step 2: paged {people['admin']}",
+        f"Escalated to step 3: paged {people['msp']}",
+    ]
+
+
+def test_a_custom_policy_repeats_its_steps(company_a, incident, technician_a, company_admin_a):
+    policy(
+        company_a,
+        [(0, Target.USER, technician_a), (10, Target.COMPANY_ADMINS)],
+        repeat=1,
+        repeat_after=5,
+    )
+    escalations_start(incident_ids=[incident.pk], now=T0)
+    for at in (0, 9, 10, 14, 15, 24, 25, 60):
+        escalations_sweep(now=minutes(at))
+    assert paged(incident) == [
+        (0, 0, ["tech@acme.example"]),
+        (1, 0, ["ca@acme.example"]),
+        (0, 1, ["tech@acme.example"]),
+        (1, 1, ["ca@acme.example"]),
+    ]
+    assert IncidentEvent.objects.filter(
+        incident=incident, kind=EventKind.ESCALATED
+    ).last().text == (f"Escalated to step 2 (round 2): paged {company_admin_a}")
+
+
+def test_critical_incidents_use_the_faster_critical_policy(company_a, technician_a, msp_admin):
+    policy(company_a, [(0, Target.USER, technician_a), (30, Target.MSP_ADMINS)])
+    policy(company_a, [(0, Target.USER, technician_a), (5, Target.MSP_ADMINS)], severity="critical")
+    high = IncidentFactory(company=company_a, severity="high", first_alert_at=T0)
+    critical = IncidentFactory(company=company_a, severity="critical", first_alert_at=T0)
+    escalations_start(incident_ids=[high.pk, critical.pk], now=T0)
+    escalations_sweep(now=T0)
+    escalations_sweep(now=minutes(5))
+    assert [step for step, _, _ in paged(critical)] == [0, 1]
+    assert [step for step, _, _ in paged(high)] == [0]
+
+
+def test_acknowledging_stops_the_escalation(incident, people):
+    escalations_start(incident_ids=[incident.pk], now=T0)
+    escalations_sweep(now=T0)
+    incident_acknowledge(incident_id=incident.pk, actor=people["tech"], now=minutes(3))
+    for at in (15, 30, 90):
+        escalations_sweep(now=minutes(at))
+    assert len(paged(incident)) == 1
+    escalation = IncidentEscalation.objects.get(incident=incident)
+    assert (escalation.stop_reason, escalation.finished_at) == (
+        StopReason.ACKNOWLEDGED,
+        minutes(15),
+    )
+    assert escalation_notices(people["admin"]) == escalation_notices(people["msp"]) == 0
+
+
+def test_resolving_stops_the_escalation(incident, people):
+    escalations_start(incident_ids=[incident.pk], now=T0)
+    escalations_sweep(now=T0)
+    incident_status_change(
+        incident_id=incident.pk,
+        status=IncidentStatus.RESOLVED,
+        note="Rebooted",
+        actor=people["tech"],
+    )
+    escalations_sweep(now=minutes(15))
+    assert len(paged(incident)) == 1
+    assert IncidentEscalation.objects.get(incident=incident).stop_reason == StopReason.RESOLVED
+
+
+def test_an_acknowledged_incident_in_maintenance_or_pending_does_not_start(company_a, technician_a):
+    acknowledged = IncidentFactory(
+        company=company_a, acknowledged_at=T0, acknowledged_by=technician_a
+    )
+    maintenance = IncidentFactory(company=company_a, in_maintenance=True)
+    pending = IncidentFactory(company=company_a, visible=False)
+    fresh = IncidentFactory(company=company_a)
+    ids = [acknowledged.pk, maintenance.pk, pending.pk, fresh.pk]
+    assert escalations_start(incident_ids=ids, now=T0) == 1
+    assert escalations_start(incident_ids=ids, now=T0) == 0  # once per incident
+    assert list(IncidentEscalation.objects.values_list("incident_id", flat=True)) == [fresh.pk]
+
+
+def test_a_globex_user_is_never_paged_for_acme(company_a, incident, technician_a, technician_b):
+    """Even when Acme's policy or schedule names a Globex technician by mistake."""
+    schedule = schedule_of(company_a)
+    rotation(schedule, [technician_b])
+    policy(
+        company_a,
+        [
+            (0, Target.USER, technician_b),
+            (1, Target.ON_CALL, schedule),
+            (1, Target.ON_CALL),
+            (1, Target.COMPANY_ADMINS),
+        ],
+    )
+    escalations_start(incident_ids=[incident.pk], now=T0)
+    for at in range(5):
+        escalations_sweep(now=minutes(at))
+    assert [recipients for _, _, recipients in paged(incident)] == [[], [], [], []]
+    assert escalation_notices(technician_b) == 0
+    assert escalation_notices(technician_a) == 0  # a schedule replaces the flag
+    assert IncidentEvent.objects.filter(kind=EventKind.ESCALATED).first().text == (
+        "Escalation step 1: nobody to page (a specific person)"
+    )
+
+
+def test_on_call_comes_from_the_schedule_at_the_time_of_the_step(company_a, incident):
+    day, night = (
+        UserFactory(full_name=name, role=Role.TECHNICIAN, companies=[company_a])
+        for name in ("Day", "Night")
+    )
+    schedule = schedule_of(company_a)
+    rotation(schedule, [day], layer=0)
+    rotation(schedule, [night], layer=1, active=(time(20), time(8)))
+    policy(company_a, [(0, Target.ON_CALL, schedule), (360, Target.ON_CALL, schedule)])
+    escalations_start(incident_ids=[incident.pk], now=T0)  # 02:00 UTC: night
+    escalations_sweep(now=T0)
+    escalations_sweep(now=minutes(360))  # 08:00: day
+    assert [r for _, _, r in paged(incident)] == [[night.email], [day.email]]
+
+
+def test_a_stale_escalation_state_does_not_page_a_step_twice(incident, people):
+    """The (incident, step, round) constraint: should a state row go back to a step that
+    paged (a lost write, a restored backup), the step is skipped, not paged again."""
+    escalations_start(incident_ids=[incident.pk], now=T0)
+    escalations_sweep(now=T0)
+    IncidentEscalation.objects.filter(incident=incident).update(step=0, next_step_at=minutes(1))
+    escalations_sweep(now=minutes(1))
+    assert paged(incident) == [(0, 0, ["tech@acme.example"])]
+    assert escalation_notices(people["tech"]) == 1
+    escalation = IncidentEscalation.objects.get(incident=incident)
+    assert (escalation.step, escalation.next_step_at) == (1, minutes(16))
+
+
+def test_the_sweep_reads_only_the_escalations_due(
+    company_a, technician_a, django_assert_max_num_queries, django_assert_num_queries
+):
+    """Its cost follows the incidents due, not those waiting for later or finished."""
+    due = IncidentFactory(company=company_a)
+    escalations_start(incident_ids=[due.pk], now=T0)
+    with django_assert_max_num_queries(30) as alone:
+        escalations_sweep(now=T0)
+    waiting = [IncidentFactory(company=company_a) for _ in range(30)]
+    escalations_start(incident_ids=[i.pk for i in waiting], now=minutes(1))
+    escalations_sweep(now=minutes(1))  # their first steps: they now wait 15 minutes
+    other = IncidentFactory(company=company_a)
+    escalations_start(incident_ids=[other.pk], now=minutes(2))
+    with django_assert_num_queries(len(alone.captured_queries)):
+        escalations_sweep(now=minutes(2))
+    assert len(paged(other)) == 1
+
+
+def test_new_incidents_start_escalating_after_their_assignment(
+    company_a, technician_a, django_capture_on_commit_callbacks
+):
+    incident = IncidentFactory(company=company_a, severity="critical")
+    with django_capture_on_commit_callbacks(execute=True):
+        incidents_auto_assign(incident_ids={company_a.pk: [incident.pk]})
+    incident.refresh_from_db()
+    assert incident.assigned_to == technician_a
+    escalation = IncidentEscalation.objects.get(incident=incident)
+    assert escalation.policy is None and escalation.step == 1
+    # The first step ran at once (tasks run eagerly in tests) and paged the on-call person.
+    assert paged(incident) == [(0, 0, [technician_a.email])]
+
+
+def test_starting_escalation_costs_two_queries_for_any_number(company_a, django_assert_num_queries):
+    policy(company_a, [(5, Target.COMPANY_ADMINS)], severity="critical")
+    incidents = [IncidentFactory(company=company_a, severity=s) for s in ("critical", "low") * 20]
+    with django_assert_num_queries(2):
+        assert escalations_start(incident_ids=[i.pk for i in incidents], now=T0) == 40
+    waits = {
+        (e.incident.severity, e.next_step_at - T0)
+        for e in IncidentEscalation.objects.select_related("incident")
+    }
+    assert waits == {("critical", timedelta(minutes=5)), ("low", timedelta(0))}
