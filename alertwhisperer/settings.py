@@ -137,6 +137,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.accounts.context_processors.frame",
+                "apps.tenants.demo.frame",
             ],
         },
     },
@@ -357,6 +358,12 @@ SPECTACULAR_SETTINGS = {
 
 # --- AWS ----------------------------------------------------------------------------------
 AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
+
+# The embedded demo (`make run`): AWS calls go to a local emulator and every page says so,
+# and the MSP admin sees the demo webhook keys again. Never with DEBUG off.
+DEMO_MODE = env_bool("DEMO_MODE", False)
+if DEMO_MODE and not DEBUG:
+    raise ImproperlyConfigured("DEMO_MODE is for the embedded demo only; it needs DEBUG on.")
 
 # --- Observability (apps/ops; docs/decisions.md "Watching the platform") ------------------
 # LOG_FORMAT=json: one JSON object per line (python-json-logger); plain text otherwise.

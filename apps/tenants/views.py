@@ -38,6 +38,7 @@ from apps.accounts.permissions import (
 )
 from apps.common.pagination import paginate
 from apps.tenants import services
+from apps.tenants.demo import demo_key_shown
 from apps.tenants.forms import (
     TIMEZONE_LIST_ID,
     AssetForm,
@@ -282,6 +283,8 @@ def company_detail(request: HttpRequest, slug: str) -> HttpResponse:
             .first()
         )
         context.update(_integration_context(request, company, api_key=API_KEY_PLACEHOLDER))
+        if is_msp_admin(request.user):
+            context["demo_key"] = demo_key_shown(company, context["active_key"])
     return render(request, "tenants/company_detail.html", context)
 
 
