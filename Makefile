@@ -30,7 +30,7 @@ install: $(STAMP)
 # that `make run` installs) on DEMO_AWS_PORT, and every AWS call of the demo goes to it.
 PORT ?= 8000
 DEMO_AWS_PORT ?= $(shell expr $(PORT) + 1)
-DEMO_ENV := DEMO_MODE=1 DEMO_AWS_PORT=$(DEMO_AWS_PORT) AWS_ENDPOINT_URL=http://127.0.0.1:$(DEMO_AWS_PORT) AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_SESSION_TOKEN= AWS_PROFILE=
+DEMO_ENV := env -u AWS_PROFILE -u AWS_SESSION_TOKEN DEMO_MODE=1 DEMO_AWS_PORT=$(DEMO_AWS_PORT) AWS_ENDPOINT_URL=http://127.0.0.1:$(DEMO_AWS_PORT) AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
 run: $(STAMP)
 	mkdir -p .run
 	$(BIN)/python manage.py migrate --noinput

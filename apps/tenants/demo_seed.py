@@ -26,6 +26,8 @@ from apps.tenants.models import Company
 
 DEMO_ROLE_ARN = "arn:aws:iam::123456789012:role/AlertWhispererDemo"
 DEMO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"}
+# Whatever else of the caller's AWS setup would reach boto3 (a profile, a session token).
+OTHER_CREDENTIALS = ("AWS_PROFILE", "AWS_SESSION_TOKEN")
 
 
 # --- the AWS emulator ------------------------------------------------------------------------
@@ -37,7 +39,9 @@ def emulator() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    saved = {name: os.environ.get(name) for name in DEMO_CREDENTIALS}
+    saved = {name: os.environ.get(name) for name in (*DEMO_CREDENTIALS, *OTHER_CREDENTIALS)}
+    for name in OTHER_CREDENTIALS:
+        os.environ.pop(name, None)
     os.environ.update(DEMO_CREDENTIALS)
     forget_clients()
     try:
