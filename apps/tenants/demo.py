@@ -45,8 +45,10 @@ def demo_key_install(company: Company) -> str:
     """Make the company's active key its demo key; returns the key."""
     raw_key = demo_api_key(company)
     prefix = raw_key[len(API_KEY_PREFIX) :].partition("_")[0]
-    ApiKey.objects.filter(company=company, revoked_at__isnull=True).update(
-        prefix=prefix, key_hash=_hash_key(raw_key)
+    ApiKey.objects.update_or_create(
+        company=company,
+        revoked_at=None,
+        defaults={"prefix": prefix, "key_hash": _hash_key(raw_key)},
     )
     keys_changed()
     return raw_key
