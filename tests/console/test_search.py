@@ -80,4 +80,3 @@ def test_search_by_host_is_scoped_for_every_role(request, client, many, who):
     sees_b = who in ("msp_admin", "technician_b")
     assert (f'data-incident="{many["db"].pk}"' in body) is sees_a
     assert (f'data-incident="{many["other"].pk}"' in body) is sees_b
-
