@@ -6,7 +6,9 @@ from datetime import timedelta
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from apps.audit.models import AuditLog
 from apps.incidents.models import Incident
+from apps.tenants.models import Asset, AssetDependency
 from tests.browser import login
 from tests.incidents.factories import AlertFactory, IncidentFactory
 
@@ -52,3 +54,37 @@ def test_bulk_merge_refuses_two_companies_then_merges_one_companys(
     assert kept.alerts.count() == 3
     page.goto(f"/incidents/{kept.pk}/")
     expect(page.locator("body")).to_contain_text(f"Incident #{acme[1].pk}")
+
+
+def test_a_company_admin_edits_dependencies_on_the_asset_page(
+    server, page, company_a, company_admin_a
+):
+    app = Asset.objects.create(company=company_a, name="app-01")
+    db = Asset.objects.create(company=company_a, name="db-01")
+    login(page, company_admin_a)
+    page.goto(f"/companies/{company_a.slug}/")
+    page.get_by_role("link", name="app-01", exact=True).click()
+    expect(page.locator("h1")).to_have_text("app-01")
+    card = page.locator("#asset-dependencies")
+    expect(card).to_contain_text("Nothing: it depends on no other asset.")
+
+    page.fill("#id_depends_on", "db-01")
+    page.click("#dependency-add")
+    expect(card.locator("[data-depends-on='db-01']")).to_be_visible()
+    assert AssetDependency.objects.filter(asset=app, depends_on=db).exists()
+
+    # From db-01's page: app-01 depends on it; db-01 → app-01 would loop.
+    card.get_by_role("link", name="db-01").click()
+    expect(page.locator("h1")).to_have_text("db-01")
+    expect(card.locator("[data-dependent='app-01']")).to_be_visible()
+    page.fill("#id_depends_on", "app-01")
+    page.click("#dependency-add")
+    expect(card.locator(".field-error")).to_have_text(
+        "Dependencies may not loop: app-01 → db-01 → app-01."
+    )
+    expect(page).to_have_url(re.compile(rf"/assets/{db.pk}/$"))
+
+    card.get_by_role("button", name="Remove the dependency of app-01").click()
+    expect(card).to_contain_text("Nothing depends on it.")
+    assert not AssetDependency.objects.exists()
+    assert AuditLog.objects.filter(action="dependency_removed").count() == 1
