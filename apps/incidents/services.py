@@ -25,6 +25,7 @@ from apps.incidents.selectors import companies_on_call, incident_assignees, on_c
 from apps.notifications.live import company_changed
 from apps.notifications.models import Kind, Level, Notification
 from apps.notifications.services import notify, push_bell
+from apps.silences.selectors import silenced_incidents, snoozed_now
 from apps.tenants.models import Company
 
 RESCORE_CHUNK = 1000
@@ -51,8 +52,12 @@ def _auto_assign(*, incident_ids: list[int]) -> dict[int, User]:
             assigned_to__isnull=True,
             status__in=OPEN_STATUSES,
         )
+        .exclude(pk__in=snoozed_now())
         .order_by("pk")
     )
+    # A silenced or snoozed incident is not new work for anyone (issue 13).
+    silenced = silenced_incidents(incidents)
+    incidents = [incident for incident in incidents if incident.pk not in silenced]
     if not incidents:
         return {}
     technicians = on_call_technicians(company_ids={i.company_id for i in incidents})

@@ -90,9 +90,25 @@ def quiet_incidents(incidents: list[Incident]) -> dict[int, Quiet]:
         pk: Quiet(snooze=snooze)
         for pk, snooze in active_snoozes(incident_ids=[i.pk for i in incidents]).items()
     }
+    silenced = silenced_incidents([i for i in incidents if i.pk not in quiet])
+    return {**quiet, **{pk: Quiet(silence=silence) for pk, silence in silenced.items()}}
+
+
+def snoozed_now(now: datetime | None = None) -> QuerySet[Snooze]:
+    """The ids of the incidents snoozed now, as a subquery."""
+    return Snooze.objects.filter(ended_at__isnull=True, until__gt=now or timezone.now()).values(
+        "incident_id"
+    )
+
+
+def silenced_incidents(incidents: list[Incident]) -> dict[int, Silence]:
+    """The incidents among ``incidents`` that an active silence matches, with it (one
+    query, two when a silence has label matchers)."""
+    if not incidents:
+        return {}
     silences = active_silences(company_ids={i.company_id for i in incidents})
     if not silences:
-        return quiet
+        return {}
     labels: dict[int, list[dict]] = {}
     # Label matchers are checked on the alerts, read only for the incidents whose host and
     # signature such a silence matches, each distinct label set once.
@@ -117,9 +133,8 @@ def quiet_incidents(incidents: list[Incident]) -> dict[int, Quiet]:
             .distinct()
         ):
             labels.setdefault(incident_id, []).append(alert_labels or {})
+    silenced: dict[int, Silence] = {}
     for incident in incidents:
-        if incident.pk in quiet:
-            continue
         for silence in silences:
             if any(
                 silence.matches(
@@ -130,9 +145,9 @@ def quiet_incidents(incidents: list[Incident]) -> dict[int, Quiet]:
                 )
                 for alert_labels in (labels.get(incident.pk) or [{}])
             ):
-                quiet[incident.pk] = Quiet(silence=silence)
+                silenced[incident.pk] = silence
                 break
-    return quiet
+    return silenced
 
 
 def notification_is_quiet(*, kind: str, url: str, company, **_: object) -> bool:
