@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Least
 from django.db.models.lookups import Exact
@@ -160,28 +161,56 @@ def notification_is_quiet(*, kind: str, url: str, company, **_: object) -> bool:
     return incident is not None and int(match.group(1)) in quiet_incidents([incident])
 
 
-def silence_list(*, company_ids: list[int]) -> QuerySet[Silence]:
-    """The companies' silences, newest first, each with ``held``: the alerts received
-    while it was active that it matches (stored and correlated like any other)."""
+def _held_alerts(*, labels: bool) -> dict:
+    """The conditions on an alert held by the silence of the outer query."""
+    conditions = {
+        "company_id": OuterRef("company_id"),
+        "received_at__gte": OuterRef("starts_at"),
+        "received_at__lt": Least(
+            Coalesce(OuterRef("expired_at"), OuterRef("ends_at")), OuterRef("ends_at")
+        ),
+    }
+    if labels:
+        conditions["labels__contains"] = OuterRef("labels")
+    return conditions
+
+
+def silence_list(*, company_ids: list[int], limit: int = 100) -> list[Silence]:
+    """The companies' latest ``limit`` silences, newest first, each with ``held``: the
+    alerts received while it was active that it matches (stored and correlated like any
+    other). One query on PostgreSQL; SQLite (the embedded demo) has no JSON containment,
+    so there the label matchers are checked here, on the alerts the rest matches."""
+    contains = connection.features.supports_json_field_contains
     matched = (
         Alert.objects.filter(
             Q(Exact(OuterRef("asset_name"), Value("")))
             | Q(asset_name__iexact=OuterRef("asset_name")),
             Q(Exact(OuterRef("signature"), Value(""))) | Q(signature__iexact=OuterRef("signature")),
-            company_id=OuterRef("company_id"),
-            labels__contains=OuterRef("labels"),
-            received_at__gte=OuterRef("starts_at"),
-            received_at__lt=Least(
-                Coalesce(OuterRef("expired_at"), OuterRef("ends_at")), OuterRef("ends_at")
-            ),
+            **_held_alerts(labels=contains),
         )
         .order_by()
         .values("company_id")
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return (
+    silences = list(
         Silence.objects.filter(company_id__in=company_ids)
         .select_related("company", "created_by")
-        .annotate(held=Coalesce(Subquery(matched, output_field=IntegerField()), 0))
+        .annotate(held=Coalesce(Subquery(matched, output_field=IntegerField()), 0))[:limit]
     )
+    for silence in silences if not contains else ():
+        if silence.labels:
+            silence.held = sum(
+                silence.matches(
+                    company_id=silence.company_id,
+                    asset_name=alert.asset_name,
+                    signature=alert.signature,
+                    labels=alert.labels or {},
+                )
+                for alert in Alert.objects.filter(
+                    company_id=silence.company_id,
+                    received_at__gte=silence.starts_at,
+                    received_at__lt=min(silence.expired_at or silence.ends_at, silence.ends_at),
+                ).only("asset_name", "signature", "labels")
+            )
+    return silences

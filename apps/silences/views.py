@@ -34,7 +34,7 @@ def _companies(request: HttpRequest):
 
 
 def _page(request: HttpRequest, form: SilenceForm, status: int = 200) -> HttpResponse:
-    silences = list(selectors.silence_list(company_ids=companies_in_view(request))[:100])
+    silences = selectors.silence_list(company_ids=companies_in_view(request))
     now = timezone.now()
     return render(
         request,
