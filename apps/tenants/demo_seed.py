@@ -19,7 +19,8 @@ from moto.server import ThreadedMotoServer
 from apps.alerts.adapters.base import NormalizedAlert
 from apps.alerts.services import alerts_ingest
 from apps.incidents.models import Incident, IncidentEvent
-from apps.incidents.services import incident_status_change
+from apps.incidents.services import incident_status_change, incident_url
+from apps.notifications.models import Notification
 from apps.runbooks.models import RunbookExecution
 from apps.tenants.aws import forget_clients
 from apps.tenants.models import Company
@@ -332,8 +333,8 @@ def history_seed(*, companies: dict[str, Company], fixer, now: datetime) -> int:
 
 def _backdate(incident_id: int, *, end: datetime, fixed_after: float | None) -> None:
     """Move what the seed just wrote for an incident to when it happened: its creation at
-    its first alert, its events and runbook run after its last one, its resolution
-    ``fixed_after`` minutes later (three minutes for a self-healed one)."""
+    its first alert, its events, notifications and runbook run after its last one, its
+    resolution ``fixed_after`` minutes later (three minutes for a self-healed one)."""
     incident = Incident.objects.get(pk=incident_id)
     first = incident.alerts.aggregate(first=Min("event_time"))["first"] or end
     resolved_at = None
@@ -344,6 +345,10 @@ def _backdate(incident_id: int, *, end: datetime, fixed_after: float | None) -> 
     step = (resolved_at - end if resolved_at else timedelta(minutes=2)) / (len(events) + 1)
     for position, pk in enumerate(events, start=1):
         IncidentEvent.objects.filter(pk=pk).update(created_at=end + step * position)
+    # Its notifications are from then too, and read once it was resolved.
+    Notification.objects.filter(url=incident_url(incident_id)).update(
+        created_at=end + step, read_at=resolved_at
+    )
     RunbookExecution.objects.filter(incident_id=incident_id).update(
         created_at=end + step,
         started_at=end + step,

@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.approvals.models import ApprovalRequest
 from apps.incidents.models import Incident
 from apps.kpis.selectors import Period, kpi_report
+from apps.notifications.models import Notification
 from apps.runbooks.choices import ExecutionStatus
 from apps.runbooks.models import Runbook, RunbookExecution
 from apps.tenants.demo import demo_api_key, demo_key_install
@@ -52,6 +53,11 @@ def test_the_seed_leaves_a_day_of_history(seeded):
     for incident in resolved:
         assert incident.first_alert_at < incident.resolved_at < seeded - timedelta(minutes=10)
     assert incidents.exclude(status="resolved").count() >= 4
+    # Notifications of the history are from then, and read when their incident is resolved.
+    for note in Notification.objects.filter(url__startswith="/incidents/"):
+        incident = incidents.get(pk=int(note.url.split("/")[2]))
+        assert note.created_at >= incident.first_alert_at
+        assert (note.read_at is not None) is (incident.status == "resolved")
     assert {i.company.slug for i in incidents} == {"acme", "globex"}
 
 
