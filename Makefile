@@ -26,12 +26,19 @@ install: $(STAMP)
 # with DATABASE_URL and REDIS_URL set, web + Celery worker + beat through honcho. honcho
 # restarts nothing: each Procfile line runs under alertwhisperer/supervise.py, which starts
 # its process again when it exits.
+# The web server listens on PORT; the embedded demo's AWS emulator (moto, a dev dependency
+# that `make run` installs) on DEMO_AWS_PORT, and every AWS call of the demo goes to it; its
+# mail catcher on DEMO_MAIL_PORT (listed at /notifications/mail/).
+PORT ?= 8000
+DEMO_AWS_PORT ?= $(shell expr $(PORT) + 1)
+DEMO_MAIL_PORT ?= $(shell expr $(PORT) + 2)
+DEMO_ENV := env -u AWS_PROFILE -u AWS_SESSION_TOKEN DEMO_MODE=1 DEMO_AWS_PORT=$(DEMO_AWS_PORT) EMAIL_PORT=$(DEMO_MAIL_PORT) SITE_URL=http://localhost:$(PORT) AWS_ENDPOINT_URL=http://127.0.0.1:$(DEMO_AWS_PORT) AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
 run: $(STAMP)
 	mkdir -p .run
 	$(BIN)/python manage.py migrate --noinput
 ifeq ($(strip $(DATABASE_URL)$(REDIS_URL)),)
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/honcho start -f Procfile.embedded
+	$(DEMO_ENV) $(BIN)/honcho start -f Procfile.embedded -p $(PORT)
 else
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	rm -rf .run/prometheus && mkdir -p .run/prometheus

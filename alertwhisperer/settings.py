@@ -139,6 +139,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.accounts.context_processors.frame",
+                "apps.tenants.demo.frame",
             ],
         },
     },
@@ -364,6 +365,12 @@ SPECTACULAR_SETTINGS = {
 # --- AWS ----------------------------------------------------------------------------------
 AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
 
+# The embedded demo (`make run`): AWS calls go to a local emulator and every page says so,
+# and the MSP admin sees the demo webhook keys again. Never with DEBUG off.
+DEMO_MODE = env_bool("DEMO_MODE", False)
+if DEMO_MODE and not DEBUG:
+    raise ImproperlyConfigured("DEMO_MODE is for the embedded demo only; it needs DEBUG on.")
+
 # --- Observability (apps/ops; docs/decisions.md "Watching the platform") ------------------
 # LOG_FORMAT=json: one JSON object per line (python-json-logger); plain text otherwise.
 # Every record carries the request id of the request or task it belongs to.
@@ -408,8 +415,8 @@ OPS_WATCHDOG_SECONDS = float(os.environ.get("OPS_WATCHDOG_SECONDS", "30"))
 SITE_URL = os.environ.get("SITE_URL", f"http://localhost:{os.environ.get('PORT', '8000')}").rstrip(
     "/"
 )
-# Django's SMTP backend. Embedded (`make run`), mail goes to the local catcher on port 1025
-# (apps/notifications/mailcatcher.py), listed at /notifications/mail/ for MSP admins.
+# Django's SMTP backend. Embedded (`make run`), mail goes to the local catcher on EMAIL_PORT
+# (PORT + 2; apps/notifications/mailcatcher.py), listed at /notifications/mail/ for MSP admins.
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "127.0.0.1")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "1025" if EMBEDDED else "25"))

@@ -12,6 +12,7 @@ import json
 from datetime import date
 from typing import Any
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from apps.compliance.models import ComplianceExport
@@ -108,9 +109,11 @@ def compliance_export(*, company: Company, day: date | None = None) -> Complianc
 
 def latest_exports(*, company_ids: list[int]) -> dict[int, ComplianceExport]:
     """Each company's latest export attempt, in one query."""
-    latest = (
-        ComplianceExport.objects.filter(company_id__in=company_ids)
-        .order_by("company_id", "-finished_at", "-id")
-        .distinct("company_id")
+    # A correlated subquery, not DISTINCT ON: the embedded demo runs on SQLite.
+    newest = (
+        ComplianceExport.objects.filter(company_id=OuterRef("company_id"))
+        .order_by("-finished_at", "-id")
+        .values("pk")[:1]
     )
+    latest = ComplianceExport.objects.filter(company_id__in=company_ids, pk=Subquery(newest))
     return {export.company_id: export for export in latest}

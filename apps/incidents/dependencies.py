@@ -23,6 +23,8 @@ from apps.tenants.models import Asset, AssetDependency, Company, find_cycles
 MAX_EDGES = 20000
 MAX_FILE_BYTES = 2 * 1024 * 1024
 NAME_LENGTH = Asset._meta.get_field("name").max_length
+DEPENDENCY_ADDED = "dependency_added"
+DEPENDENCY_REMOVED = "dependency_removed"
 
 
 def dependencies_graph(*, company: Company) -> dict[str, list[str]]:
@@ -35,6 +37,17 @@ def dependencies_graph(*, company: Company) -> dict[str, list[str]]:
     ):
         graph.setdefault(asset, []).append(depends_on)
     return graph
+
+
+def _refuse_cycles(graph: Mapping[str, list[str]]) -> None:
+    cycles = find_cycles(graph)
+    if cycles:
+        described = "; ".join(" → ".join(cycle) for cycle in cycles)
+        raise ValidationError(
+            f"Dependencies may not loop: {described}.",
+            code="dependency_cycle",
+            fields={"cycles": [" → ".join(cycle) for cycle in cycles]},
+        )
 
 
 def _parse(graph: Any) -> dict[str, list[str]]:
@@ -71,14 +84,7 @@ def dependencies_replace(
     """Replace the company's dependencies with ``graph``; unknown names become assets.
     Refuses self-dependencies and cycles, naming them. Audited."""
     parsed = _parse(graph)
-    cycles = find_cycles(parsed)
-    if cycles:
-        described = "; ".join(" → ".join(cycle) for cycle in cycles)
-        raise ValidationError(
-            f"Dependencies may not loop: {described}.",
-            code="dependency_cycle",
-            fields={"cycles": [" → ".join(cycle) for cycle in cycles]},
-        )
+    _refuse_cycles(parsed)
     names = set(parsed) | {p for parents in parsed.values() for p in parents}
     Asset.objects.bulk_create(
         [Asset(company=company, name=name) for name in sorted(names)], ignore_conflicts=True
@@ -101,6 +107,49 @@ def dependencies_replace(
         details={"source": str(source), "before": before, "after": edges},
     )
     return {name: parents for name, parents in sorted(parsed.items()) if parents}
+
+
+@transaction.atomic
+def dependency_add(*, asset: Asset, depends_on: str, actor: Any) -> AssetDependency:
+    """Make ``asset`` depend on the asset named ``depends_on`` (of its company; an unknown
+    name becomes an asset, as with the API). Refuses a loop with the API's message. The
+    company row is locked first, so two edits cannot close a loop between them. Audited."""
+    company = asset.company
+    Company.objects.select_for_update(no_key=True).filter(pk=company.pk).get()
+    name = depends_on.strip()
+    if not name or len(name) > NAME_LENGTH:
+        raise ValidationError(f"Asset names must be 1–{NAME_LENGTH} characters.")
+    graph = dependencies_graph(company=company)
+    if name in graph.get(asset.name, []):
+        raise ValidationError(f"{asset.name} already depends on {name}.")
+    graph.setdefault(asset.name, []).append(name)
+    _refuse_cycles(graph)
+    parent, _ = Asset.objects.get_or_create(company=company, name=name)
+    edge = AssetDependency.objects.create(
+        company=company, asset=asset, depends_on=parent, source=AssetDependency.Source.MANUAL
+    )
+    record(
+        action=DEPENDENCY_ADDED,
+        actor=actor,
+        company=company,
+        target=asset,
+        details={"asset": asset.name, "depends_on": name},
+    )
+    return edge
+
+
+@transaction.atomic
+def dependency_remove(*, edge: AssetDependency, actor: Any) -> None:
+    """Remove one dependency (of the caller's scoped company). Audited."""
+    details = {"asset": edge.asset.name, "depends_on": edge.depends_on.name}
+    record(
+        action=DEPENDENCY_REMOVED,
+        actor=actor,
+        company=edge.company,
+        target=edge.asset,
+        details={**details, "source": edge.source},
+    )
+    edge.delete()
 
 
 def dependencies_from_file(*, name: str, content: bytes) -> dict[str, list[str]]:

@@ -8,6 +8,7 @@ from django import forms
 
 from apps.accounts.models import User
 from apps.incidents.choices import IncidentStatus
+from apps.incidents.merging import BULK_MERGE
 from apps.incidents.models import Incident
 from apps.incidents.selectors import bulk_assignees, incident_assignees
 from apps.incidents.services import (
@@ -95,8 +96,16 @@ class BulkForm(forms.Form):
             (BULK_ACKNOWLEDGE, "Acknowledge"),
             (BULK_ASSIGN, "Assign to…"),
             (BULK_RESOLVE, "Resolve with a note"),
+            (BULK_MERGE, "Merge into one"),
         ],
         label="Action",
+    )
+    into = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Merge into #",
+        widget=forms.NumberInput(attrs={"placeholder": "the oldest"}),
+        error_messages={"invalid": "Give the number of the incident to keep, like 42."},
     )
     assignee = forms.ModelChoiceField(
         queryset=User.objects.none(), required=False, label="Assignee", empty_label="Choose…"
@@ -119,4 +128,23 @@ class BulkForm(forms.Form):
             self.add_error("assignee", "Choose who should work on them.")
         if data.get("action") == BULK_RESOLVE and not data.get("note", "").strip():
             self.add_error("note", "Say how they were resolved: one note goes on every one.")
+        if data.get("action") == BULK_MERGE and data.get("ids") is not None:
+            self._clean_merge(data)
         return data
+
+    def _clean_merge(self, data: dict[str, Any]) -> None:
+        """Two or more incidents of one company; ``into`` one of them, else the oldest."""
+        selected = sorted(data["ids"], key=lambda i: (i.first_alert_at, i.pk))
+        companies = sorted({i.company.name for i in selected})
+        if len(selected) < 2:
+            self.add_error("ids", "Select at least two incidents to merge.")
+        elif len(companies) > 1:
+            self.add_error(
+                "ids",
+                "Incidents of different companies cannot be merged: the selection has "
+                f"{', '.join(companies[:-1])} and {companies[-1]}. Select one company's.",
+            )
+        elif data.get("into") is not None and data["into"] not in {i.pk for i in selected}:
+            self.add_error("into", f"#{data['into']} is not among the selected incidents.")
+        else:
+            data["into"] = data.get("into") or selected[0].pk

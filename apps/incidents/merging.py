@@ -29,6 +29,7 @@ from apps.incidents.scoring import priority_score
 from apps.notifications.live import company_changed
 from apps.tenants.models import Company
 
+BULK_MERGE = "merge"
 MERGE_BY_HAND = "incident_merged_by_hand"
 SPLIT_BY_HAND = "incident_split_by_hand"
 
@@ -244,3 +245,23 @@ def incident_split(*, incident: Incident, alert_ids: Iterable[int], actor: User)
     record(action=SPLIT_BY_HAND, actor=actor, company=source.company, target=new, details=details)
     company_changed(source.company_id)
     return new
+
+
+def incidents_merge_many(
+    *, incident_ids: Iterable[int], into_id: int, actor: User
+) -> tuple[list[int], dict[int, str]]:
+    """Merge each of ``incident_ids`` (one company's, checked by the caller) into incident
+    ``into_id``, one ``incident_merge`` each (audited, on both timelines). One that cannot
+    be merged (closed meanwhile) is skipped with the reason, the others still merge.
+    Returns the merged ids and the skipped ones with their reasons."""
+    done: list[int] = []
+    skipped: dict[int, str] = {}
+    for pk in sorted(set(incident_ids) - {into_id}):
+        incident = Incident.objects.select_related("company").get(pk=pk)
+        try:
+            incident_merge(incident=incident, into_id=into_id, actor=actor)
+        except ValidationError as error:
+            skipped[pk] = error.message
+        else:
+            done.append(pk)
+    return done, skipped

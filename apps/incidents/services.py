@@ -37,6 +37,7 @@ from apps.incidents.selectors import (
 from apps.notifications.live import company_changed
 from apps.notifications.models import Kind, Level, Notification
 from apps.notifications.services import notify, push_bell
+from apps.silences.selectors import silenced_incidents, snoozed_now
 from apps.tenants.models import Company
 
 RESCORE_CHUNK = 1000
@@ -69,8 +70,12 @@ def _auto_assign(
             assigned_to__isnull=True,
             status__in=OPEN_STATUSES,
         )
+        .exclude(pk__in=snoozed_now())
         .order_by("pk")
     )
+    # A silenced or snoozed incident is not new work for anyone (issue 13).
+    silenced = silenced_incidents(incidents)
+    incidents = [incident for incident in incidents if incident.pk not in silenced]
     if not incidents:
         return {}
     technicians = on_call_technicians(

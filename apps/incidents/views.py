@@ -32,6 +32,7 @@ from apps.common.pagination import paginate
 from apps.incidents import scoring
 from apps.incidents.filters import SORT_LABELS, IncidentFilterForm
 from apps.incidents.forms import AssignForm, BulkForm, NoteForm, StatusForm, TakeForm
+from apps.incidents.merging import BULK_MERGE, incidents_merge_many
 from apps.incidents.models import Incident
 from apps.incidents.selectors import incident_search, incident_timeline, timeline_folded
 from apps.incidents.services import (
@@ -123,8 +124,8 @@ def incident_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def incident_bulk(request: HttpRequest) -> HttpResponse:
-    """Take, assign or resolve the selected incidents; only incidents the user may update
-    in the companies in view can be selected. Back to the list it came from."""
+    """Take, assign, resolve or merge the selected incidents; only incidents the user may
+    update in the companies in view can be selected. Back to the list it came from."""
     company_ids, updatable = _updatable(request)
     form = BulkForm(request.POST, incidents=updatable, company_ids=company_ids)
     back = request.POST.get("next", "")
@@ -136,6 +137,8 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
                 messages.error(request, message)
         return redirect(back)
     data = form.cleaned_data
+    if data["action"] == BULK_MERGE:
+        return _bulk_merge(request, data, back)
     outcome = incidents_bulk_act(
         incident_ids=sorted(incident.pk for incident in data["ids"]),
         action=data["action"],
@@ -153,6 +156,19 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
         numbers = ", ".join(f"#{pk}" for pk in outcome.done)
         messages.success(request, f"{len(outcome.done)} {done_what}: {numbers}.")
     for pk, reason in outcome.skipped.items():
+        messages.warning(request, f"#{pk} skipped: {reason}")
+    return redirect(back)
+
+
+def _bulk_merge(request: HttpRequest, data: dict[str, Any], back: str) -> HttpResponse:
+    into = data["into"]
+    done, skipped = incidents_merge_many(
+        incident_ids=[incident.pk for incident in data["ids"]], into_id=into, actor=request.user
+    )
+    if done:
+        numbers = ", ".join(f"#{pk}" for pk in done)
+        messages.success(request, f"{len(done)} merged into #{into}: {numbers}.")
+    for pk, reason in skipped.items():
         messages.warning(request, f"#{pk} skipped: {reason}")
     return redirect(back)
 

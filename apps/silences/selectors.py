@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Least
 from django.db.models.lookups import Exact
@@ -90,9 +91,25 @@ def quiet_incidents(incidents: list[Incident]) -> dict[int, Quiet]:
         pk: Quiet(snooze=snooze)
         for pk, snooze in active_snoozes(incident_ids=[i.pk for i in incidents]).items()
     }
+    silenced = silenced_incidents([i for i in incidents if i.pk not in quiet])
+    return {**quiet, **{pk: Quiet(silence=silence) for pk, silence in silenced.items()}}
+
+
+def snoozed_now(now: datetime | None = None) -> QuerySet[Snooze]:
+    """The ids of the incidents snoozed now, as a subquery."""
+    return Snooze.objects.filter(ended_at__isnull=True, until__gt=now or timezone.now()).values(
+        "incident_id"
+    )
+
+
+def silenced_incidents(incidents: list[Incident]) -> dict[int, Silence]:
+    """The incidents among ``incidents`` that an active silence matches, with it (one
+    query, two when a silence has label matchers)."""
+    if not incidents:
+        return {}
     silences = active_silences(company_ids={i.company_id for i in incidents})
     if not silences:
-        return quiet
+        return {}
     labels: dict[int, list[dict]] = {}
     # Label matchers are checked on the alerts, read only for the incidents whose host and
     # signature such a silence matches, each distinct label set once.
@@ -117,9 +134,8 @@ def quiet_incidents(incidents: list[Incident]) -> dict[int, Quiet]:
             .distinct()
         ):
             labels.setdefault(incident_id, []).append(alert_labels or {})
+    silenced: dict[int, Silence] = {}
     for incident in incidents:
-        if incident.pk in quiet:
-            continue
         for silence in silences:
             if any(
                 silence.matches(
@@ -130,9 +146,9 @@ def quiet_incidents(incidents: list[Incident]) -> dict[int, Quiet]:
                 )
                 for alert_labels in (labels.get(incident.pk) or [{}])
             ):
-                quiet[incident.pk] = Quiet(silence=silence)
+                silenced[incident.pk] = silence
                 break
-    return quiet
+    return silenced
 
 
 def notification_is_quiet(*, kind: str, url: str, company, **_: object) -> bool:
@@ -145,28 +161,56 @@ def notification_is_quiet(*, kind: str, url: str, company, **_: object) -> bool:
     return incident is not None and int(match.group(1)) in quiet_incidents([incident])
 
 
-def silence_list(*, company_ids: list[int]) -> QuerySet[Silence]:
-    """The companies' silences, newest first, each with ``held``: the alerts received
-    while it was active that it matches (stored and correlated like any other)."""
+def _held_alerts(*, labels: bool) -> dict:
+    """The conditions on an alert held by the silence of the outer query."""
+    conditions = {
+        "company_id": OuterRef("company_id"),
+        "received_at__gte": OuterRef("starts_at"),
+        "received_at__lt": Least(
+            Coalesce(OuterRef("expired_at"), OuterRef("ends_at")), OuterRef("ends_at")
+        ),
+    }
+    if labels:
+        conditions["labels__contains"] = OuterRef("labels")
+    return conditions
+
+
+def silence_list(*, company_ids: list[int], limit: int = 100) -> list[Silence]:
+    """The companies' latest ``limit`` silences, newest first, each with ``held``: the
+    alerts received while it was active that it matches (stored and correlated like any
+    other). One query on PostgreSQL; SQLite (the embedded demo) has no JSON containment,
+    so there the label matchers are checked here, on the alerts the rest matches."""
+    contains = connection.features.supports_json_field_contains
     matched = (
         Alert.objects.filter(
             Q(Exact(OuterRef("asset_name"), Value("")))
             | Q(asset_name__iexact=OuterRef("asset_name")),
             Q(Exact(OuterRef("signature"), Value(""))) | Q(signature__iexact=OuterRef("signature")),
-            company_id=OuterRef("company_id"),
-            labels__contains=OuterRef("labels"),
-            received_at__gte=OuterRef("starts_at"),
-            received_at__lt=Least(
-                Coalesce(OuterRef("expired_at"), OuterRef("ends_at")), OuterRef("ends_at")
-            ),
+            **_held_alerts(labels=contains),
         )
         .order_by()
         .values("company_id")
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return (
+    silences = list(
         Silence.objects.filter(company_id__in=company_ids)
         .select_related("company", "created_by")
-        .annotate(held=Coalesce(Subquery(matched, output_field=IntegerField()), 0))
+        .annotate(held=Coalesce(Subquery(matched, output_field=IntegerField()), 0))[:limit]
     )
+    for silence in silences if not contains else ():
+        if silence.labels:
+            silence.held = sum(
+                silence.matches(
+                    company_id=silence.company_id,
+                    asset_name=alert.asset_name,
+                    signature=alert.signature,
+                    labels=alert.labels or {},
+                )
+                for alert in Alert.objects.filter(
+                    company_id=silence.company_id,
+                    received_at__gte=silence.starts_at,
+                    received_at__lt=min(silence.expired_at or silence.ends_at, silence.ends_at),
+                ).only("asset_name", "signature", "labels")
+            )
+    return silences

@@ -37,6 +37,7 @@ def _companies(request: HttpRequest):
 
 def _page(request: HttpRequest, form: SilenceForm, status: int = 200) -> HttpResponse:
     """Every active silence, and the most recent ended ones."""
+
     silences = selectors.silence_list(company_ids=companies_in_view(request))
     now = timezone.now()
     active = Q(expired_at__isnull=True, starts_at__lte=now, ends_at__gt=now)

@@ -161,6 +161,17 @@ class AssetForm(forms.ModelForm):
         return name
 
 
+class DependencyForm(forms.Form):
+    """One dependency of an asset page: the name of the asset it depends on."""
+
+    depends_on = forms.CharField(
+        max_length=Asset._meta.get_field("name").max_length,
+        label="Depends on",
+        widget=forms.TextInput(attrs={"list": "asset-names", "autocomplete": "off"}),
+        error_messages={"required": "Name the asset it depends on."},
+    )
+
+
 class BaseAssetFormSet(forms.BaseFormSet):
     """The asset rows of the new-company page; empty rows are skipped."""
 

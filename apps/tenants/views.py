@@ -19,13 +19,13 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError
-from django.db.models import Count, IntegerField, Model, OuterRef, QuerySet, Subquery
+from django.db.models import Count, IntegerField, Model, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.accounts.models import Membership, User
 from apps.accounts.permissions import (
@@ -36,17 +36,21 @@ from apps.accounts.permissions import (
     member_company_ids,
     visible_companies,
 )
+from apps.common.errors import ValidationError
 from apps.common.pagination import paginate
+from apps.incidents.dependencies import dependency_add, dependency_remove
 from apps.tenants import services
+from apps.tenants.demo import demo_key_shown
 from apps.tenants.forms import (
     TIMEZONE_LIST_ID,
     AssetForm,
     AssetFormSet,
     CompanyCreateForm,
     CompanySettingsForm,
+    DependencyForm,
     MaintenanceWindowForm,
 )
-from apps.tenants.models import ApiKey, Asset, Company, MaintenanceWindow
+from apps.tenants.models import ApiKey, Asset, AssetDependency, Company, MaintenanceWindow
 
 API_KEY_PLACEHOLDER = "YOUR_API_KEY"
 HMAC_SECRET_PLACEHOLDER = "YOUR_HMAC_SECRET"  # noqa: S105 (a placeholder shown in examples)
@@ -282,6 +286,8 @@ def company_detail(request: HttpRequest, slug: str) -> HttpResponse:
             .first()
         )
         context.update(_integration_context(request, company, api_key=API_KEY_PLACEHOLDER))
+        if is_msp_admin(request.user):
+            context["demo_key"] = demo_key_shown(company, context["active_key"])
     return render(request, "tenants/company_detail.html", context)
 
 
@@ -325,6 +331,83 @@ def asset_edit(request: HttpRequest, company: Company, pk: int | None = None) ->
     return render(
         request, "tenants/asset_form.html", {"company": company, "form": form, "asset": asset}
     )
+
+
+ASSET_NAMES_LISTED = 500
+
+
+def _asset_context(
+    request: HttpRequest, company: Company, asset: Asset, form: DependencyForm | None = None
+) -> dict[str, Any]:
+    return {
+        "company": company,
+        "asset": asset,
+        "depends_on": asset.dependencies.select_related("depends_on").order_by("depends_on__name"),
+        "dependents": asset.dependents.select_related("asset").order_by("asset__name"),
+        "can_manage": can(request.user, Action.MANAGE_COMPANY, company),
+        "asset_names": company.assets.exclude(pk=asset.pk).values_list("name", flat=True)[
+            :ASSET_NAMES_LISTED
+        ],
+        "form": form or DependencyForm(),
+    }
+
+
+@login_required
+@require_safe
+def asset_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """An asset: what it is, what it depends on and what depends on it (everyone who sees
+    the company); company admins and MSP admins add and remove dependencies here."""
+    company = _visible_company(request, slug)
+    asset = get_object_or_404(Asset, company=company, pk=pk)
+    return render(request, "tenants/asset_detail.html", _asset_context(request, company, asset))
+
+
+def _dependencies_answer(
+    request: HttpRequest, company: Company, asset: Asset, form: DependencyForm | None = None
+) -> HttpResponse:
+    """With htmx the card again (200 even with errors: htmx 2 swaps no error response);
+    without, back to the asset page, or the page with the errors and a 400."""
+    context = _asset_context(request, company, asset, form)
+    if request.htmx:
+        return render(request, "tenants/partials/_asset_dependencies.html", context)
+    if form is not None and form.errors:
+        return render(request, "tenants/asset_detail.html", context, status=400)
+    return redirect("tenants:asset_detail", slug=company.slug, pk=asset.pk)
+
+
+@company_action(Action.MANAGE_COMPANY)
+@require_POST
+def asset_dependency_add(request: HttpRequest, company: Company, pk: int) -> HttpResponse:
+    asset = get_object_or_404(Asset.objects.select_related("company"), company=company, pk=pk)
+    form = DependencyForm(request.POST)
+    if form.is_valid():
+        try:
+            dependency_add(
+                asset=asset, depends_on=form.cleaned_data["depends_on"], actor=request.user
+            )
+        except ValidationError as error:
+            form.add_error("depends_on", error.message)
+        else:
+            return _dependencies_answer(request, company, asset)
+    return _dependencies_answer(request, company, asset, form)
+
+
+@company_action(Action.MANAGE_COMPANY)
+@require_POST
+def asset_dependency_remove(
+    request: HttpRequest, company: Company, pk: int, edge_pk: int
+) -> HttpResponse:
+    """Remove a dependency of the asset, or on it (both lists of its page)."""
+    asset = get_object_or_404(Asset, company=company, pk=pk)
+    edge = get_object_or_404(
+        AssetDependency.objects.select_related("company", "asset", "depends_on").filter(
+            Q(asset=asset) | Q(depends_on=asset)
+        ),
+        company=company,
+        pk=edge_pk,
+    )
+    dependency_remove(edge=edge, actor=request.user)
+    return _dependencies_answer(request, company, asset)
 
 
 @company_action(Action.MANAGE_COMPANY)

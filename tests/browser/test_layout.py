@@ -5,6 +5,7 @@ the MSP admin's navigation is one row at 1440 px."""
 import pytest
 from playwright.sync_api import expect
 
+from apps.tenants.models import Asset, AssetDependency
 from apps.tenants.services import api_key_regenerate
 from tests.browser import login
 from tests.incidents.factories import AlertFactory, IncidentFactory
@@ -31,6 +32,9 @@ def pages(company_a):
     for _ in range(3):
         AlertFactory(incident=incident, message="Disk / is 95% full " * 8)
     api_key_regenerate(company=company_a)
+    asset = Asset.objects.create(company=company_a, name=incident.asset_name)
+    db = Asset.objects.create(company=company_a, name="db-cluster-primary-" + "x" * 40)
+    AssetDependency.objects.create(company=company_a, asset=asset, depends_on=db)
     return [
         "/",
         "/incidents/",
@@ -43,6 +47,7 @@ def pages(company_a):
         "/runbooks/",
         "/companies/",
         f"/companies/{company_a.slug}/",
+        f"/companies/{company_a.slug}/assets/{asset.pk}/",
         "/team/",
         "/audit/",
         "/notifications/",

@@ -1,0 +1,48 @@
+"""Trigram (pg_trgm) GIN indexes for the Incidents page's search: the columns it matches
+case-insensitively (UPPER(col) LIKE UPPER('%q%'), Django's icontains on PostgreSQL), so a
+substring search over a large table is an index scan. Built CONCURRENTLY (ingest keeps
+writing alerts meanwhile). PostgreSQL only: SQLite (embedded mode) has no such index and
+searches by scanning, which its small demo tables allow."""
+
+from django.contrib.postgres.operations import TrigramExtension
+from django.db import migrations
+
+INDEXES = [
+    ("incident_title_trgm", "incidents_incident", 'UPPER("title"::text)'),
+    ("incident_asset_trgm", "incidents_incident", 'UPPER("asset_name"::text)'),
+    ("incident_signature_trgm", "incidents_incident", 'UPPER("signature"::text)'),
+    ("alert_message_trgm", "alerts_alert", 'UPPER("message"::text)'),
+    ("alert_tool_trgm", "alerts_alert", 'UPPER("tool_source"::text)'),
+    ("alert_labels_trgm", "alerts_alert", 'UPPER(("labels")::text)'),
+]
+
+
+def create(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for name, table, expression in INDEXES:
+        schema_editor.execute(
+            f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{table}" '
+            f"USING gin (({expression}) gin_trgm_ops)"
+        )
+
+
+def drop(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for name, _, _ in INDEXES:
+        schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [
+        ("incidents", "0007_acknowledged"),
+        ("alerts", "0005_occurrences"),
+    ]
+
+    operations = [
+        TrigramExtension(),
+        migrations.RunPython(create, drop),
+    ]
