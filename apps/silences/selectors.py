@@ -175,11 +175,14 @@ def _held_alerts(*, labels: bool) -> dict:
     return conditions
 
 
-def silence_list(*, company_ids: list[int], limit: int = 100) -> list[Silence]:
-    """The companies' latest ``limit`` silences, newest first, each with ``held``: the
-    alerts received while it was active that it matches (stored and correlated like any
-    other). One query on PostgreSQL; SQLite (the embedded demo) has no JSON containment,
-    so there the label matchers are checked here, on the alerts the rest matches."""
+def silence_list(
+    *, company_ids: list[int], active: bool, limit: int | None = None
+) -> list[Silence]:
+    """The companies' active silences, or their latest ``limit`` ended ones, newest first,
+    each with ``held``: the alerts received while it was active that it matches (stored and
+    correlated like any other). One query on PostgreSQL; SQLite (the embedded demo) has no
+    JSON containment, so there the label matchers are checked here, on the alerts the rest
+    matches."""
     contains = connection.features.supports_json_field_contains
     matched = (
         Alert.objects.filter(
@@ -193,8 +196,11 @@ def silence_list(*, company_ids: list[int], limit: int = 100) -> list[Silence]:
         .annotate(n=Count("pk"))
         .values("n")
     )
+    now = timezone.now()
+    is_active = Q(expired_at__isnull=True, starts_at__lte=now, ends_at__gt=now)
+    wanted = Silence.objects.filter(is_active if active else ~is_active)
     silences = list(
-        Silence.objects.filter(company_id__in=company_ids)
+        wanted.filter(company_id__in=company_ids)
         .select_related("company", "created_by")
         .annotate(held=Coalesce(Subquery(matched, output_field=IntegerField()), 0))[:limit]
     )

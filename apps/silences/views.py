@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -37,17 +36,16 @@ def _companies(request: HttpRequest):
 
 def _page(request: HttpRequest, form: SilenceForm, status: int = 200) -> HttpResponse:
     """Every active silence, and the most recent ended ones."""
-
-    silences = selectors.silence_list(company_ids=companies_in_view(request))
-    now = timezone.now()
-    active = Q(expired_at__isnull=True, starts_at__lte=now, ends_at__gt=now)
+    company_ids = companies_in_view(request)
     return render(
         request,
         "silences/list.html",
         {
             "form": form,
-            "active": list(silences.filter(active)),
-            "past": list(silences.exclude(active)[:ENDED_SHOWN]),
+            "active": selectors.silence_list(company_ids=company_ids, active=True),
+            "past": selectors.silence_list(
+                company_ids=company_ids, active=False, limit=ENDED_SHOWN
+            ),
             "ended_shown": ENDED_SHOWN,
         },
         status=status,

@@ -52,7 +52,7 @@ def silences(company_a, company_b, company_admin_a, msp_admin):
 
 
 def held(company_ids):
-    return {s.reason: s.held for s in silence_list(company_ids=company_ids)}
+    return {s.reason: s.held for s in silence_list(company_ids=company_ids, active=True)}
 
 
 def test_held_counts_agree_with_and_without_json_containment(
