@@ -248,14 +248,15 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def save_and_compare(plans: dict[str, Any]) -> list[str]:
-    """Write the plans; return the lines describing what changed since the last run."""
-    PLANS.mkdir(parents=True, exist_ok=True)
-    index_file = PLANS / "index.json"
+def save_and_compare(plans: dict[str, Any], folder: Path) -> list[str]:
+    """Write the plans; return the lines describing what changed since the last run on
+    the same database."""
+    folder.mkdir(parents=True, exist_ok=True)
+    index_file = folder / "index.json"
     previous = json.loads(index_file.read_text()) if index_file.exists() else {}
     lines = []
     for key, entry in plans.items():
-        (PLANS / f"{slug(key)}.json").write_text(
+        (folder / f"{slug(key)}.json").write_text(
             json.dumps({"sql": entry["sql"], "plan": entry["plan"]}, indent=1, default=str)
         )
         before = previous.get(key)
@@ -379,8 +380,9 @@ def main() -> int:
         plans: dict[str, Any] = {}
         for role, email in roles.items():
             plans.update(capture_plans(role, email, page_urls(anchors[role])))
-        changed = save_and_compare(plans)
-        print(f"\n{len(plans)} query plans written to {PLANS}/.")
+        folder = PLANS / args.database
+        changed = save_and_compare(plans, folder)
+        print(f"\n{len(plans)} query plans written to {folder}/.")
         print("Plans that changed since the previous run:" if changed else "No plan changed.")
         for line in changed:
             print(line)

@@ -53,6 +53,8 @@ class HourlyRollup(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["company", "hour"], name="hourly_rollup_bucket")
         ]
+        # "All companies" reads a range of hours of every company.
+        indexes = [models.Index(fields=["hour"], name="hourly_rollup_hour")]
 
     def __str__(self) -> str:
         return f"{self.company_id} {self.hour:%Y-%m-%d %H:00}"
@@ -82,6 +84,7 @@ class SignatureDailyRollup(models.Model):
                 fields=["company", "day", "signature"], name="signature_rollup_bucket"
             )
         ]
+        indexes = [models.Index(fields=["day"], name="signature_rollup_day")]
 
     def __str__(self) -> str:
         return f"{self.company_id} {self.day} {self.signature}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from django.db.models import Count, F, Q, QuerySet, Sum
@@ -70,14 +71,10 @@ def _within(field: str, intervals: Iterable[Interval]) -> Q:
 
 
 def _hours(
-    company_ids: Sequence[int],
-    inner: tuple[datetime, datetime | None],
-    skipped: Sequence[datetime] = (),
+    company_ids: Sequence[int], inner: tuple[datetime, datetime | None]
 ) -> QuerySet[HourlyRollup]:
     hours = HourlyRollup.objects.filter(company_id__in=company_ids, hour__gte=inner[0])
-    if inner[1] is not None:
-        hours = hours.filter(hour__lt=inner[1])
-    return hours.exclude(hour__in=list(skipped)) if skipped else hours
+    return hours.filter(hour__lt=inner[1]) if inner[1] is not None else hours
 
 
 def _midnight_hours(start: datetime, end: datetime, tz: tzinfo) -> list[datetime]:
@@ -94,84 +91,86 @@ def _midnight_hours(start: datetime, end: datetime, tz: tzinfo) -> list[datetime
         day += DAY
 
 
-def _daily(
-    company_ids: Sequence[int],
-    start: datetime,
-    end: datetime,
-    tz: tzinfo,
-    columns: dict[str, str],
-    raw: QuerySet,
-    raw_field: str,
-    raw_counts: dict,
-) -> dict[date, dict[str, int]]:
-    """Per local day: the sums of the rollup ``columns`` (name → expression over columns)
-    over the whole hours of each day, plus ``raw_counts`` over ``raw``'s rows of the other
-    moments (``raw_field`` their time)."""
+@dataclass(frozen=True)
+class Figures:
+    """A range's figures: per local day, firing alerts and (shown incidents opened, of
+    those self-healed); over the range, the resolution sums (see ``mttr_sums``)."""
+
+    alerts: dict[date, int]
+    incidents: dict[date, tuple[int, int]]
+    mttr: dict[str, int]
+
+
+def figures(*, company_ids: Sequence[int], start: datetime, end: datetime, tz: tzinfo) -> Figures:
+    """One pass over the hourly buckets of [start, end), summed per hour in SQL and per local
+    day here, plus the raw rows of the partial hours (none for a range of local days in a
+    zone whose midnight is on the hour)."""
     inner, edges = split(start, end, HOUR)
-    split_hours = [h for h in _midnight_hours(start, end, tz) if inner[0] <= h < inner[1]]
-    days: dict[date, Counter] = {}
+    split_hours = {h for h in _midnight_hours(start, end, tz) if inner[0] <= h < inner[1]}
+    firing = F(FIRING_COLUMNS[0]) + F(FIRING_COLUMNS[1]) + F(FIRING_COLUMNS[2])
     rows = (
-        _hours(company_ids, inner, split_hours)
-        .annotate(day=TruncDate("hour", tzinfo=tz))
-        .values("day")
-        .annotate(**{name: Sum(expression) for name, expression in columns.items()})
+        _hours(company_ids, inner)
+        .values("hour")
+        .annotate(
+            firing=Sum(firing + F(FIRING_COLUMNS[3])),
+            opened=Sum("incidents_opened"),
+            healed=Sum("incidents_self_healed"),
+            **_rollup_mttr_sums(),
+        )
         .order_by()
     )
+    alerts: Counter = Counter()
+    opened: Counter = Counter()
+    healed: Counter = Counter()
+    mttr: Counter = Counter()
     for row in rows:
-        day = row.pop("day")
-        days.setdefault(day, Counter()).update({k: v or 0 for k, v in row.items()})
-    raw_intervals = [*edges, *((h, h + HOUR) for h in split_hours)]
+        hour = row.pop("hour")
+        day_alerts, day_opened, day_healed = row.pop("firing"), row.pop("opened"), row.pop("healed")
+        mttr.update(row)
+        if hour not in split_hours:
+            day = hour.astimezone(tz).date()
+            alerts[day] += day_alerts
+            opened[day] += day_opened
+            healed[day] += day_healed
+    raw_intervals = [*edges, *((h, h + HOUR) for h in sorted(split_hours))]
     if raw_intervals:
-        extra = (
-            raw.filter(_within(raw_field, raw_intervals))
-            .annotate(day=TruncDate(raw_field, tzinfo=tz))
+        raw_alerts = (
+            Alert.objects.filter(
+                _within("event_time", raw_intervals),
+                company_id__in=company_ids,
+                status=AlertStatus.FIRING,
+            )
+            .annotate(day=TruncDate("event_time", tzinfo=tz))
             .values("day")
-            .annotate(**raw_counts)
+            .annotate(n=Count("id"))
             .order_by()
         )
-        for row in extra:
-            day = row.pop("day")
-            days.setdefault(day, Counter()).update(row)
-    return {day: dict(counts) for day, counts in days.items()}
-
-
-def alerts_per_day(
-    *, company_ids: Sequence[int], start: datetime, end: datetime, tz: tzinfo
-) -> dict[date, int]:
-    """Firing alerts per local day of [start, end) (days without any are missing)."""
-    firing = F(FIRING_COLUMNS[0]) + F(FIRING_COLUMNS[1]) + F(FIRING_COLUMNS[2])
-    days = _daily(
-        company_ids,
-        start,
-        end,
-        tz,
-        {"n": firing + F(FIRING_COLUMNS[3])},
-        Alert.objects.filter(company_id__in=company_ids, status=AlertStatus.FIRING),
-        "event_time",
-        {"n": Count("id")},
+        for row in raw_alerts:
+            alerts[row["day"]] += row["n"]
+        raw_incidents = (
+            Incident.objects.filter(
+                _within("first_alert_at", raw_intervals),
+                company_id__in=company_ids,
+                visible=True,
+            )
+            .annotate(day=TruncDate("first_alert_at", tzinfo=tz))
+            .values("day")
+            .annotate(
+                n=Count("id"),
+                healed=Count("id", filter=Q(resolution=Resolution.SELF_HEALED)),
+            )
+            .order_by()
+        )
+        for row in raw_incidents:
+            opened[row["day"]] += row["n"]
+            healed[row["day"]] += row["healed"]
+    if edges:
+        mttr.update(_combine(_resolved_raw(company_ids, edges).aggregate(**_raw_mttr_sums())))
+    return Figures(
+        alerts={day: n for day, n in alerts.items() if n},
+        incidents={day: (n, healed[day]) for day, n in opened.items() if n},
+        mttr=_combine(mttr),
     )
-    return {day: counts["n"] for day, counts in days.items() if counts.get("n")}
-
-
-def incidents_per_day(
-    *, company_ids: Sequence[int], start: datetime, end: datetime, tz: tzinfo
-) -> dict[date, tuple[int, int]]:
-    """(shown incidents opened, of those self-healed) per local day of [start, end)."""
-    days = _daily(
-        company_ids,
-        start,
-        end,
-        tz,
-        {"n": F("incidents_opened"), "healed": F("incidents_self_healed")},
-        Incident.objects.filter(company_id__in=company_ids, visible=True),
-        "first_alert_at",
-        {"n": Count("id"), "healed": Count("id", filter=Q(resolution=Resolution.SELF_HEALED))},
-    )
-    return {
-        day: (counts.get("n", 0), counts.get("healed", 0))
-        for day, counts in days.items()
-        if counts.get("n")
-    }
 
 
 def count_since(*, company_ids: Sequence[int], since: datetime) -> tuple[int, int]:
@@ -228,16 +227,6 @@ def _combine(*rows: dict) -> dict[str, int]:
     for row in rows:
         total.update({k: _as_microseconds(v) for k, v in row.items() if k != "signature"})
     return dict(total)
-
-
-def mttr_sums(*, company_ids: Sequence[int], start: datetime, end: datetime) -> dict[str, int]:
-    """Counts and summed resolution times (µs) of the shown incidents resolved in [start,
-    end), overall and per resolution: ``resolved_count``, ``resolved_us``, ``automated_*``,
-    ``manual_*``, ``source_*``."""
-    inner, edges = split(start, end, HOUR)
-    rolled = _hours(company_ids, inner).aggregate(**_rollup_mttr_sums())
-    raw = _resolved_raw(company_ids, edges).aggregate(**_raw_mttr_sums()) if edges else {}
-    return _combine(rolled, raw)
 
 
 def mttr_sums_by_signature(

@@ -224,9 +224,7 @@ def use_rollups() -> bool:
 def alerts_per_day(*, company_ids: Sequence[int], period: Period) -> dict[date, int]:
     """Firing alerts per day of the period (days without any are missing)."""
     if use_rollups():
-        return rollup_reads.alerts_per_day(
-            company_ids=company_ids, start=period.start, end=period.end, tz=period.tz
-        )
+        return _figures(company_ids, period).alerts
     return scan_alerts_per_day(company_ids=company_ids, period=period)
 
 
@@ -249,9 +247,7 @@ def scan_alerts_per_day(*, company_ids: Sequence[int], period: Period) -> dict[d
 def incidents_per_day(*, company_ids: Sequence[int], period: Period) -> dict[date, tuple[int, int]]:
     """(incidents, self-healed) per day of the period (days without any are missing)."""
     if use_rollups():
-        return rollup_reads.incidents_per_day(
-            company_ids=company_ids, start=period.start, end=period.end, tz=period.tz
-        )
+        return _figures(company_ids, period).incidents
     return scan_incidents_per_day(company_ids=company_ids, period=period)
 
 
@@ -274,11 +270,27 @@ def scan_incidents_per_day(
     return {day: (n, healed) for day, n, healed in rows}
 
 
-def daily_series(*, company_ids: Sequence[int], period: Period) -> list[DayPoint]:
-    """One point per day of the period, zeros on quiet days (two GROUP BY day queries)."""
-    alerts = alerts_per_day(company_ids=company_ids, period=period)
-    incidents = incidents_per_day(company_ids=company_ids, period=period)
+def _figures(company_ids: Sequence[int], period: Period) -> rollup_reads.Figures:
+    return rollup_reads.figures(
+        company_ids=company_ids, start=period.start, end=period.end, tz=period.tz
+    )
+
+
+def _days(
+    period: Period, alerts: dict[date, int], incidents: dict[date, tuple[int, int]]
+) -> list[DayPoint]:
     return [DayPoint(day, alerts.get(day, 0), *incidents.get(day, (0, 0))) for day in period.days]
+
+
+def daily_series(*, company_ids: Sequence[int], period: Period) -> list[DayPoint]:
+    """One point per day of the period, zeros on quiet days (one pass over the rollups, or
+    two GROUP BY day queries over the raw tables)."""
+    if use_rollups():
+        figures = _figures(company_ids, period)
+        return _days(period, figures.alerts, figures.incidents)
+    alerts = scan_alerts_per_day(company_ids=company_ids, period=period)
+    incidents = scan_incidents_per_day(company_ids=company_ids, period=period)
+    return _days(period, alerts, incidents)
 
 
 def totals_of(days: Sequence[DayPoint]) -> Totals:
@@ -333,9 +345,7 @@ def mttr_from_sums(sums: dict[str, int]) -> Mttr:
 
 def mttr_summary(*, company_ids: Sequence[int], period: Period) -> Mttr:
     if use_rollups():
-        return mttr_from_sums(
-            rollup_reads.mttr_sums(company_ids=company_ids, start=period.start, end=period.end)
-        )
+        return mttr_from_sums(_figures(company_ids, period).mttr)
     return scan_mttr_summary(company_ids=company_ids, period=period)
 
 
@@ -428,8 +438,13 @@ def runbook_stats(
 
 
 def kpi_report(*, company_ids: Sequence[int], period: Period) -> KpiReport:
-    days = daily_series(company_ids=company_ids, period=period)
-    mttr = mttr_summary(company_ids=company_ids, period=period)
+    if use_rollups():
+        figures = _figures(company_ids, period)
+        days = _days(period, figures.alerts, figures.incidents)
+        mttr = mttr_from_sums(figures.mttr)
+    else:
+        days = daily_series(company_ids=company_ids, period=period)
+        mttr = scan_mttr_summary(company_ids=company_ids, period=period)
     signatures = mttr_by_signature(company_ids=company_ids, period=period)
     return KpiReport(
         period=period,
