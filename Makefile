@@ -66,6 +66,15 @@ format: $(STAMP)
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(WITH_SERVICES) $(BIN)/python bench/run.py $(BENCH_ARGS)
+	test -z "$(BENCH_PAGES)" || $(MAKE) bench-pages
+
+# The page benchmark (bench/README.md, "Pages at ten million alerts"): every page and API
+# list on a seeded database <name>_pages_bench (bench_seed: 10 M alerts the first time,
+# about half an hour), p50/p99 per role and the EXPLAIN plans that changed. `make bench
+# BENCH_PAGES=1` runs it after the ingest phases.
+.PHONY: bench-pages
+bench-pages: $(STAMP)
+	$(WITH_SERVICES) $(BIN)/python bench/pages.py $(PAGES_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache

@@ -154,6 +154,10 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        # JIT compiles the plan of any query estimated costly (a dashboard aggregate over
+        # thousands of open incidents, say) and takes longer doing so (~250 ms) than the
+        # query runs: off for the application's short queries (docs/decisions.md, issue 16).
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 else:
     DATABASES = {
         "default": {

@@ -117,7 +117,16 @@ class Alert(models.Model):
                 name="alert_open_fingerprint",
             ),
             models.Index(fields=["company", "-event_time"], name="alert_company_time"),
-            models.Index(fields=["incident", "event_time"], name="alert_incident_time"),
+            # The lists and the API page through all companies newest first by keyset
+            # (docs/decisions.md, "Pages that stay fast at ten million alerts").
+            models.Index(fields=["-event_time", "-id"], name="alert_time_id"),
+            # The covered columns let the dashboard count an open incident's active alerts
+            # by severity from the index alone (apps/dashboard/selectors.py).
+            models.Index(
+                fields=["incident", "event_time"],
+                include=["severity", "status", "resolved_at"],
+                name="alert_incident_time",
+            ),
         ]
 
     def __str__(self) -> str:

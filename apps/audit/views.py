@@ -12,7 +12,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ from apps.audit import selectors
 from apps.audit.choices import AuditAction
 from apps.audit.forms import AuditFilterForm
 from apps.audit.services import record
-from apps.common.pagination import paginate
+from apps.common.keyset import OLDEST, BadCursor, keyset_paginate
 from apps.tenants.models import Company
 
 PER_PAGE = 50
@@ -54,14 +54,20 @@ def audit_access(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
 
 
 def _page(request: HttpRequest, form: AuditFilterForm, *, status: int = 200) -> HttpResponse:
-    """The page; with invalid filters it shows their errors and no rows."""
+    """The page; with invalid filters it shows their errors and no rows. Pages go by keyset
+    (``cursor``, apps/common/keyset.py), newest first: the oldest page of millions of
+    records costs what the first does. The former page numbers (``page``) are gone."""
     page = None
     if form.is_valid():
-        page = paginate(
-            selectors.audit_log_list(user=request.user, **form.selector_filters()),
-            request,
-            per_page=PER_PAGE,
-        )
+        try:
+            page = keyset_paginate(
+                selectors.audit_log_list(user=request.user, **form.selector_filters()),
+                request.GET.get("cursor", ""),
+                time_field="created_at",
+                per_page=PER_PAGE,
+            )
+        except BadCursor as error:
+            return HttpResponseBadRequest(f"{error} Open the audit log from its first page.")
     return render(
         request,
         "audit/list.html",
@@ -70,6 +76,7 @@ def _page(request: HttpRequest, form: AuditFilterForm, *, status: int = 200) -> 
             "page": page,
             "rows": selectors.audit_rows(page.rows) if page is not None else [],
             "filtered": bool(form.applied()),
+            "oldest": OLDEST,
         },
         status=status,
     )

@@ -2,9 +2,13 @@
 partial with its own URL, so a live signal re-fetches just that region with the viewer's
 filters and scope; without JavaScript the filter forms reload the whole page.
 
-The page's state (period, alert filters and page, incident filter and page) is the query
-string: every region re-fetches itself with all of it, so a live update keeps page 2, and
-each partial answer puts the state back in the address bar (HX-Replace-Url)."""
+The page's state (period, alert filters and cursor, incident filter and page) is the query
+string: every region re-fetches itself with all of it, so a live update keeps the page shown,
+and each partial answer puts the state back in the address bar (HX-Replace-Url).
+
+The alert list pages by keyset (``acursor``, apps/common/keyset.py): older and newer pages
+and the oldest cost the same at ten million alerts. The page numbers it had before
+(``apage``) are gone; such a link shows the newest alerts."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -22,6 +26,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.permissions import Action, can, role_of
 from apps.accounts.selection import companies_in_view, selected_company, visible_companies_list
 from apps.alerts.choices import Severity
+from apps.common.keyset import OLDEST, BadCursor, keyset_paginate
 from apps.common.pagination import paginate
 from apps.dashboard import selectors
 from apps.dashboard.demo import start_storm_in_background
@@ -30,8 +35,8 @@ from apps.incidents.filters import QUERY_MAX, IncidentFilters
 from apps.incidents.selectors import incident_search
 
 STATUS_FILTERS = [("open", "Open"), *IncidentStatus.choices]
-STATE_KEYS = ("period", "severity", "q", "apage", "status", "iq", "ipage")
-PAGE_KEYS = ("apage", "ipage")
+STATE_KEYS = ("period", "severity", "q", "acursor", "status", "iq", "ipage")
+PAGE_KEYS = ("ipage",)
 
 
 def _state(request: HttpRequest, **changes: str) -> str:
@@ -80,11 +85,13 @@ def _alerts(request: HttpRequest, company_ids: list[int]) -> dict:
     severity = request.GET.get("severity", "")
     query = request.GET.get("q", "").strip()[:200]
     alerts = selectors.alert_list(company_ids=company_ids, severity=severity, query=query)
-    page = paginate(alerts, request, param="apage")
+    page = keyset_paginate(alerts, request.GET.get("acursor", ""), time_field="event_time")
     return {
         "alert_page": page,
-        "alert_previous": _state(request, apage=str(page.number - 1)),
-        "alert_next": _state(request, apage=str(page.number + 1)),
+        "alert_newest": _state(request, acursor=""),
+        "alert_oldest": _state(request, acursor=OLDEST),
+        "alert_previous": _state(request, acursor=page.newer or ""),
+        "alert_next": _state(request, acursor=page.older or ""),
         "severity": severity,
         "q": query,
         "severities": Severity.choices,
@@ -112,8 +119,19 @@ def _incidents(request: HttpRequest, company_ids: list[int]) -> dict:
     }
 
 
+def _bad_cursor(error: BadCursor) -> HttpResponse:
+    return HttpResponseBadRequest(f"{error} Open the alert list from its first page.")
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
+    try:
+        return _dashboard(request)
+    except BadCursor as error:
+        return _bad_cursor(error)
+
+
+def _dashboard(request: HttpRequest) -> HttpResponse:
     company_ids = companies_in_view(request)
     context = {
         **_cards(request, company_ids),
@@ -158,9 +176,11 @@ def cards(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def alerts(request: HttpRequest) -> HttpResponse:
-    return _partial(
-        request, "dashboard/partials/_alerts.html", _alerts(request, companies_in_view(request))
-    )
+    try:
+        context = _alerts(request, companies_in_view(request))
+    except BadCursor as error:
+        return _bad_cursor(error)
+    return _partial(request, "dashboard/partials/_alerts.html", context)
 
 
 @login_required

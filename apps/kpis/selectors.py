@@ -1,8 +1,12 @@
 """Reads for the KPI page, over company ids the caller has already scoped.
 
-Every figure comes from an aggregate query (COUNT/AVG/SUM with ``filter=``, GROUP BY day,
-signature or runbook): a report costs five queries whatever the data size, and Python only
-combines the aggregated rows (at most one per day, signature or runbook).
+On PostgreSQL the alert, incident and MTTR figures come from the rollups that triggers keep
+(apps/kpis/rollup_reads.py: whole buckets summed, the partial buckets at the range's ends
+counted raw), so a report costs the same at ten million alerts as at ten thousand. The
+``scan_*`` functions compute the same figures from the raw tables with aggregate queries
+(COUNT/AVG/SUM with ``filter=``, GROUP BY day or signature): SQLite (the embedded mode)
+reads them, and the tests check the rollups against them. Runbook executions are few and
+read raw.
 
 Definitions (shown on the page under "How these figures are computed"):
 
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from urllib.parse import urlencode
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import Aggregate, Avg, Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -39,6 +43,7 @@ from apps.alerts.choices import AlertStatus
 from apps.alerts.models import Alert
 from apps.incidents.choices import IncidentStatus, Resolution
 from apps.incidents.models import Incident
+from apps.kpis import rollup_reads
 from apps.runbooks.choices import ExecutionStatus
 from apps.runbooks.models import RunbookExecution
 
@@ -211,8 +216,19 @@ class KpiReport:
         return sum(saved, timedelta()) if saved else None
 
 
+def use_rollups() -> bool:
+    """The rollups exist on PostgreSQL (their triggers); SQLite reads the raw tables."""
+    return connection.vendor == "postgresql"
+
+
 def alerts_per_day(*, company_ids: Sequence[int], period: Period) -> dict[date, int]:
     """Firing alerts per day of the period (days without any are missing)."""
+    if use_rollups():
+        return _figures(company_ids, period).alerts
+    return scan_alerts_per_day(company_ids=company_ids, period=period)
+
+
+def scan_alerts_per_day(*, company_ids: Sequence[int], period: Period) -> dict[date, int]:
     return dict(
         Alert.objects.filter(
             company_id__in=company_ids,
@@ -230,6 +246,14 @@ def alerts_per_day(*, company_ids: Sequence[int], period: Period) -> dict[date, 
 
 def incidents_per_day(*, company_ids: Sequence[int], period: Period) -> dict[date, tuple[int, int]]:
     """(incidents, self-healed) per day of the period (days without any are missing)."""
+    if use_rollups():
+        return _figures(company_ids, period).incidents
+    return scan_incidents_per_day(company_ids=company_ids, period=period)
+
+
+def scan_incidents_per_day(
+    *, company_ids: Sequence[int], period: Period
+) -> dict[date, tuple[int, int]]:
     rows = (
         Incident.objects.filter(
             company_id__in=company_ids,
@@ -246,11 +270,27 @@ def incidents_per_day(*, company_ids: Sequence[int], period: Period) -> dict[dat
     return {day: (n, healed) for day, n, healed in rows}
 
 
-def daily_series(*, company_ids: Sequence[int], period: Period) -> list[DayPoint]:
-    """One point per day of the period, zeros on quiet days (two GROUP BY day queries)."""
-    alerts = alerts_per_day(company_ids=company_ids, period=period)
-    incidents = incidents_per_day(company_ids=company_ids, period=period)
+def _figures(company_ids: Sequence[int], period: Period) -> rollup_reads.Figures:
+    return rollup_reads.figures(
+        company_ids=company_ids, start=period.start, end=period.end, tz=period.tz
+    )
+
+
+def _days(
+    period: Period, alerts: dict[date, int], incidents: dict[date, tuple[int, int]]
+) -> list[DayPoint]:
     return [DayPoint(day, alerts.get(day, 0), *incidents.get(day, (0, 0))) for day in period.days]
+
+
+def daily_series(*, company_ids: Sequence[int], period: Period) -> list[DayPoint]:
+    """One point per day of the period, zeros on quiet days (one pass over the rollups, or
+    two GROUP BY day queries over the raw tables)."""
+    if use_rollups():
+        figures = _figures(company_ids, period)
+        return _days(period, figures.alerts, figures.incidents)
+    alerts = scan_alerts_per_day(company_ids=company_ids, period=period)
+    incidents = scan_incidents_per_day(company_ids=company_ids, period=period)
+    return _days(period, alerts, incidents)
 
 
 def totals_of(days: Sequence[DayPoint]) -> Totals:
@@ -285,7 +325,31 @@ def _mttr_aggregates() -> dict[str, Aggregate]:
     return aggregates
 
 
+def _average(total_us: int, count: int) -> timedelta | None:
+    return timedelta(microseconds=total_us / count) if count else None
+
+
+def mttr_from_sums(sums: dict[str, int]) -> Mttr:
+    """An Mttr from counts and summed resolution times in µs (rollup_reads.mttr_sums)."""
+    return Mttr(
+        resolved=sums.get("resolved_count", 0),
+        overall=_average(sums.get("resolved_us", 0), sums.get("resolved_count", 0)),
+        automated_count=sums.get("automated_count", 0),
+        automated=_average(sums.get("automated_us", 0), sums.get("automated_count", 0)),
+        manual_count=sums.get("manual_count", 0),
+        manual=_average(sums.get("manual_us", 0), sums.get("manual_count", 0)),
+        source_count=sums.get("source_count", 0),
+        source=_average(sums.get("source_us", 0), sums.get("source_count", 0)),
+    )
+
+
 def mttr_summary(*, company_ids: Sequence[int], period: Period) -> Mttr:
+    if use_rollups():
+        return mttr_from_sums(_figures(company_ids, period).mttr)
+    return scan_mttr_summary(company_ids=company_ids, period=period)
+
+
+def scan_mttr_summary(*, company_ids: Sequence[int], period: Period) -> Mttr:
     return Mttr(**_resolved_in(company_ids, period).aggregate(**_mttr_aggregates()))
 
 
@@ -311,7 +375,22 @@ def mtta_summary(*, company_ids: Sequence[int], period: Period) -> Mtta:
 
 
 def mttr_by_signature(*, company_ids: Sequence[int], period: Period) -> list[SignatureMttr]:
-    """MTTR per signature, most resolved first (one GROUP BY signature query)."""
+    """MTTR per signature, most resolved first."""
+    if not use_rollups():
+        return scan_mttr_by_signature(company_ids=company_ids, period=period)
+    sums = rollup_reads.mttr_sums_by_signature(
+        company_ids=company_ids, start=period.start, end=period.end
+    )
+    rows = [
+        SignatureMttr(signature=signature, mttr=mttr_from_sums(values))
+        for signature, values in sums.items()
+        if values.get("resolved_count")
+    ]
+    return sorted(rows, key=lambda row: (-row.mttr.resolved, row.signature))
+
+
+def scan_mttr_by_signature(*, company_ids: Sequence[int], period: Period) -> list[SignatureMttr]:
+    """MTTR per signature from the raw incidents (one GROUP BY signature query)."""
     rows = (
         _resolved_in(company_ids, period)
         .values("signature")
@@ -380,8 +459,13 @@ def runbook_stats(
 
 
 def kpi_report(*, company_ids: Sequence[int], period: Period) -> KpiReport:
-    days = daily_series(company_ids=company_ids, period=period)
-    mttr = mttr_summary(company_ids=company_ids, period=period)
+    if use_rollups():
+        figures = _figures(company_ids, period)
+        days = _days(period, figures.alerts, figures.incidents)
+        mttr = mttr_from_sums(figures.mttr)
+    else:
+        days = daily_series(company_ids=company_ids, period=period)
+        mttr = scan_mttr_summary(company_ids=company_ids, period=period)
     signatures = mttr_by_signature(company_ids=company_ids, period=period)
     return KpiReport(
         period=period,

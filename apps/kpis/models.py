@@ -1,0 +1,90 @@
+"""Rollups the dashboard and the KPI page read instead of scanning alerts and incidents.
+
+PostgreSQL keeps them up to date with triggers (migration ``0001_rollups``, docs/decisions.md
+"Rollups for the dashboard and the KPI page"): every insert, delete and relevant update of an
+alert or incident adds its contribution to its bucket, set-based per statement for alerts.
+``manage.py rollups_rebuild`` recomputes them from the raw tables. SQLite (the embedded mode)
+has no triggers: there the selectors read the raw tables.
+
+Buckets are UTC hours (``HourlyRollup``) and UTC days (``SignatureDailyRollup``); readers
+sum the buckets that lie wholly inside a range and count the raw rows of the partial
+buckets at its edges, so any range in any time zone gives the raw scan's figures.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+# No foreign key constraint to the company: deleting a company deletes its alerts and
+# incidents first, whose triggers then write to its buckets; a constraint would refuse that.
+# Resolution times are summed in microseconds (exact, as AVG over intervals is).
+
+
+class HourlyRollup(models.Model):
+    """One company's activity in one UTC hour.
+
+    Alerts by their event time: firing alerts per severity and resolved notifications.
+    Incidents shown (``visible``) by their first alert: opened, and of those self-healed.
+    Incidents shown and resolved, by their resolution time: count and summed resolution
+    time (resolved − first alert), overall and per resolution.
+    """
+
+    company = models.ForeignKey(
+        "tenants.Company", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    hour = models.DateTimeField()
+    alerts_critical = models.BigIntegerField(default=0, db_default=0)
+    alerts_high = models.BigIntegerField(default=0, db_default=0)
+    alerts_medium = models.BigIntegerField(default=0, db_default=0)
+    alerts_low = models.BigIntegerField(default=0, db_default=0)
+    alerts_resolved = models.BigIntegerField(default=0, db_default=0)
+    incidents_opened = models.BigIntegerField(default=0, db_default=0)
+    incidents_self_healed = models.BigIntegerField(default=0, db_default=0)
+    resolved_count = models.BigIntegerField(default=0, db_default=0)
+    resolved_us = models.BigIntegerField(default=0, db_default=0)
+    automated_count = models.BigIntegerField(default=0, db_default=0)
+    automated_us = models.BigIntegerField(default=0, db_default=0)
+    manual_count = models.BigIntegerField(default=0, db_default=0)
+    manual_us = models.BigIntegerField(default=0, db_default=0)
+    source_count = models.BigIntegerField(default=0, db_default=0)
+    source_us = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["company", "hour"], name="hourly_rollup_bucket")
+        ]
+        # "All companies" reads a range of hours of every company.
+        indexes = [models.Index(fields=["hour"], name="hourly_rollup_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.company_id} {self.hour:%Y-%m-%d %H:00}"
+
+
+class SignatureDailyRollup(models.Model):
+    """Incidents shown and resolved in one UTC day, per company and signature: the KPI
+    page's MTTR by signature (an hourly table would hold about one row per incident)."""
+
+    company = models.ForeignKey(
+        "tenants.Company", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    day = models.DateField()
+    signature = models.CharField(max_length=255)
+    resolved_count = models.BigIntegerField(default=0, db_default=0)
+    resolved_us = models.BigIntegerField(default=0, db_default=0)
+    automated_count = models.BigIntegerField(default=0, db_default=0)
+    automated_us = models.BigIntegerField(default=0, db_default=0)
+    manual_count = models.BigIntegerField(default=0, db_default=0)
+    manual_us = models.BigIntegerField(default=0, db_default=0)
+    source_count = models.BigIntegerField(default=0, db_default=0)
+    source_us = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "day", "signature"], name="signature_rollup_bucket"
+            )
+        ]
+        indexes = [models.Index(fields=["day"], name="signature_rollup_day")]
+
+    def __str__(self) -> str:
+        return f"{self.company_id} {self.day} {self.signature}"

@@ -1,0 +1,195 @@
+"""The SQL that maintains the rollups (apps/kpis/models.py): one set-based statement per
+source relation, shared by the triggers (over their transition tables, or the changed row)
+and by the rebuild (over the whole tables).
+
+Each statement adds ``sign`` × the relation's contribution to the buckets; an update is its
+old row taken away and its new row added. Buckets are truncated in UTC explicitly, so the
+session's time zone never matters, and upserts lock buckets in (company, bucket) order, so
+two concurrent statements never deadlock on them.
+"""
+
+from __future__ import annotations
+
+from django.db import connection, transaction
+
+HOURLY = "kpis_hourlyrollup"
+SIGNATURES = "kpis_signaturedailyrollup"
+ALERTS = "alerts_alert"
+INCIDENTS = "incidents_incident"
+
+HOURLY_VALUES = (
+    "alerts_critical",
+    "alerts_high",
+    "alerts_medium",
+    "alerts_low",
+    "alerts_resolved",
+    "incidents_opened",
+    "incidents_self_healed",
+    "resolved_count",
+    "resolved_us",
+    "automated_count",
+    "automated_us",
+    "manual_count",
+    "manual_us",
+    "source_count",
+    "source_us",
+)
+SIGNATURE_VALUES = HOURLY_VALUES[7:]
+
+
+def _upsert(table: str, keys: tuple[str, ...], values: tuple[str, ...], select: str) -> str:
+    columns = ", ".join((*keys, *values))
+    sums = ", ".join(f"sum({v})::bigint" for v in values)
+    added = ", ".join(f"{v} = r.{v} + EXCLUDED.{v}" for v in values)
+    key_list = ", ".join(keys)
+    return (
+        f"INSERT INTO {table} AS r ({columns}) "  # noqa: S608
+        f"SELECT {key_list}, {sums} FROM ({select}) AS x "
+        f"GROUP BY {key_list} ORDER BY {key_list} "
+        f"ON CONFLICT ({key_list}) DO UPDATE SET {added}"
+    )
+
+
+def _zeros(names: tuple[str, ...], given: dict[str, str]) -> str:
+    return ", ".join(f"{given.get(name, '0')} AS {name}" for name in names)
+
+
+def alerts_sql(src: str, sign: int) -> str:
+    """Add ``sign`` × the alerts of relation ``src`` to the hourly buckets."""
+    firing = {
+        f"alerts_{severity}": f"{sign} * (status = 'firing' AND severity = '{severity}')::int"
+        for severity in ("critical", "high", "medium", "low")
+    }
+    given = {**firing, "alerts_resolved": f"{sign} * (status = 'resolved')::int"}
+    select = (
+        "SELECT company_id, date_trunc('hour', event_time, 'UTC') AS hour, "  # noqa: S608
+        f"{_zeros(HOURLY_VALUES, given)} FROM {src} AS s"
+    )
+    return _upsert(HOURLY, ("company_id", "hour"), HOURLY_VALUES, select)
+
+
+def _resolution_values(sign: int) -> dict[str, str]:
+    us = f"{sign} * (extract(epoch FROM resolved_at - first_alert_at) * 1000000)::bigint"
+    values = {"resolved_count": str(sign), "resolved_us": us}
+    for name, resolution in (
+        ("automated", "self_healed"),
+        ("manual", "manual"),
+        ("source", "source"),
+    ):
+        values[f"{name}_count"] = f"{sign} * (resolution = '{resolution}')::int"
+        values[f"{name}_us"] = f"CASE WHEN resolution = '{resolution}' THEN {us} ELSE 0 END"
+    return values
+
+
+RESOLVED = "visible AND status = 'resolved' AND resolved_at IS NOT NULL"
+
+
+def incidents_sql(src: str, sign: int) -> list[str]:
+    """Add ``sign`` × the incidents of relation ``src`` to the hourly and signature buckets."""
+    opened = {
+        "incidents_opened": str(sign),
+        "incidents_self_healed": f"{sign} * (resolution = 'self_healed')::int",
+    }
+    hourly = (
+        "SELECT company_id, date_trunc('hour', first_alert_at, 'UTC') AS hour, "  # noqa: S608
+        f"{_zeros(HOURLY_VALUES, opened)} FROM {src} AS s WHERE visible "
+        "UNION ALL "
+        "SELECT company_id, date_trunc('hour', resolved_at, 'UTC'), "
+        f"{_zeros(HOURLY_VALUES, _resolution_values(sign))} FROM {src} AS s WHERE {RESOLVED}"
+    )
+    signatures = (
+        "SELECT company_id, (resolved_at AT TIME ZONE 'UTC')::date AS day, signature, "  # noqa: S608
+        f"{_zeros(SIGNATURE_VALUES, _resolution_values(sign))} FROM {src} AS s WHERE {RESOLVED}"
+    )
+    return [
+        _upsert(HOURLY, ("company_id", "hour"), HOURLY_VALUES, hourly),
+        _upsert(SIGNATURES, ("company_id", "day", "signature"), SIGNATURE_VALUES, signatures),
+    ]
+
+
+def _function(name: str, statements: list[str], returns: str = "NULL") -> str:
+    body = ";\n  ".join(statements)
+    return (
+        f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        f"BEGIN\n  {body};\n  RETURN {returns};\nEND $$;"
+    )
+
+
+ALERT_COLUMNS = ("company_id", "event_time", "status", "severity")
+INCIDENT_COLUMNS = (
+    "company_id",
+    "visible",
+    "status",
+    "resolution",
+    "resolved_at",
+    "first_alert_at",
+    "signature",
+)
+
+
+def _changed(columns: tuple[str, ...]) -> str:
+    return " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in columns)
+
+
+def install_sql() -> list[str]:
+    """The trigger functions and triggers (the migration runs these)."""
+    old_row, new_row = "(SELECT (OLD).*)", "(SELECT (NEW).*)"
+    return [
+        _function("kpis_alerts_inserted", [alerts_sql("new_rows", 1)]),
+        _function("kpis_alerts_deleted", [alerts_sql("old_rows", -1)]),
+        _function("kpis_alert_updated", [alerts_sql(old_row, -1), alerts_sql(new_row, 1)]),
+        _function("kpis_incidents_inserted", incidents_sql("new_rows", 1)),
+        _function("kpis_incidents_deleted", incidents_sql("old_rows", -1)),
+        _function(
+            "kpis_incident_updated", [*incidents_sql(old_row, -1), *incidents_sql(new_row, 1)]
+        ),
+        f"CREATE TRIGGER kpis_alerts_inserted AFTER INSERT ON {ALERTS} "
+        "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+        "EXECUTE FUNCTION kpis_alerts_inserted()",
+        f"CREATE TRIGGER kpis_alerts_deleted AFTER DELETE ON {ALERTS} "
+        "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
+        "EXECUTE FUNCTION kpis_alerts_deleted()",
+        f"CREATE TRIGGER kpis_alert_updated AFTER UPDATE OF {', '.join(ALERT_COLUMNS)} "
+        f"ON {ALERTS} FOR EACH ROW WHEN ({_changed(ALERT_COLUMNS)}) "
+        "EXECUTE FUNCTION kpis_alert_updated()",
+        f"CREATE TRIGGER kpis_incidents_inserted AFTER INSERT ON {INCIDENTS} "
+        "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+        "EXECUTE FUNCTION kpis_incidents_inserted()",
+        f"CREATE TRIGGER kpis_incidents_deleted AFTER DELETE ON {INCIDENTS} "
+        "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
+        "EXECUTE FUNCTION kpis_incidents_deleted()",
+        f"CREATE TRIGGER kpis_incident_updated AFTER UPDATE OF {', '.join(INCIDENT_COLUMNS)} "
+        f"ON {INCIDENTS} FOR EACH ROW WHEN ({_changed(INCIDENT_COLUMNS)}) "
+        "EXECUTE FUNCTION kpis_incident_updated()",
+    ]
+
+
+def uninstall_sql() -> list[str]:
+    triggers = [
+        (ALERTS, "kpis_alerts_inserted"),
+        (ALERTS, "kpis_alerts_deleted"),
+        (ALERTS, "kpis_alert_updated"),
+        (INCIDENTS, "kpis_incidents_inserted"),
+        (INCIDENTS, "kpis_incidents_deleted"),
+        (INCIDENTS, "kpis_incident_updated"),
+    ]
+    return [f"DROP TRIGGER IF EXISTS {name} ON {table}" for table, name in triggers] + [
+        f"DROP FUNCTION IF EXISTS {name}()" for _, name in triggers
+    ]
+
+
+def fill(cursor) -> None:
+    """Empty the rollups and compute them again from the raw tables, in the caller's
+    transaction."""
+    cursor.execute(f"TRUNCATE {HOURLY}, {SIGNATURES}")
+    cursor.execute(alerts_sql(ALERTS, 1))
+    for statement in incidents_sql(INCIDENTS, 1):
+        cursor.execute(statement)
+
+
+def rebuild() -> None:
+    """Recompute every rollup from the raw tables. Writers to alerts and incidents wait
+    (SHARE lock) until it commits; readers go on, seeing the old rollups until then."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {ALERTS}, {INCIDENTS} IN SHARE MODE")
+        fill(cursor)
