@@ -349,13 +349,17 @@ def wait_correlated(conn: psycopg.Connection[Any], phase: Phase) -> Correlation:
 
 # --------------------------------------------------------------------------- setup
 def bench_env() -> dict[str, str]:
+    """The processes' environment; the encryption key goes to results/field-keys.txt too,
+    for bench/inprocess.py to read the companies' HMAC secrets."""
+    field_keys = Fernet.generate_key().decode()
+    (RESULTS / "field-keys.txt").write_text(field_keys)
     return {
         **os.environ,
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": REDIS_URL,
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
-        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "FIELD_ENCRYPTION_KEYS": field_keys,
         # Plain HTTP on 127.0.0.1: no TLS proxy in front.
         "SECURE_SSL_REDIRECT": "false",
         "ALLOWED_HOSTS": HOST,

@@ -38,6 +38,7 @@ from types import SimpleNamespace
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
@@ -106,6 +107,21 @@ INCIDENT_UPDATE_FIELDS = [
     "updated_at",
 ]
 ALERT_UPDATE_FIELDS = ["incident", "asset", "resolved_at", "correlated_at"]
+# What a sweep reads of its companies and of the alerts' assets: a sweep of a storm spread
+# over many companies loads one company and a few assets per alert, so whole rows (a
+# company's secrets and policies, an asset's tags) would be most of its CPU.
+COMPANY_FIELDS = (
+    "id",
+    "name",
+    "timezone",
+    "correlation_window_minutes",
+    "aggregation_key",
+    "group_by",
+    "auto_correlate",
+    "min_alerts",
+)
+ASSET_FIELDS = ("id", "company_id", "name", "is_critical")
+INCIDENT_ASSET_FIELDS = tuple(f"asset__{name}" for name in ASSET_FIELDS if name != "company_id")
 
 # (company id, aggregation key or fingerprint): every lookup of a batch is per company.
 Scoped = tuple[int, str]
@@ -215,6 +231,7 @@ def _correlate(
             company.pk: company
             for company in Company.objects.select_for_update(no_key=True)
             .filter(pk__in=company_ids)
+            .only(*COMPANY_FIELDS)
             .order_by("pk")
         }
         if alert_ids is None:
@@ -306,6 +323,24 @@ def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[SweepAlert]
         return [SweepAlert(*row) for row in cursor.fetchall()]
 
 
+def _assets(names: set[Scoped]) -> dict[Scoped, Asset]:
+    """The assets of these (company, name) pairs, exactly those (on PostgreSQL: a storm
+    over many companies names the same hosts in each), with the fields a sweep reads."""
+    assets = Asset.objects.only(*ASSET_FIELDS)
+    if is_postgresql(Asset):
+        companies, asset_names = zip(*sorted(names), strict=True) if names else ((), ())
+        assets = assets.filter(
+            pk__in=RawSQL(  # noqa: S611 - fixed SQL, values as parameters
+                f'SELECT id FROM "{Asset._meta.db_table}" '  # noqa: S608
+                "WHERE (company_id, name) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))",
+                (list(companies), list(asset_names)),
+            )
+        )
+    else:
+        assets = assets.filter(company_id__in={c for c, _ in names}, name__in={n for _, n in names})
+    return {(a.company_id, a.name): a for a in assets if (a.company_id, a.name) in names}
+
+
 @dataclass(eq=False, slots=True)
 class _Group:
     """An incident as the batch builds it, with its link keys' segments (key -> [[first,
@@ -346,11 +381,7 @@ class _Batch:
         self.maintenance: dict[int, list[MaintenanceWindow]] = defaultdict(list)
         for window in MaintenanceWindow.objects.filter(company_id__in=companies):
             self.maintenance[window.company_id].append(window)
-        names = {a.asset_name for a in alerts}
-        self.assets: dict[Scoped, Asset] = {
-            (a.company_id, a.name): a
-            for a in Asset.objects.filter(company_id__in=companies, name__in=names)
-        }
+        self.assets = _assets({(a.company_id, a.asset_name) for a in alerts})
         self.graphs = grouping.load_graphs(
             pk for pk, company in companies.items() if company.auto_correlate
         )
@@ -440,7 +471,10 @@ class _Batch:
             )
         loaded: dict[int, _Group] = {}
         for incident in (
-            Incident.objects.filter(wanted).select_related("asset").select_for_update(of=("self",))
+            Incident.objects.filter(wanted)
+            .select_related("asset")
+            .only(*(f.name for f in Incident._meta.concrete_fields), *INCIDENT_ASSET_FIELDS)
+            .select_for_update(of=("self",))
         ):
             loaded[incident.pk] = self._group(incident)
             self.was_visible[incident.pk] = incident.visible
@@ -781,24 +815,37 @@ class _Batch:
         )
 
     def _write_keys(self, live: list[_Group]) -> None:
-        """Link keys: the segments of every key this batch changed replace the stored ones
-        (each incident's keys were all loaded); merged incidents keep none."""
-        replaced = [pk for group in live for key in group.dirty for pk in group.stored.get(key, ())]
+        """Link keys: the segments of every key this batch changed are written over the
+        stored ones (each incident's keys were all loaded): in place where the key had a
+        stored segment (a growing incident: one UPDATE for the batch), inserted where it
+        had none, deleted where segments joined; merged incidents keep none."""
+        moved: list[SimpleNamespace] = []
+        added: list[IncidentKey] = []
+        dropped: list[int] = []
+        for group in live:
+            incident = group.incident
+            for key in sorted(group.dirty):
+                stored = group.stored.get(key, [])
+                segments = group.spans[key]
+                for pk, (first, last) in zip(stored, segments, strict=False):
+                    moved.append(SimpleNamespace(id=pk, first_alert_at=first, last_alert_at=last))
+                dropped += stored[len(segments) :]
+                added += (
+                    IncidentKey(
+                        company_id=incident.company_id,
+                        incident_id=incident.pk,
+                        key=key,
+                        first_alert_at=first,
+                        last_alert_at=last,
+                    )
+                    for first, last in segments[len(stored) :]
+                )
         gone = [absorbed.incident.pk for absorbed, _ in self.merges]
-        if replaced or gone:
-            IncidentKey.objects.filter(Q(pk__in=replaced) | Q(incident_id__in=gone)).delete()
-        IncidentKey.objects.bulk_create(
-            IncidentKey(
-                company_id=group.incident.company_id,
-                incident_id=group.incident.pk,
-                key=key,
-                first_alert_at=first,
-                last_alert_at=last,
-            )
-            for group in live
-            for key in sorted(group.dirty)
-            for first, last in group.spans[key]
-        )
+        if dropped or gone:
+            IncidentKey.objects.filter(Q(pk__in=dropped) | Q(incident_id__in=gone)).delete()
+        bulk_set(IncidentKey, moved, ["first_alert_at", "last_alert_at"])
+        if added:
+            IncidentKey.objects.bulk_create(added)
 
     def _write_merges(self) -> None:
         """Move the alerts, timeline and reasons of merged incidents to their survivors, say
