@@ -404,6 +404,50 @@ def test_a_storm_of_new_incidents_costs_a_bounded_number_of_follow_up_queries(
         after_correlation({company.pk: result})
 
 
+def _announced(company, count: int) -> tuple[int, set[str]]:
+    """Queries of what follows a sweep that opens ``count`` critical incidents plus one a
+    silence covers, in a company with a member who hears of them; and what was notified."""
+    from apps.notifications.models import Notification
+
+    ingest(
+        company,
+        *(alert(signature=f"sig-{count}-{i}", severity="critical") for i in range(count)),
+        alert(signature=f"silenced-{count}", severity="critical"),
+    )
+    result = correlate_company(company_id=company.pk)
+    assert len(result.became_visible) == count + 1
+    with CaptureQueriesContext(connection) as queries:
+        after_correlation({company.pk: result})
+    titles = set(
+        Notification.objects.filter(kind="critical_alert", title__contains=f"-{count}").values_list(
+            "title", flat=True
+        )
+    )
+    return len(queries), titles
+
+
+def test_the_silence_check_of_a_sweep_is_made_once_for_all_its_new_incidents(
+    company_a, technician_a
+):
+    """Each notified incident costs its own notification rows (an insert in a savepoint);
+    the snooze and silence check is three queries for the whole sweep, not per incident.
+    The silenced incident is not announced."""
+    from apps.silences.models import Silence
+
+    for count in (2, 12):
+        Silence.objects.create(
+            company=company_a,
+            signature=f"silenced-{count}",
+            reason="maintenance",
+            ends_at=timezone.now() + timedelta(hours=1),
+        )
+    few, few_titles = _announced(company_a, 2)
+    many, many_titles = _announced(company_a, 12)
+    assert few_titles == {f"Critical: sig-2-{i} on srv-app-01" for i in range(2)}
+    assert len(many_titles) == 12 and not any("silenced" in t for t in many_titles)
+    assert many - few == 10 * 3, (few, many)
+
+
 def test_a_sweep_that_opens_nothing_new_costs_no_follow_up_query(
     company, django_assert_num_queries
 ):
