@@ -482,7 +482,7 @@ def test_deliveries_of_many_companies_queue_one_drain_task_per_shard(
             for company in companies:
                 ingest(company, alert(), delivery_id="")
                 ingest(company, alert(signature="other"), delivery_id="")
-        assert get_redis().llen("celery") == 2  # one drain per shard for twelve deliveries
+        assert get_redis().llen("correlation") == 2  # one drain per shard for twelve deliveries
         assert sum(get_redis().scard(pending_set(shard)) for shard in shards) == 6
     finally:
         app.control.purge()
@@ -510,13 +510,13 @@ def test_a_company_added_while_its_drain_runs_gets_a_drain(
     try:
         with django_capture_on_commit_callbacks(execute=True):
             ingest(company, alert())
-        assert get_redis().llen("celery") == 0  # the running drain will see it
+        assert get_redis().llen("correlation") == 0  # the running drain will see it
         tasks.correlate_pending.run(shard)  # sweeps it, lets go, finds nothing more
-        assert get_redis().llen("celery") == 0
+        assert get_redis().llen("correlation") == 0
         assert not get_redis().exists(tasks._drain_flag(shard))
         with django_capture_on_commit_callbacks(execute=True):
             ingest(company, alert(signature="later"))
-        assert get_redis().llen("celery") == 1  # no drain running: one is queued
+        assert get_redis().llen("correlation") == 1  # no drain running: one is queued
     finally:
         app.control.purge()
         app.conf.task_always_eager = True
