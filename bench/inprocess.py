@@ -36,11 +36,50 @@ CHUNKS = 8
 SIGNATURES = ("HighCPU", "DiskFull", "MemoryPressure", "ServiceDown", "HighLatency")
 
 
+STORM_NAMES = (
+    "KubePodCrashLooping",
+    "KubePodNotReady",
+    "KubeContainerWaiting",
+    "TargetDown",
+    "NodeFilesystemSpaceFillingUp",
+    "KubeMemoryOvercommit",
+    "CPUThrottlingHigh",
+    "KubeDeploymentReplicasMismatch",
+    "NodeNetworkReceiveErrs",
+    "KubeJobFailed",
+)
+STORM_SEVERITIES = ("critical", "warning", "warning", "critical", "warning")
+# Makes this run's storm alerts new (fingerprints, pods) whatever ran before on the database.
+RUN = f"{time.time_ns() // 1000 % 16**8:08x}"
+
+
+def storm_alert(seq: int, j: int) -> dict[str, Any]:
+    """bench/ingest.lua's storm alert: 10 names over 2,000 nodes, 30 % on new pods."""
+    h = (seq * 7919 + j * 104729) % 1000003
+    labels = {
+        "alertname": STORM_NAMES[h // 7 % len(STORM_NAMES)],
+        "severity": STORM_SEVERITIES[h // 3 % len(STORM_SEVERITIES)],
+    }
+    if h % 10 < 3:
+        labels.update(
+            instance=f"pod-{RUN}-{seq:x}-{j:02x}", namespace="shop", deployment=f"deploy-{h % 50:02d}"
+        )
+    else:
+        labels["instance"] = f"node-{RUN}-{h // 10 % 2000:04d}"
+    return {
+        "status": "firing",
+        "labels": labels,
+        "annotations": {"summary": "storm"},
+        "startsAt": "2026-11-23T20:00:00Z",
+        "fingerprint": f"{RUN}{seq:x}{j:02x}",
+    }
+
+
 def environ(companies: list[dict[str, str]], mode: str, seq: int) -> dict[str, Any]:
     """A signed request of ``mode`` to the next company round-robin; generic alerts walk
     the 20 assets × 5 signatures as bench/ingest.lua does (a sweep sees a few assets of
     many companies)."""
-    company = companies[seq % len(companies)]
+    company = companies[0 if mode == "storm" else seq % len(companies)]
     if mode == "generic":
         k = seq // len(companies) % 20
         body: dict[str, Any] = {
@@ -49,6 +88,12 @@ def environ(companies: list[dict[str, str]], mode: str, seq: int) -> dict[str, A
             "severity": "critical" if k % 5 == 3 else "high",
             "message": f"in-process {seq}",
             "tool_source": "Datadog",
+        }
+    elif mode == "storm":
+        body = {
+            "version": "4",
+            "status": "firing",
+            "alerts": [storm_alert(seq, j) for j in range(100)],
         }
     else:
         body = {
@@ -70,7 +115,7 @@ def environ(companies: list[dict[str, str]], mode: str, seq: int) -> dict[str, A
     digest = hmac.new(company["hmac_secret"].encode(), f"{stamp}.".encode() + raw, hashlib.sha256)
     return {
         "REQUEST_METHOD": "POST",
-        "PATH_INFO": f"/api/webhooks/alerts/{mode}",
+        "PATH_INFO": f"/api/webhooks/alerts/{'generic' if mode == 'generic' else 'alertmanager'}",
         "QUERY_STRING": "",
         "CONTENT_TYPE": "application/json",
         "CONTENT_LENGTH": str(len(raw)),
@@ -143,7 +188,7 @@ def sweeps(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--mode", choices=("generic", "alertmanager"), default="generic")
+    parser.add_argument("--mode", choices=("generic", "alertmanager", "storm"), default="generic")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--full-stack", action="store_true")
     parser.add_argument("--profile", action="store_true")

@@ -44,7 +44,7 @@ from django.utils import timezone
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
 from apps.alerts.models import Alert
 from apps.audit.services import record
-from apps.common.db import binding_cursor, bulk_set, is_postgresql
+from apps.common.db import binding_cursor, bulk_insert, bulk_set, is_postgresql
 from apps.incidents import grouping
 from apps.incidents.choices import (
     MERGE_AUDIT_ACTION,
@@ -440,7 +440,8 @@ class _Batch:
     # --- loading --------------------------------------------------------------------------
     def _load(self) -> None:
         """Lock the open incidents sharing a link key with the batch within reach of its
-        event times (with all their keys), and those of the firing alerts it resolves."""
+        event times (with their keys the batch can match or extend), and those of the firing
+        alerts it resolves."""
         earlier = []
         if self.resolving:
             fingerprints = self.resolving
@@ -479,9 +480,22 @@ class _Batch:
             loaded[incident.pk] = self._group(incident)
             self.was_visible[incident.pk] = incident.visible
         linkable = [pk for pk, group in loaded.items() if group.incident.accepting]
-        if linkable:
+        # Of their keys, those the batch can match or extend: an incident grown by a storm
+        # holds thousands (one per pod), and the others change nothing here. (On a merge,
+        # the absorbed incident's other keys move to the survivor as they are.)
+        touched = {
+            key for links in self.links.values() for key in (*links.matched, *links.published)
+        }
+        touched.update(
+            f"k:{self.keys[a.id]}"[: grouping.KEY_LENGTH]
+            for a in self.alerts
+            if a.status == AlertStatus.RESOLVED and self.companies[a.company_id].auto_correlate
+        )
+        if linkable and touched:
             for pk, incident_id, key, first, last in IncidentKey.objects.filter(
-                incident_id__in=linkable
+                company_id__in={loaded[pk].incident.company_id for pk in linkable},
+                incident_id__in=linkable,
+                key__in=touched,
             ).values_list("id", "incident_id", "key", "first_alert_at", "last_alert_at"):
                 group = loaded[incident_id]
                 if key not in group.spans:
@@ -752,8 +766,7 @@ class _Batch:
         new = [g.incident for g in live if g.incident.pk is None]
         for incident in (*new, *self.changed.values()):
             self._score(incident)
-        if new:
-            Incident.objects.bulk_create(new)
+        bulk_insert(Incident, new)
         for absorbed, _ in self.merges:
             absorbed.incident.merged_into_id = absorbed.live().incident.pk
         for incident in self.changed.values():
@@ -773,13 +786,15 @@ class _Batch:
             ["resolved_at"],
         )
         self._write_keys(live)
-        if self.reasons:
-            CorrelationReason.objects.bulk_create(
+        bulk_insert(
+            CorrelationReason,
+            [
                 CorrelationReason(
                     alert_id=alert.id, incident=group.live().incident, rule=rule, text=text
                 )
                 for alert, group, rule, text in self.reasons
-            )
+            ],
+        )
         if self.merges:
             self._write_merges()
 
@@ -816,9 +831,10 @@ class _Batch:
 
     def _write_keys(self, live: list[_Group]) -> None:
         """Link keys: the segments of every key this batch changed are written over the
-        stored ones (each incident's keys were all loaded): in place where the key had a
+        stored ones (every stored segment of such a key was loaded): in place where it had a
         stored segment (a growing incident: one UPDATE for the batch), inserted where it
-        had none, deleted where segments joined; merged incidents keep none."""
+        had none, deleted where segments joined. A merged incident's loaded keys are
+        deleted (folded into the survivor's)."""
         moved: list[SimpleNamespace] = []
         added: list[IncidentKey] = []
         dropped: list[int] = []
@@ -840,12 +856,14 @@ class _Batch:
                     )
                     for first, last in segments[len(stored) :]
                 )
-        gone = [absorbed.incident.pk for absorbed, _ in self.merges]
-        if dropped or gone:
-            IncidentKey.objects.filter(Q(pk__in=dropped) | Q(incident_id__in=gone)).delete()
+        # The loaded keys of merged incidents were folded into their survivors' above.
+        dropped += [
+            pk for absorbed, _ in self.merges for pks in absorbed.stored.values() for pk in pks
+        ]
+        if dropped:
+            IncidentKey.objects.filter(pk__in=dropped).delete()
         bulk_set(IncidentKey, moved, ["first_alert_at", "last_alert_at"])
-        if added:
-            IncidentKey.objects.bulk_create(added)
+        bulk_insert(IncidentKey, added)
 
     def _write_merges(self) -> None:
         """Move the alerts, timeline and reasons of merged incidents to their survivors, say
@@ -855,6 +873,7 @@ class _Batch:
         for absorbed, _ in self.merges:
             by_survivor[absorbed.live().incident.pk].append(absorbed.incident.pk)
         for survivor, gone in by_survivor.items():
+            IncidentKey.objects.filter(incident_id__in=gone).update(incident_id=survivor)
             Alert.objects.filter(incident_id__in=gone).update(incident_id=survivor)
             IncidentEvent.objects.filter(incident_id__in=gone).update(incident_id=survivor)
             CorrelationReason.objects.filter(incident_id__in=gone).update(incident_id=survivor)

@@ -29,6 +29,7 @@ from datetime import timedelta
 from functools import cache
 
 from apps.alerts.choices import Severity
+from apps.common.db import bulk_insert
 from apps.incidents.choices import Rule
 from apps.tenants.models import Asset, AssetDependency, Company
 
@@ -137,8 +138,8 @@ def derive_from_labels(
     if not wanted:
         return
     names = {(c, n) for c, asset, parent in wanted for n in (asset, parent)}
-    Asset.objects.bulk_create(
-        [Asset(company_id=c, name=n) for c, n in sorted(names)], ignore_conflicts=True
+    bulk_insert(
+        Asset, [Asset(company_id=c, name=n) for c, n in sorted(names)], ignore_conflicts=True
     )
     ids = {
         (c, n): pk
@@ -162,7 +163,7 @@ def derive_from_labels(
                 source=AssetDependency.Source.LABELS,
             )
         )
-    AssetDependency.objects.bulk_create(added, ignore_conflicts=True)
+    bulk_insert(AssetDependency, added, ignore_conflicts=True)
 
 
 @dataclass(slots=True)

@@ -582,3 +582,36 @@ def test_auto_assignment_of_a_backlog_costs_a_fixed_number_of_queries(
     assert AuditLog.objects.filter(action="incident_assigned").count() == 90
     assert IncidentEvent.objects.filter(kind="assigned", details__automatic=True).count() == 90
     assert Notification.objects.filter(kind="assignment").count() == 90
+
+
+def test_a_merged_incident_hands_its_untouched_keys_to_the_survivor(company):
+    """A sweep reads only the link keys its alerts can match or extend. When a late alert
+    merges two incidents, the absorbed one's other keys (here its burst key, which the
+    bridging alert does not carry) go to the survivor, so a later alert of that burst
+    still joins it."""
+    low = {"asset_name": "pod-1", "signature": "OOMKilled", "severity": "low"}
+    ingest(company, alert(**low, event_time=T0))
+    sweep(company)
+    ingest(
+        company, alert(**low, event_time=T0 + timedelta(minutes=20), labels={"deployment": "d"})
+    )
+    sweep(company)
+    first, second = Incident.objects.order_by("pk")
+    ingest(company, alert(**low, event_time=T0 + timedelta(minutes=10)))
+    sweep(company)
+    second.refresh_from_db()
+    assert second.merged_into_id == first.pk
+    ingest(
+        company,
+        alert(
+            **{**low, "asset_name": "pod-2"},
+            event_time=T0 + timedelta(minutes=30),
+            labels={"deployment": "d"},
+        ),
+    )
+    sweep(company)
+    assert Alert.objects.get(asset_name="pod-2").incident_id == first.pk
+    assert set(first.link_keys.values_list("key", flat=True)) >= {
+        "k:pod-1|OOMKilled",
+        "b:signature|label:deployment=OOMKilled|deployment=d",
+    }
