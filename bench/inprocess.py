@@ -61,9 +61,8 @@ def storm_alert(seq: int, j: int) -> dict[str, Any]:
         "severity": STORM_SEVERITIES[h // 3 % len(STORM_SEVERITIES)],
     }
     if h % 10 < 3:
-        labels.update(
-            instance=f"pod-{RUN}-{seq:x}-{j:02x}", namespace="shop", deployment=f"deploy-{h % 50:02d}"
-        )
+        labels["instance"] = f"pod-{RUN}-{seq:x}-{j:02x}"
+        labels.update(namespace="shop", deployment=f"deploy-{h % 50:02d}")
     else:
         labels["instance"] = f"node-{RUN}-{h // 10 % 2000:04d}"
     return {
