@@ -592,9 +592,7 @@ def test_a_merged_incident_hands_its_untouched_keys_to_the_survivor(company):
     low = {"asset_name": "pod-1", "signature": "OOMKilled", "severity": "low"}
     ingest(company, alert(**low, event_time=T0))
     sweep(company)
-    ingest(
-        company, alert(**low, event_time=T0 + timedelta(minutes=20), labels={"deployment": "d"})
-    )
+    ingest(company, alert(**low, event_time=T0 + timedelta(minutes=20), labels={"deployment": "d"}))
     sweep(company)
     first, second = Incident.objects.order_by("pk")
     ingest(company, alert(**low, event_time=T0 + timedelta(minutes=10)))
