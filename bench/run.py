@@ -5,13 +5,15 @@ alertwhisperer_bench on 127.0.0.1:5432) and flushes the Redis database of ``REDI
 (else 127.0.0.1:6379 db 2); ``make bench`` runs it through scripts/services.py, which gives
 it private servers when none are set or running. It migrates, creates the bench
 companies, starts the web server, a Celery worker and beat, then drives wrk
-(bench/ingest.lua) through four phases:
+(bench/ingest.lua) through these phases:
 
 a. saturation: single generic alerts, HMAC-signed, as fast as the server takes them;
 b. half that rate, paced open-loop: latency percentiles;
 c. Alertmanager bodies of 100 alerts each, as fast as the server takes them: alerts/s;
 d. after (c), the wait until every alert is correlated and the alert→incident delay
-   (correlated_at − received_at) percentiles, from PostgreSQL.
+   (correlated_at − received_at) percentiles, from PostgreSQL;
+e. a single-company storm (Alertmanager bodies, 20,000 keys, 30 % new pods): its delay;
+f. the same storm with the worker paused, then resumed: the drain rate of its backlog.
 
 It prints the figures against the issue's targets and the CPU each part of the system
 used, writes bench/results/latest.json, and stops every process it started, whatever

@@ -382,17 +382,24 @@ class _Batch:
         for window in MaintenanceWindow.objects.filter(company_id__in=companies):
             self.maintenance[window.company_id].append(window)
         self.assets = _assets({(a.company_id, a.asset_name) for a in alerts})
-        self.graphs = grouping.load_graphs(
-            pk for pk, company in companies.items() if company.auto_correlate
+        correlating = [a for a in alerts if companies[a.company_id].auto_correlate]
+        labelled = [
+            (a.company_id, a.asset_name, _labels(a))
+            for a in correlating
+            if a.labels not in ("{}", {})
+        ]
+        # The graph around the batch's assets and the assets its labels name.
+        self.graphs = grouping.load_around(
+            {},
+            {(a.company_id, a.asset_name) for a in correlating}
+            | {
+                (company_id, parent)
+                for company_id, _, labels in labelled
+                for label in grouping.DEPENDENCY_LABELS
+                if isinstance(parent := labels.get(label), str) and parent
+            },
         )
-        grouping.derive_from_labels(
-            self.graphs,
-            [
-                (a.company_id, a.asset_name, _labels(a))
-                for a in alerts
-                if companies[a.company_id].auto_correlate and a.labels not in ("{}", {})
-            ],
-        )
+        grouping.derive_from_labels(self.graphs, labelled)
         self.keys = {a.id: aggregation_key(companies[a.company_id], a) for a in alerts}
         self.links: dict[int, grouping.Links] = {
             a.id: grouping.links(
@@ -479,6 +486,15 @@ class _Batch:
         ):
             loaded[incident.pk] = self._group(incident)
             self.was_visible[incident.pk] = incident.visible
+        # Whether an alert is upstream of an incident's root: the graph around the roots.
+        grouping.load_around(
+            self.graphs,
+            {
+                (group.incident.company_id, group.incident.asset_name)
+                for group in loaded.values()
+                if self.companies[group.incident.company_id].auto_correlate
+            },
+        )
         linkable = [pk for pk, group in loaded.items() if group.incident.accepting]
         # Of their keys, those the batch can match or extend: an incident grown by a storm
         # holds thousands (one per pod), and the others change nothing here. (On a merge,

@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 
+from django.db import connection
+
 from apps.alerts.choices import Severity
-from apps.common.db import bulk_insert
+from apps.common.db import bulk_insert, is_postgresql
 from apps.incidents.choices import Rule
 from apps.tenants.models import Asset, AssetDependency, Company
 
@@ -82,6 +84,8 @@ class Graph:
 
     parents: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     has_dependents: set[str] = field(default_factory=set)
+    # The assets read by ``load_around``: their ancestors and dependents are all known.
+    around: set[str] = field(default_factory=set)
     _ancestors: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def ancestors(self, name: str) -> frozenset[str]:
@@ -112,6 +116,54 @@ def load_graphs(company_ids: Iterable[int]) -> dict[int, Graph]:
         graph = graphs.setdefault(company_id, Graph())
         graph.parents[asset].add(depends_on)
         graph.has_dependents.add(depends_on)
+    return graphs
+
+
+def load_around(graphs: dict[int, Graph], names: Iterable[tuple[int, str]]) -> dict[int, Graph]:
+    """Add to ``graphs`` what a sweep needs of its companies' graphs around these (company,
+    asset name) pairs, in one query: every edge up from them (so ``ancestors`` of each is
+    complete) and whether each has dependents. A company with thousands of pods under
+    its deployments is not read whole for a sweep of a few alerts. Pairs already read
+    are skipped. Other databases than PostgreSQL read the companies' whole graphs."""
+    done = {(pk, name) for pk, graph in graphs.items() for name in graph.around}
+    wanted = sorted(set(names) - done)
+    if not wanted:
+        return graphs
+    if not is_postgresql(AssetDependency):
+        companies = {pk for pk, _ in wanted} - set(graphs)
+        graphs.update(load_graphs(companies))
+        for pk, name in wanted:
+            graphs.setdefault(pk, Graph()).around.add(name)
+        return graphs
+    asset, dependency = Asset._meta.db_table, AssetDependency._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH RECURSIVE start AS (
+                SELECT a.id FROM "{asset}" a
+                WHERE (a.company_id, a.name) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))
+            ), up(id) AS (
+                SELECT id FROM start
+                UNION SELECT d.depends_on_id FROM "{dependency}" d JOIN up ON d.asset_id = up.id
+            )
+            SELECT d.company_id, a.name, p.name FROM "{dependency}" d
+            JOIN up ON d.asset_id = up.id
+            JOIN "{asset}" a ON a.id = d.asset_id JOIN "{asset}" p ON p.id = d.depends_on_id
+            UNION ALL
+            SELECT a.company_id, NULL, a.name FROM start JOIN "{asset}" a ON a.id = start.id
+            WHERE EXISTS (SELECT 1 FROM "{dependency}" d WHERE d.depends_on_id = start.id)
+            """,  # noqa: S608 - table names only; values as parameters
+            [[pk for pk, _ in wanted], [name for _, name in wanted]],
+        )
+        rows = cursor.fetchall()
+    for pk, name in wanted:
+        graphs.setdefault(pk, Graph()).around.add(name)
+    for company_id, name, depends_on in rows:
+        graph = graphs[company_id]
+        if name is not None:
+            graph.parents[name].add(depends_on)
+        graph.has_dependents.add(depends_on)
+        graph._ancestors.clear()
     return graphs
 
 
