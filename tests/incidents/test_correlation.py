@@ -613,3 +613,32 @@ def test_a_merged_incident_hands_its_untouched_keys_to_the_survivor(company):
         "k:pod-1|OOMKilled",
         "b:signature|label:deployment=OOMKilled|deployment=d",
     }
+
+
+def test_a_sweep_reads_the_dependency_graph_around_its_assets_only(company_a, company_b):
+    """``load_around``: every edge up from the named assets (so their ancestors are
+    complete) and whether they have dependents; not the pods hanging under a deployment,
+    and nothing of another company with the same names."""
+    from apps.incidents.dependencies import dependencies_replace
+    from apps.incidents.grouping import load_around
+
+    graph = {
+        "lb-01": ["app-01"],
+        "app-01": ["db-01"],
+        "db-01": ["switch-01"],
+        **{f"pod-{i}": ["payments"] for i in range(200)},
+    }
+    for company in (company_a, company_b):
+        dependencies_replace(company=company, graph=graph, actor=None)
+    graphs = load_around({}, {(company_a.pk, "app-01"), (company_a.pk, "payments")})
+    around = graphs[company_a.pk]
+    assert around.ancestors("app-01") == {"db-01", "switch-01"}
+    assert {"app-01", "payments"} <= around.has_dependents
+    assert sum(len(p) for p in around.parents.values()) == 2  # app-01 → db-01 → switch-01
+    assert company_b.pk not in graphs
+    # Asking again for what was read reads nothing; a new name adds its part.
+    with CaptureQueriesContext(connection) as queries:
+        load_around(graphs, {(company_a.pk, "app-01")})
+    assert len(queries) == 0
+    load_around(graphs, {(company_a.pk, "lb-01")})
+    assert graphs[company_a.pk].ancestors("lb-01") == {"app-01", "db-01", "switch-01"}
