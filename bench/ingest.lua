@@ -17,6 +17,12 @@
 --   BENCH_GROUPS  distinct alertname x instance keys per Alertmanager body (default 20)
 --   BENCH_ASSETS  asset names per company, bench-host-00 .. (default 20)
 --   BENCH_OUT     where done() writes its JSON summary
+--   BENCH_COMPANIES  load only the first N companies of BENCH_KEYS (default: all)
+--
+-- "storm" mode: Alertmanager bodies of BENCH_ALERTS alerts, all for one company (set
+-- BENCH_COMPANIES=1), as a large Kubernetes client in trouble sends them: 10 alert names
+-- over STORM_NODES nodes (20,000 distinct keys), and 30 % of the alerts on pods never
+-- seen before (a fresh name each, labelled with one of 50 deployments).
 
 local ffi = require("ffi")
 ffi.cdef([[
@@ -42,7 +48,15 @@ local thread_count = tonumber(os.getenv("BENCH_THREADS") or "1")
 local alerts_per_body = tonumber(os.getenv("BENCH_ALERTS") or "100")
 local groups_per_body = tonumber(os.getenv("BENCH_GROUPS") or "20")
 local asset_count = tonumber(os.getenv("BENCH_ASSETS") or "20")
-local path = "/api/webhooks/alerts/" .. mode
+local company_limit = tonumber(os.getenv("BENCH_COMPANIES") or "0")
+local path = "/api/webhooks/alerts/" .. (mode == "storm" and "alertmanager" or mode)
+local STORM_NAMES = {
+  "KubePodCrashLooping", "KubePodNotReady", "KubeContainerWaiting", "TargetDown",
+  "NodeFilesystemSpaceFillingUp", "KubeMemoryOvercommit", "CPUThrottlingHigh",
+  "KubeDeploymentReplicasMismatch", "NodeNetworkReceiveErrs", "KubeJobFailed",
+}
+local STORM_SEVERITIES = { "critical", "warning", "warning", "critical", "warning" }
+local STORM_NODES = 2000
 
 local timespec = ffi.new("bench_timespec")
 local digest = ffi.new("unsigned char[32]")
@@ -128,6 +142,47 @@ local function alertmanager_body(n, now_iso)
     .. "]}"
 end
 
+-- One alert of the storm: j-th of request n. 30 % are on a pod seen for the first time.
+local function storm_alert(n, j, now_iso)
+  local h = (n * 7919 + j * 104729) % 1000003
+  local name = STORM_NAMES[math.floor(h / 7) % #STORM_NAMES + 1]
+  local instance, extra
+  if h % 10 < 3 then
+    instance = string.format("pod-%s-%x-%02x", tag, n, j)
+    extra = string.format(',"namespace":"shop","deployment":"deploy-%02d"', h % 50)
+  else
+    instance = string.format("storm-node-%04d", math.floor(h / 10) % STORM_NODES)
+    extra = ""
+  end
+  return string.format(
+    '{"status":"firing","labels":{"alertname":"%s","instance":"%s","severity":"%s"%s},'
+      .. '"annotations":{"summary":"%s on %s"},"startsAt":"%s",'
+      .. '"endsAt":"0001-01-01T00:00:00Z","fingerprint":"%s%x%02x"}',
+    name,
+    instance,
+    STORM_SEVERITIES[math.floor(h / 3) % #STORM_SEVERITIES + 1],
+    extra,
+    name,
+    instance,
+    now_iso,
+    tag,
+    n,
+    j
+  )
+end
+
+local function storm_body(n, now_iso)
+  local parts = {}
+  for j = 0, alerts_per_body - 1 do
+    parts[#parts + 1] = storm_alert(n, j, now_iso)
+  end
+  return '{"version":"4","groupKey":"{}:{}","truncatedAlerts":0,"status":"firing",'
+    .. '"receiver":"alertwhisperer","groupLabels":{},"commonLabels":{},'
+    .. '"commonAnnotations":{},"externalURL":"http://alertmanager:9093","alerts":['
+    .. table.concat(parts, ",")
+    .. "]}"
+end
+
 -- ---------------------------------------------------------------- wrk hooks
 local threads = {}
 
@@ -139,7 +194,9 @@ end
 function init(args)
   for line in io.lines(os.getenv("BENCH_KEYS")) do
     local key, secret = line:match("^(%S+)\t(%S+)$")
-    keys[#keys + 1] = { key = key, secret = secret }
+    if company_limit == 0 or #keys < company_limit then
+      keys[#keys + 1] = { key = key, secret = secret }
+    end
   end
   if rate > 0 then
     interval = thread_count / rate
@@ -154,7 +211,9 @@ function request()
   local company = keys[n % #keys + 1]
   local now_iso = os.date("!%Y-%m-%dT%H:%M:%SZ")
   local body
-  if mode == "alertmanager" then
+  if mode == "storm" then
+    body = storm_body(n, now_iso)
+  elseif mode == "alertmanager" then
     body = alertmanager_body(n, now_iso)
   else
     body = generic_body(n, #keys, now_iso)

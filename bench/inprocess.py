@@ -25,6 +25,7 @@ import os
 import pstats
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,66 @@ ROOT = Path(__file__).resolve().parent.parent
 CHUNKS = 8
 
 
-def environ(company: dict[str, str], mode: str, seq: int) -> dict[str, Any]:
+SIGNATURES = ("HighCPU", "DiskFull", "MemoryPressure", "ServiceDown", "HighLatency")
+
+
+STORM_NAMES = (
+    "KubePodCrashLooping",
+    "KubePodNotReady",
+    "KubeContainerWaiting",
+    "TargetDown",
+    "NodeFilesystemSpaceFillingUp",
+    "KubeMemoryOvercommit",
+    "CPUThrottlingHigh",
+    "KubeDeploymentReplicasMismatch",
+    "NodeNetworkReceiveErrs",
+    "KubeJobFailed",
+)
+STORM_SEVERITIES = ("critical", "warning", "warning", "critical", "warning")
+# Makes this run's storm alerts new (fingerprints, pods) whatever ran before on the database.
+RUN = f"{time.time_ns() // 1000 % 16**8:08x}"
+
+
+def storm_alert(seq: int, j: int) -> dict[str, Any]:
+    """bench/ingest.lua's storm alert: 10 names over 2,000 nodes, 30 % on new pods."""
+    h = (seq * 7919 + j * 104729) % 1000003
+    labels = {
+        "alertname": STORM_NAMES[h // 7 % len(STORM_NAMES)],
+        "severity": STORM_SEVERITIES[h // 3 % len(STORM_SEVERITIES)],
+    }
+    if h % 10 < 3:
+        labels["instance"] = f"pod-{RUN}-{seq:x}-{j:02x}"
+        labels.update(namespace="shop", deployment=f"deploy-{h % 50:02d}")
+    else:
+        labels["instance"] = f"node-{RUN}-{h // 10 % 2000:04d}"
+    return {
+        "status": "firing",
+        "labels": labels,
+        "annotations": {"summary": "storm"},
+        "startsAt": "2026-11-23T20:00:00Z",
+        "fingerprint": f"{RUN}{seq:x}{j:02x}",
+    }
+
+
+def environ(companies: list[dict[str, str]], mode: str, seq: int) -> dict[str, Any]:
+    """A signed request of ``mode`` to the next company round-robin; generic alerts walk
+    the 20 assets × 5 signatures as bench/ingest.lua does (a sweep sees a few assets of
+    many companies)."""
+    company = companies[0 if mode == "storm" else seq % len(companies)]
     if mode == "generic":
+        k = seq // len(companies) % 20
         body: dict[str, Any] = {
-            "asset_name": f"bench-host-{seq % 20:02d}",
-            "signature": ("HighCPU", "DiskFull")[seq % 2],
-            "severity": "critical",
+            "asset_name": f"bench-host-{k:02d}",
+            "signature": SIGNATURES[k % 5],
+            "severity": "critical" if k % 5 == 3 else "high",
             "message": f"in-process {seq}",
             "tool_source": "Datadog",
+        }
+    elif mode == "storm":
+        body = {
+            "version": "4",
+            "status": "firing",
+            "alerts": [storm_alert(seq, j) for j in range(100)],
         }
     else:
         body = {
@@ -61,7 +114,7 @@ def environ(company: dict[str, str], mode: str, seq: int) -> dict[str, Any]:
     digest = hmac.new(company["hmac_secret"].encode(), f"{stamp}.".encode() + raw, hashlib.sha256)
     return {
         "REQUEST_METHOD": "POST",
-        "PATH_INFO": f"/api/webhooks/alerts/{mode}",
+        "PATH_INFO": f"/api/webhooks/alerts/{'generic' if mode == 'generic' else 'alertmanager'}",
         "QUERY_STRING": "",
         "CONTENT_TYPE": "application/json",
         "CONTENT_LENGTH": str(len(raw)),
@@ -76,21 +129,90 @@ def environ(company: dict[str, str], mode: str, seq: int) -> dict[str, Any]:
     }
 
 
+def sweeps(
+    post: Callable[[], None], per_sweep: int, count: int, profiler: cProfile.Profile | None
+) -> None:
+    """Correlate what the requests stored as the drain does: ``count`` sweeps of what
+    ``per_sweep`` requests stored (at 400 webhooks/s and GATHER_SECONDS 0.3, a drain per
+    shard sweeps about 60), each followed by what follows a sweep (announce, self-healing,
+    assignment, live signal). Prints the worker's CPU per alert and the queries per sweep."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.alerts.models import Alert
+    from apps.incidents.correlation import correlate_batch
+    from apps.incidents.tasks import after_correlation
+
+    def pending() -> list[int]:
+        return sorted(
+            Alert.objects.filter(correlated_at__isnull=True)
+            .order_by()
+            .values_list("company_id", flat=True)
+            .distinct()
+        )
+
+    from apps.incidents.correlation import correlate_companies
+
+    correlate_companies(company_ids=pending())  # what the web chunks stored
+    spent = {"sweep": 0.0, "after": 0.0}
+    queries = {"sweep": 0, "after": 0}
+    alerts = 0
+    for _ in range(count):
+        for _ in range(per_sweep):
+            post()
+        ids = pending()
+        with CaptureQueriesContext(connection) as captured:
+            if profiler:
+                profiler.enable()
+            start = time.process_time()
+            results, _ = correlate_batch(company_ids=ids)
+            middle = time.process_time()
+            if profiler:
+                profiler.disable()
+            swept = len(captured)
+            after_correlation(results)
+            end = time.process_time()
+        spent["sweep"] += middle - start
+        spent["after"] += end - middle
+        queries["sweep"] += swept
+        queries["after"] += len(captured) - swept
+        alerts += sum(result.alerts for result in results.values())
+    each = {part: seconds / max(alerts, 1) * 1000 for part, seconds in spent.items()}
+    print(
+        f"worker: {count} sweeps of {alerts // count} alerts: "
+        f"{each['sweep']:.3f} ms CPU per alert to correlate, {each['after']:.3f} ms after; "
+        f"{queries['sweep'] / count:.1f} queries per sweep, {queries['after'] / count:.1f} after"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--mode", choices=("generic", "alertmanager"), default="generic")
+    parser.add_argument("--mode", choices=("generic", "alertmanager", "storm"), default="generic")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--full-stack", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="tottime", help="cProfile's order for the sweeps.")
+    parser.add_argument(
+        "--sweep-requests", type=int, default=60, help="Requests stored before each sweep."
+    )
+    parser.add_argument("--sweeps", type=int, default=30)
     args = parser.parse_args()
+    database = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/alertwhisperer"
+    if "bench" not in database.rsplit("/", 1)[-1]:
+        database += "_bench"  # the database `make bench` made from the same DATABASE_URL
     os.environ.update(
-        DATABASE_URL="postgres://postgres@127.0.0.1:5432/alertwhisperer_bench",
-        REDIS_URL="redis://127.0.0.1:6379/2",
+        DATABASE_URL=database,
+        REDIS_URL=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/2",
         DEBUG="false",
         SECRET_KEY="bench-inprocess-" + "x" * 50,
         ALLOWED_HOSTS="127.0.0.1",
+        SECURE_SSL_REDIRECT="false",
         LOG_LEVEL="WARNING",
     )
+    # The key bench/run.py encrypted the companies' HMAC secrets with.
+    secrets = ROOT / "bench" / "results" / "field-keys.txt"
+    if secrets.exists():
+        os.environ["FIELD_ENCRYPTION_KEYS"] = secrets.read_text().strip()
     if not args.full_stack:
         os.environ["AW_SERVER"] = "webhooks"
     sys.path.insert(0, str(ROOT))
@@ -107,7 +229,7 @@ def main() -> int:
         status: list[str] = []
         answer = b"".join(
             application(
-                environ(companies[seq % len(companies)], args.mode, seq),
+                environ(companies, args.mode, seq),
                 lambda s, h, e=None: status.append(s),
             )
         )
@@ -116,7 +238,7 @@ def main() -> int:
 
     for _ in range(100):
         post()
-    profiler = cProfile.Profile() if args.profile else None
+    profiler = cProfile.Profile(time.process_time) if args.profile else None
     if profiler:
         profiler.enable()
     per_chunk = max(1, args.requests // CHUNKS)
@@ -129,24 +251,15 @@ def main() -> int:
     costs.sort()
     print(f"web, {args.mode}: {costs[0]:.2f} ms CPU per request (median {costs[CHUNKS // 2]:.2f})")
 
-    from apps.alerts.models import Alert
-    from apps.incidents.correlation import correlate_companies
-
-    pending = list(
-        Alert.objects.filter(correlated_at__isnull=True)
-        .order_by()
-        .values_list("company_id", flat=True)
-        .distinct()
-    )
-    start = time.process_time()
-    results = correlate_companies(company_ids=pending)
-    spent = time.process_time() - start
-    alerts = sum(r.alerts for r in results.values())
-    each = spent / max(alerts, 1) * 1000
-    print(f"worker: {alerts} alerts of {len(pending)} companies, {each:.3f} ms CPU each")
     if profiler:
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        print("web requests:")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+    sweeper = cProfile.Profile(time.process_time) if args.profile else None
+    sweeps(post, args.sweep_requests, args.sweeps, sweeper)
+    if sweeper:
+        print("correlation sweeps:")
+        pstats.Stats(sweeper).sort_stats(args.sort).print_stats(30)
     return 0
 
 

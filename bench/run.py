@@ -5,13 +5,15 @@ alertwhisperer_bench on 127.0.0.1:5432) and flushes the Redis database of ``REDI
 (else 127.0.0.1:6379 db 2); ``make bench`` runs it through scripts/services.py, which gives
 it private servers when none are set or running. It migrates, creates the bench
 companies, starts the web server, a Celery worker and beat, then drives wrk
-(bench/ingest.lua) through four phases:
+(bench/ingest.lua) through these phases:
 
 a. saturation: single generic alerts, HMAC-signed, as fast as the server takes them;
 b. half that rate, paced open-loop: latency percentiles;
 c. Alertmanager bodies of 100 alerts each, as fast as the server takes them: alerts/s;
 d. after (c), the wait until every alert is correlated and the alert→incident delay
-   (correlated_at − received_at) percentiles, from PostgreSQL.
+   (correlated_at − received_at) percentiles, from PostgreSQL;
+e. a single-company storm (Alertmanager bodies, 20,000 keys, 30 % new pods): its delay;
+f. the same storm with the worker paused, then resumed: the drain rate of its backlog.
 
 It prints the figures against the issue's targets and the CPU each part of the system
 used, writes bench/results/latest.json, and stops every process it started, whatever
@@ -62,6 +64,7 @@ HOST = "127.0.0.1"
 
 ALERTS_PER_BODY = 100  # bench/ingest.lua's default BENCH_ALERTS
 DRAIN_TIMEOUT_S = 60.0
+STORM_DRAIN_TIMEOUT_S = 180.0
 OTHER_WORK_WARNING = 0.2  # cores
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -212,6 +215,8 @@ class Correlation:
 
     alerts: int
     drain_s: float
+    # Alerts of the whole database left uncorrelated when the load stopped.
+    backlog: int
     uncorrelated: int
     delay_p50_ms: float | None
     delay_p99_ms: float | None
@@ -259,6 +264,7 @@ def run_wrk(
     port: int,
     meter: CpuMeter,
     rate: float = 0.0,
+    companies: int = 0,
 ) -> Phase:
     out = RESULTS / f"wrk-{name}.json"
     env = {
@@ -269,6 +275,7 @@ def run_wrk(
         "BENCH_RATE": str(rate),
         "BENCH_THREADS": "1",
         "BENCH_OUT": str(out),
+        "BENCH_COMPANIES": str(companies),
     }
     argv = [
         "wrk",
@@ -303,15 +310,20 @@ def run_wrk(
     )
 
 
-def wait_correlated(conn: psycopg.Connection[Any], phase: Phase) -> Correlation:
-    """Wait (up to DRAIN_TIMEOUT_S) until no alert is left uncorrelated, then measure the
+def wait_correlated(
+    conn: psycopg.Connection[Any], phase: Phase, timeout: float = DRAIN_TIMEOUT_S
+) -> Correlation:
+    """Wait (up to ``timeout``) until no alert is left uncorrelated, then measure the
     alert→incident delay of the alerts the phase stored."""
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    deadline = time.monotonic() + timeout
+    backlog = None
     while time.monotonic() < deadline:
         row = conn.execute(
             "SELECT count(*) FROM alerts_alert WHERE correlated_at IS NULL"
         ).fetchone()
-        if row is None or row[0] == 0:
+        left = 0 if row is None else row[0]
+        backlog = left if backlog is None else backlog
+        if left == 0:
             break
         time.sleep(0.2)
     drain_s = (datetime.now(UTC) - phase.ended).total_seconds()
@@ -340,6 +352,7 @@ def wait_correlated(conn: psycopg.Connection[Any], phase: Phase) -> Correlation:
     return Correlation(
         alerts=total,
         drain_s=round(drain_s, 2),
+        backlog=backlog or 0,
         uncorrelated=total - correlated,
         delay_p50_ms=ms(p50),
         delay_p99_ms=ms(p99),
@@ -349,13 +362,17 @@ def wait_correlated(conn: psycopg.Connection[Any], phase: Phase) -> Correlation:
 
 # --------------------------------------------------------------------------- setup
 def bench_env() -> dict[str, str]:
+    """The processes' environment; the encryption key goes to results/field-keys.txt too,
+    for bench/inprocess.py to read the companies' HMAC secrets."""
+    field_keys = Fernet.generate_key().decode()
+    (RESULTS / "field-keys.txt").write_text(field_keys)
     return {
         **os.environ,
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": REDIS_URL,
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
-        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "FIELD_ENCRYPTION_KEYS": field_keys,
         # Plain HTTP on 127.0.0.1: no TLS proxy in front.
         "SECURE_SSL_REDIRECT": "false",
         "ALLOWED_HOSTS": HOST,
@@ -437,12 +454,51 @@ class Figure:
         return f"{self.label:<44} {shown:>10} {target:>9}  {verdict}"
 
 
+def storm_figures(phases: dict[str, Phase]) -> list[Figure]:
+    """Issue 16's single-company storm: alert→incident delay at the rate reached, and how
+    much faster than it is produced a backlog of it drains (the same load with the
+    worker paused, then resumed)."""
+    if "storm" not in phases:
+        return []
+    storm, backlog = phases["storm"], phases["storm-backlog"]
+    corr, drained = storm.correlation, backlog.correlation
+    assert corr is not None and drained is not None
+    produced = backlog.rate_per_s * ALERTS_PER_BODY
+    drain_rate = drained.alerts / drained.drain_s if drained.drain_s else None
+    return [
+        Figure(
+            "storm: alerts/s, one company, 20k+ keys",
+            round(storm.rate_per_s * ALERTS_PER_BODY, 1),
+        ),
+        Figure("storm: alert→incident delay p50 (ms)", corr.delay_p50_ms),
+        Figure(
+            "storm: alert→incident delay p99 (ms)",
+            corr.delay_p99_ms,
+            2000,
+            higher_is_better=False,
+        ),
+        Figure("storm: backlog left when the load stopped", corr.backlog),
+        Figure("storm: drain after the load stopped (s)", corr.drain_s),
+        Figure(
+            "storm backlog: drained ÷ produced alerts/s",
+            None if drain_rate is None or not produced else round(drain_rate / produced, 2),
+            3,
+        ),
+    ]
+
+
 def figures(phases: dict[str, Phase]) -> list[Figure]:
     sat, half, batch = phases["saturation"], phases["half-rate"], phases["alertmanager"]
     corr = batch.correlation
     assert corr is not None
     latency = half.wrk["latency_ms"]
     at = f"at {half.rate_per_s:.0f} webhooks/s (ms)"
+    return [*_ingest_figures(sat, half, batch, corr, latency, at), *storm_figures(phases)]
+
+
+def _ingest_figures(
+    sat: Phase, half: Phase, batch: Phase, corr: Correlation, latency: dict[str, float], at: str
+) -> list[Figure]:
     return [
         Figure("single-alert webhooks/s (202 only)", round(sat.rate_per_s, 1), 600),
         Figure(f"p50 latency {at}", latency["p50"]),
@@ -547,7 +603,9 @@ def start_processes(processes: Processes, layout: Layout, port: int, env: dict[s
     wait_for_log(processes, "worker", "ready.")
 
 
-def run_phases(args: argparse.Namespace, layout: Layout, meter: CpuMeter) -> dict[str, Phase]:
+def run_phases(
+    args: argparse.Namespace, layout: Layout, meter: CpuMeter, workers: list[int]
+) -> dict[str, Phase]:
     seconds = args.seconds
     common: dict[str, Any] = {"port": args.port, "meter": meter, "connections": args.connections}
     # A 40 kB body keeps a thread busy for tens of ms: more connections than twice the
@@ -579,7 +637,35 @@ def run_phases(args: argparse.Namespace, layout: Layout, meter: CpuMeter) -> dic
         print("d. waiting for correlation of every alert…", flush=True)
         batch.correlation = wait_correlated(conn, batch)
         phases[batch.name] = batch
+
+        if args.storm:
+            phases.update(run_storm(conn, common, batch_connections, seconds, workers))
     return phases
+
+
+def run_storm(
+    conn: psycopg.Connection[Any],
+    common: dict[str, Any],
+    connections: int,
+    seconds: int,
+    workers: list[int],
+) -> dict[str, Phase]:
+    """e. the single-company storm, correlated as it arrives; f. the same load with the
+    Celery worker paused (SIGSTOP), then resumed: the drain time of a backlog alone."""
+    storm_args = {**common, "connections": connections, "companies": 1}
+    print(f"e. single-company storm, bodies of {ALERTS_PER_BODY}, {seconds} s…", flush=True)
+    storm = run_wrk(name="storm", mode="storm", seconds=seconds, **storm_args)
+    storm.correlation = wait_correlated(conn, storm, timeout=STORM_DRAIN_TIMEOUT_S)
+    print(f"f. the same storm with the worker paused, {seconds} s, then its drain…", flush=True)
+    for pgid in workers:
+        _signal_group(pgid, signal.SIGSTOP)
+    try:
+        backlog = run_wrk(name="storm-backlog", mode="storm", seconds=seconds, **storm_args)
+    finally:
+        for pgid in workers:
+            _signal_group(pgid, signal.SIGCONT)
+    backlog.correlation = wait_correlated(conn, backlog, timeout=STORM_DRAIN_TIMEOUT_S)
+    return {storm.name: storm, backlog.name: backlog}
 
 
 def main() -> int:
@@ -591,6 +677,12 @@ def main() -> int:
     parser.add_argument("--celery-concurrency", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=15, help="Length of each phase.")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections.")
+    parser.add_argument(
+        "--storm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Run the single-company storm phases (e, f) after the others.",
+    )
     args = parser.parse_args()
 
     if shutil.which("wrk") is None:
@@ -616,7 +708,8 @@ def main() -> int:
     processes = Processes()
     try:
         start_processes(processes, layout, args.port, env)
-        phases = run_phases(args, layout, CpuMeter(processes.groups()))
+        workers = [pid for pid, name in processes.groups().items() if name.startswith("worker")]
+        phases = run_phases(args, layout, CpuMeter(processes.groups()), workers)
         processes.check_alive()
     finally:
         processes.stop_all()

@@ -21,6 +21,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, JSONField, Model
+from django.utils import timezone
 from psycopg.pq import Format
 from psycopg.types.json import Jsonb
 
@@ -111,3 +112,45 @@ def bulk_set(model: type[Model], objs: Sequence[Any], fields: Sequence[str]) -> 
             f"FROM {values.sql} WHERE t.{pk} = v.{pk}",
             values.params,
         )
+
+
+def bulk_insert(
+    model: type[Model], objs: Sequence[Model], *, ignore_conflicts: bool = False
+) -> None:
+    """``bulk_create`` for PostgreSQL without its per-value preparation: every concrete
+    column as one array to ``unnest()``, ``RETURNING`` the new ids into the objects (in
+    order, as ``bulk_create`` relies on too). The values must already be of the column's
+    Python type, as the ORM hands them out; ``auto_now``/``auto_now_add`` times are set
+    here. With ``ignore_conflicts`` rows that conflict are skipped and no ids are set.
+    Other databases go through ``bulk_create``."""
+    if not objs:
+        return
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        model._default_manager.using(alias).bulk_create(objs, ignore_conflicts=ignore_conflicts)
+        return
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    stamped = [
+        f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+    ]
+    if stamped:
+        now = timezone.now()
+        for obj in objs:
+            for field in stamped:
+                if field.auto_now or getattr(obj, field.attname) is None:
+                    setattr(obj, field.attname, now)
+    values = unnest(model, objs, [f.name for f in fields], connection)
+    sql = f'INSERT INTO "{meta.db_table}" ({values.names}) SELECT * FROM {values.sql}'  # noqa: S608
+    if ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    else:
+        sql += f' RETURNING "{meta.pk.column}"'
+    with binding_cursor(connection) as cursor:
+        cursor.execute(sql, values.params)
+        if not ignore_conflicts:
+            for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
+                obj.pk = pk
+                obj._state.adding = False
+                obj._state.db = alias

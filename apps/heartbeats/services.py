@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from functools import reduce
+from operator import or_
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from apps.alerts.adapters import NormalizedAlert
 from apps.alerts.models import Alert
@@ -131,23 +133,29 @@ def heartbeats_check(*, now: datetime) -> int:
 
 def _alert_pings(heartbeats: list[Heartbeat]) -> dict[int, datetime]:
     """For heartbeats fed by alerts: when an alert of that name last arrived (a repeat of
-    the stored one moves its ``last_seen_at``). One query per such heartbeat, on the open
-    alerts' partial index; none for the others."""
-    pings = {}
-    for heartbeat in heartbeats:
-        last = (
-            Alert.objects.filter(
-                company_id=heartbeat.company_id,
-                status="firing",
-                resolved_at__isnull=True,
-                signature=heartbeat.alert_name,
-            )
-            .exclude(source=SOURCE)
-            .aggregate(last=Max("last_seen_at"))["last"]
+    the stored one moves its ``last_seen_at``). One query for all of them, on the open
+    alerts' partial index; none when no heartbeat is fed by alerts."""
+    wanted = sorted({(h.company_id, h.alert_name) for h in heartbeats})
+    if not wanted:
+        return {}
+    last = {
+        (company_id, signature): at
+        for company_id, signature, at in Alert.objects.filter(
+            reduce(or_, (Q(company_id=c, signature=s) for c, s in wanted)),
+            status="firing",
+            resolved_at__isnull=True,
         )
-        if last is not None:
-            pings[heartbeat.pk] = last
-    return pings
+        .exclude(source=SOURCE)
+        .order_by()
+        .values("company_id", "signature")
+        .annotate(last=Max("last_seen_at"))
+        .values_list("company_id", "signature", "last")
+    }
+    return {
+        h.pk: last[h.company_id, h.alert_name]
+        for h in heartbeats
+        if last.get((h.company_id, h.alert_name)) is not None
+    }
 
 
 def _seen(heartbeat: Heartbeat, *, at: datetime, now: datetime) -> None:

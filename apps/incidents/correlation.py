@@ -38,12 +38,13 @@ from types import SimpleNamespace
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
 from apps.alerts.models import Alert
 from apps.audit.services import record
-from apps.common.db import binding_cursor, bulk_set, is_postgresql
+from apps.common.db import binding_cursor, bulk_insert, bulk_set, is_postgresql
 from apps.incidents import grouping
 from apps.incidents.choices import (
     MERGE_AUDIT_ACTION,
@@ -106,6 +107,21 @@ INCIDENT_UPDATE_FIELDS = [
     "updated_at",
 ]
 ALERT_UPDATE_FIELDS = ["incident", "asset", "resolved_at", "correlated_at"]
+# What a sweep reads of its companies and of the alerts' assets: a sweep of a storm spread
+# over many companies loads one company and a few assets per alert, so whole rows (a
+# company's secrets and policies, an asset's tags) would be most of its CPU.
+COMPANY_FIELDS = (
+    "id",
+    "name",
+    "timezone",
+    "correlation_window_minutes",
+    "aggregation_key",
+    "group_by",
+    "auto_correlate",
+    "min_alerts",
+)
+ASSET_FIELDS = ("id", "company_id", "name", "is_critical")
+INCIDENT_ASSET_FIELDS = tuple(f"asset__{name}" for name in ASSET_FIELDS if name != "company_id")
 
 # (company id, aggregation key or fingerprint): every lookup of a batch is per company.
 Scoped = tuple[int, str]
@@ -215,6 +231,7 @@ def _correlate(
             company.pk: company
             for company in Company.objects.select_for_update(no_key=True)
             .filter(pk__in=company_ids)
+            .only(*COMPANY_FIELDS)
             .order_by("pk")
         }
         if alert_ids is None:
@@ -306,6 +323,24 @@ def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[SweepAlert]
         return [SweepAlert(*row) for row in cursor.fetchall()]
 
 
+def _assets(names: set[Scoped]) -> dict[Scoped, Asset]:
+    """The assets of these (company, name) pairs, exactly those (on PostgreSQL: a storm
+    over many companies names the same hosts in each), with the fields a sweep reads."""
+    assets = Asset.objects.only(*ASSET_FIELDS)
+    if is_postgresql(Asset):
+        companies, asset_names = zip(*sorted(names), strict=True) if names else ((), ())
+        assets = assets.filter(
+            pk__in=RawSQL(  # noqa: S611 - fixed SQL, values as parameters
+                f'SELECT id FROM "{Asset._meta.db_table}" '  # noqa: S608
+                "WHERE (company_id, name) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))",
+                (list(companies), list(asset_names)),
+            )
+        )
+    else:
+        assets = assets.filter(company_id__in={c for c, _ in names}, name__in={n for _, n in names})
+    return {(a.company_id, a.name): a for a in assets if (a.company_id, a.name) in names}
+
+
 @dataclass(eq=False, slots=True)
 class _Group:
     """An incident as the batch builds it, with its link keys' segments (key -> [[first,
@@ -346,22 +381,25 @@ class _Batch:
         self.maintenance: dict[int, list[MaintenanceWindow]] = defaultdict(list)
         for window in MaintenanceWindow.objects.filter(company_id__in=companies):
             self.maintenance[window.company_id].append(window)
-        names = {a.asset_name for a in alerts}
-        self.assets: dict[Scoped, Asset] = {
-            (a.company_id, a.name): a
-            for a in Asset.objects.filter(company_id__in=companies, name__in=names)
-        }
-        self.graphs = grouping.load_graphs(
-            pk for pk, company in companies.items() if company.auto_correlate
+        self.assets = _assets({(a.company_id, a.asset_name) for a in alerts})
+        correlating = [a for a in alerts if companies[a.company_id].auto_correlate]
+        labelled = [
+            (a.company_id, a.asset_name, _labels(a))
+            for a in correlating
+            if a.labels not in ("{}", {})
+        ]
+        # The graph around the batch's assets and the assets its labels name.
+        self.graphs = grouping.load_around(
+            {},
+            {(a.company_id, a.asset_name) for a in correlating}
+            | {
+                (company_id, parent)
+                for company_id, _, labels in labelled
+                for label in grouping.DEPENDENCY_LABELS
+                if isinstance(parent := labels.get(label), str) and parent
+            },
         )
-        grouping.derive_from_labels(
-            self.graphs,
-            [
-                (a.company_id, a.asset_name, _labels(a))
-                for a in alerts
-                if companies[a.company_id].auto_correlate and a.labels not in ("{}", {})
-            ],
-        )
+        grouping.derive_from_labels(self.graphs, labelled)
         self.keys = {a.id: aggregation_key(companies[a.company_id], a) for a in alerts}
         self.links: dict[int, grouping.Links] = {
             a.id: grouping.links(
@@ -409,7 +447,8 @@ class _Batch:
     # --- loading --------------------------------------------------------------------------
     def _load(self) -> None:
         """Lock the open incidents sharing a link key with the batch within reach of its
-        event times (with all their keys), and those of the firing alerts it resolves."""
+        event times (with their keys the batch can match or extend), and those of the firing
+        alerts it resolves."""
         earlier = []
         if self.resolving:
             fingerprints = self.resolving
@@ -440,14 +479,39 @@ class _Batch:
             )
         loaded: dict[int, _Group] = {}
         for incident in (
-            Incident.objects.filter(wanted).select_related("asset").select_for_update(of=("self",))
+            Incident.objects.filter(wanted)
+            .select_related("asset")
+            .only(*(f.name for f in Incident._meta.concrete_fields), *INCIDENT_ASSET_FIELDS)
+            .select_for_update(of=("self",))
         ):
             loaded[incident.pk] = self._group(incident)
             self.was_visible[incident.pk] = incident.visible
+        # Whether an alert is upstream of an incident's root: the graph around the roots.
+        grouping.load_around(
+            self.graphs,
+            {
+                (group.incident.company_id, group.incident.asset_name)
+                for group in loaded.values()
+                if self.companies[group.incident.company_id].auto_correlate
+            },
+        )
         linkable = [pk for pk, group in loaded.items() if group.incident.accepting]
-        if linkable:
+        # Of their keys, those the batch can match or extend: an incident grown by a storm
+        # holds thousands (one per pod), and the others change nothing here. (On a merge,
+        # the absorbed incident's other keys move to the survivor as they are.)
+        touched = {
+            key for links in self.links.values() for key in (*links.matched, *links.published)
+        }
+        touched.update(
+            f"k:{self.keys[a.id]}"[: grouping.KEY_LENGTH]
+            for a in self.alerts
+            if a.status == AlertStatus.RESOLVED and self.companies[a.company_id].auto_correlate
+        )
+        if linkable and touched:
             for pk, incident_id, key, first, last in IncidentKey.objects.filter(
-                incident_id__in=linkable
+                company_id__in={loaded[pk].incident.company_id for pk in linkable},
+                incident_id__in=linkable,
+                key__in=touched,
             ).values_list("id", "incident_id", "key", "first_alert_at", "last_alert_at"):
                 group = loaded[incident_id]
                 if key not in group.spans:
@@ -718,8 +782,7 @@ class _Batch:
         new = [g.incident for g in live if g.incident.pk is None]
         for incident in (*new, *self.changed.values()):
             self._score(incident)
-        if new:
-            Incident.objects.bulk_create(new)
+        bulk_insert(Incident, new)
         for absorbed, _ in self.merges:
             absorbed.incident.merged_into_id = absorbed.live().incident.pk
         for incident in self.changed.values():
@@ -739,13 +802,15 @@ class _Batch:
             ["resolved_at"],
         )
         self._write_keys(live)
-        if self.reasons:
-            CorrelationReason.objects.bulk_create(
+        bulk_insert(
+            CorrelationReason,
+            [
                 CorrelationReason(
                     alert_id=alert.id, incident=group.live().incident, rule=rule, text=text
                 )
                 for alert, group, rule, text in self.reasons
-            )
+            ],
+        )
         if self.merges:
             self._write_merges()
 
@@ -781,24 +846,40 @@ class _Batch:
         )
 
     def _write_keys(self, live: list[_Group]) -> None:
-        """Link keys: the segments of every key this batch changed replace the stored ones
-        (each incident's keys were all loaded); merged incidents keep none."""
-        replaced = [pk for group in live for key in group.dirty for pk in group.stored.get(key, ())]
-        gone = [absorbed.incident.pk for absorbed, _ in self.merges]
-        if replaced or gone:
-            IncidentKey.objects.filter(Q(pk__in=replaced) | Q(incident_id__in=gone)).delete()
-        IncidentKey.objects.bulk_create(
-            IncidentKey(
-                company_id=group.incident.company_id,
-                incident_id=group.incident.pk,
-                key=key,
-                first_alert_at=first,
-                last_alert_at=last,
-            )
-            for group in live
-            for key in sorted(group.dirty)
-            for first, last in group.spans[key]
-        )
+        """Link keys: the segments of every key this batch changed are written over the
+        stored ones (every stored segment of such a key was loaded): in place where it had a
+        stored segment (a growing incident: one UPDATE for the batch), inserted where it
+        had none, deleted where segments joined. A merged incident's loaded keys are
+        deleted (folded into the survivor's)."""
+        moved: list[SimpleNamespace] = []
+        added: list[IncidentKey] = []
+        dropped: list[int] = []
+        for group in live:
+            incident = group.incident
+            for key in sorted(group.dirty):
+                stored = group.stored.get(key, [])
+                segments = group.spans[key]
+                for pk, (first, last) in zip(stored, segments, strict=False):
+                    moved.append(SimpleNamespace(id=pk, first_alert_at=first, last_alert_at=last))
+                dropped += stored[len(segments) :]
+                added += (
+                    IncidentKey(
+                        company_id=incident.company_id,
+                        incident_id=incident.pk,
+                        key=key,
+                        first_alert_at=first,
+                        last_alert_at=last,
+                    )
+                    for first, last in segments[len(stored) :]
+                )
+        # The loaded keys of merged incidents were folded into their survivors' above.
+        dropped += [
+            pk for absorbed, _ in self.merges for pks in absorbed.stored.values() for pk in pks
+        ]
+        if dropped:
+            IncidentKey.objects.filter(pk__in=dropped).delete()
+        bulk_set(IncidentKey, moved, ["first_alert_at", "last_alert_at"])
+        bulk_insert(IncidentKey, added)
 
     def _write_merges(self) -> None:
         """Move the alerts, timeline and reasons of merged incidents to their survivors, say
@@ -808,6 +889,7 @@ class _Batch:
         for absorbed, _ in self.merges:
             by_survivor[absorbed.live().incident.pk].append(absorbed.incident.pk)
         for survivor, gone in by_survivor.items():
+            IncidentKey.objects.filter(incident_id__in=gone).update(incident_id=survivor)
             Alert.objects.filter(incident_id__in=gone).update(incident_id=survivor)
             IncidentEvent.objects.filter(incident_id__in=gone).update(incident_id=survivor)
             CorrelationReason.objects.filter(incident_id__in=gone).update(incident_id=survivor)

@@ -28,7 +28,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 
+from django.db import connection
+
 from apps.alerts.choices import Severity
+from apps.common.db import bulk_insert, is_postgresql
 from apps.incidents.choices import Rule
 from apps.tenants.models import Asset, AssetDependency, Company
 
@@ -81,6 +84,8 @@ class Graph:
 
     parents: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     has_dependents: set[str] = field(default_factory=set)
+    # The assets read by ``load_around``: their ancestors and dependents are all known.
+    around: set[str] = field(default_factory=set)
     _ancestors: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def ancestors(self, name: str) -> frozenset[str]:
@@ -114,6 +119,54 @@ def load_graphs(company_ids: Iterable[int]) -> dict[int, Graph]:
     return graphs
 
 
+def load_around(graphs: dict[int, Graph], names: Iterable[tuple[int, str]]) -> dict[int, Graph]:
+    """Add to ``graphs`` what a sweep needs of its companies' graphs around these (company,
+    asset name) pairs, in one query: every edge up from them (so ``ancestors`` of each is
+    complete) and whether each has dependents. A company with thousands of pods under
+    its deployments is not read whole for a sweep of a few alerts. Pairs already read
+    are skipped. Other databases than PostgreSQL read the companies' whole graphs."""
+    done = {(pk, name) for pk, graph in graphs.items() for name in graph.around}
+    wanted = sorted(set(names) - done)
+    if not wanted:
+        return graphs
+    if not is_postgresql(AssetDependency):
+        companies = {pk for pk, _ in wanted} - set(graphs)
+        graphs.update(load_graphs(companies))
+        for pk, name in wanted:
+            graphs.setdefault(pk, Graph()).around.add(name)
+        return graphs
+    asset, dependency = Asset._meta.db_table, AssetDependency._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH RECURSIVE start AS (
+                SELECT a.id FROM "{asset}" a
+                WHERE (a.company_id, a.name) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))
+            ), up(id) AS (
+                SELECT id FROM start
+                UNION SELECT d.depends_on_id FROM "{dependency}" d JOIN up ON d.asset_id = up.id
+            )
+            SELECT d.company_id, a.name, p.name FROM "{dependency}" d
+            JOIN up ON d.asset_id = up.id
+            JOIN "{asset}" a ON a.id = d.asset_id JOIN "{asset}" p ON p.id = d.depends_on_id
+            UNION ALL
+            SELECT a.company_id, NULL, a.name FROM start JOIN "{asset}" a ON a.id = start.id
+            WHERE EXISTS (SELECT 1 FROM "{dependency}" d WHERE d.depends_on_id = start.id)
+            """,  # noqa: S608 - table names only; values as parameters
+            [[pk for pk, _ in wanted], [name for _, name in wanted]],
+        )
+        rows = cursor.fetchall()
+    for pk, name in wanted:
+        graphs.setdefault(pk, Graph()).around.add(name)
+    for company_id, name, depends_on in rows:
+        graph = graphs[company_id]
+        if name is not None:
+            graph.parents[name].add(depends_on)
+        graph.has_dependents.add(depends_on)
+        graph._ancestors.clear()
+    return graphs
+
+
 def derive_from_labels(
     graphs: dict[int, Graph], alerts: Iterable[tuple[int, str, Mapping[str, object]]]
 ) -> None:
@@ -137,8 +190,8 @@ def derive_from_labels(
     if not wanted:
         return
     names = {(c, n) for c, asset, parent in wanted for n in (asset, parent)}
-    Asset.objects.bulk_create(
-        [Asset(company_id=c, name=n) for c, n in sorted(names)], ignore_conflicts=True
+    bulk_insert(
+        Asset, [Asset(company_id=c, name=n) for c, n in sorted(names)], ignore_conflicts=True
     )
     ids = {
         (c, n): pk
@@ -162,7 +215,7 @@ def derive_from_labels(
                 source=AssetDependency.Source.LABELS,
             )
         )
-    AssetDependency.objects.bulk_create(added, ignore_conflicts=True)
+    bulk_insert(AssetDependency, added, ignore_conflicts=True)
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from apps.incidents.services import (
 )
 from apps.notifications.live import companies_changed
 from apps.runbooks.services import autoheal_incidents
+from apps.silences.selectors import quiet_checked_together
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ def after_correlation(results: Mapping[int, SweepResult]) -> None:
     self-healing check, assignment and the live signal, each once for all of them."""
     visible = [pk for result in results.values() for pk in result.became_visible]
     if visible:
-        incidents_announce(incident_ids=visible)
+        with quiet_checked_together(incident_ids=visible):
+            incidents_announce(incident_ids=visible)
     healing = autoheal_incidents(incident_ids=visible)
     incidents_auto_assign(
         incident_ids={

@@ -248,3 +248,56 @@ def test_another_companys_heartbeat_is_a_404(client, company_admin_a, company_b)
     )
     client.force_login(company_admin_a)
     assert client.post(reverse("heartbeats:delete", args=[other.pk])).status_code == 404
+
+
+def test_alert_pings_of_every_heartbeat_are_read_in_one_query(company_a, company_b):
+    """The periodic check reads when each alert-fed heartbeat last heard from its alert
+    with one query for all of them, and each gets its own company's ping."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.alerts.adapters import NormalizedAlert
+    from apps.alerts.services import alerts_ingest
+
+    heartbeats = {}
+    for company in (company_a, company_b):
+        for name in ("Watchdog", "DeadMansSwitch"):
+            heartbeats[company.pk, name] = heartbeat_create(
+                company=company,
+                name=f"{name} feed",
+                interval=timedelta(hours=1),
+                grace=timedelta(hours=1),
+                alert_name=name,
+            )
+    sent = {}
+    for minutes, (company, name) in enumerate(
+        [(company_a, "Watchdog"), (company_b, "Watchdog"), (company_b, "DeadMansSwitch")]
+    ):
+        at = T0 - timedelta(minutes=10 - minutes)
+        alerts_ingest(
+            company=company,
+            alerts=[
+                NormalizedAlert(
+                    asset_name="prometheus",
+                    signature=name,
+                    severity="low",
+                    message="ping",
+                    tool_source="Alertmanager",
+                    status="firing",
+                    fingerprint=f"{company.pk}-{name}",
+                    event_time=at,
+                    labels={},
+                    raw={},
+                )
+            ],
+            source="alertmanager",
+            delivery_id="",
+            received_at=at,
+        )
+        sent[company.pk, name] = Alert.objects.get(company=company, signature=name).last_seen_at
+    with CaptureQueriesContext(connection) as queries:
+        assert heartbeats_check(now=T0) == 0
+    assert sum('FROM "alerts_alert"' in q["sql"] for q in queries.captured_queries) == 1
+    for (company_id, name), heartbeat in heartbeats.items():
+        heartbeat.refresh_from_db()
+        assert heartbeat.last_ping_at == sent.get((company_id, name))

@@ -404,6 +404,50 @@ def test_a_storm_of_new_incidents_costs_a_bounded_number_of_follow_up_queries(
         after_correlation({company.pk: result})
 
 
+def _announced(company, count: int) -> tuple[int, set[str]]:
+    """Queries of what follows a sweep that opens ``count`` critical incidents plus one a
+    silence covers, in a company with a member who hears of them; and what was notified."""
+    from apps.notifications.models import Notification
+
+    ingest(
+        company,
+        *(alert(signature=f"sig-{count}-{i}", severity="critical") for i in range(count)),
+        alert(signature=f"silenced-{count}", severity="critical"),
+    )
+    result = correlate_company(company_id=company.pk)
+    assert len(result.became_visible) == count + 1
+    with CaptureQueriesContext(connection) as queries:
+        after_correlation({company.pk: result})
+    titles = set(
+        Notification.objects.filter(kind="critical_alert", title__contains=f"-{count}").values_list(
+            "title", flat=True
+        )
+    )
+    return len(queries), titles
+
+
+def test_the_silence_check_of_a_sweep_is_made_once_for_all_its_new_incidents(
+    company_a, technician_a
+):
+    """Each notified incident costs its own notification rows (an insert in a savepoint);
+    the snooze and silence check is three queries for the whole sweep, not per incident.
+    The silenced incident is not announced."""
+    from apps.silences.models import Silence
+
+    for count in (2, 12):
+        Silence.objects.create(
+            company=company_a,
+            signature=f"silenced-{count}",
+            reason="maintenance",
+            ends_at=timezone.now() + timedelta(hours=1),
+        )
+    few, few_titles = _announced(company_a, 2)
+    many, many_titles = _announced(company_a, 12)
+    assert few_titles == {f"Critical: sig-2-{i} on srv-app-01" for i in range(2)}
+    assert len(many_titles) == 12 and not any("silenced" in t for t in many_titles)
+    assert many - few == 10 * 3, (few, many)
+
+
 def test_a_sweep_that_opens_nothing_new_costs_no_follow_up_query(
     company, django_assert_num_queries
 ):
@@ -438,7 +482,7 @@ def test_deliveries_of_many_companies_queue_one_drain_task_per_shard(
             for company in companies:
                 ingest(company, alert(), delivery_id="")
                 ingest(company, alert(signature="other"), delivery_id="")
-        assert get_redis().llen("celery") == 2  # one drain per shard for twelve deliveries
+        assert get_redis().llen("correlation") == 2  # one drain per shard for twelve deliveries
         assert sum(get_redis().scard(pending_set(shard)) for shard in shards) == 6
     finally:
         app.control.purge()
@@ -466,13 +510,13 @@ def test_a_company_added_while_its_drain_runs_gets_a_drain(
     try:
         with django_capture_on_commit_callbacks(execute=True):
             ingest(company, alert())
-        assert get_redis().llen("celery") == 0  # the running drain will see it
+        assert get_redis().llen("correlation") == 0  # the running drain will see it
         tasks.correlate_pending.run(shard)  # sweeps it, lets go, finds nothing more
-        assert get_redis().llen("celery") == 0
+        assert get_redis().llen("correlation") == 0
         assert not get_redis().exists(tasks._drain_flag(shard))
         with django_capture_on_commit_callbacks(execute=True):
             ingest(company, alert(signature="later"))
-        assert get_redis().llen("celery") == 1  # no drain running: one is queued
+        assert get_redis().llen("correlation") == 1  # no drain running: one is queued
     finally:
         app.control.purge()
         app.conf.task_always_eager = True
@@ -538,3 +582,63 @@ def test_auto_assignment_of_a_backlog_costs_a_fixed_number_of_queries(
     assert AuditLog.objects.filter(action="incident_assigned").count() == 90
     assert IncidentEvent.objects.filter(kind="assigned", details__automatic=True).count() == 90
     assert Notification.objects.filter(kind="assignment").count() == 90
+
+
+def test_a_merged_incident_hands_its_untouched_keys_to_the_survivor(company):
+    """A sweep reads only the link keys its alerts can match or extend. When a late alert
+    merges two incidents, the absorbed one's other keys (here its burst key, which the
+    bridging alert does not carry) go to the survivor, so a later alert of that burst
+    still joins it."""
+    low = {"asset_name": "pod-1", "signature": "OOMKilled", "severity": "low"}
+    ingest(company, alert(**low, event_time=T0))
+    sweep(company)
+    ingest(company, alert(**low, event_time=T0 + timedelta(minutes=20), labels={"deployment": "d"}))
+    sweep(company)
+    first, second = Incident.objects.order_by("pk")
+    ingest(company, alert(**low, event_time=T0 + timedelta(minutes=10)))
+    sweep(company)
+    second.refresh_from_db()
+    assert second.merged_into_id == first.pk
+    ingest(
+        company,
+        alert(
+            **{**low, "asset_name": "pod-2"},
+            event_time=T0 + timedelta(minutes=30),
+            labels={"deployment": "d"},
+        ),
+    )
+    sweep(company)
+    assert Alert.objects.get(asset_name="pod-2").incident_id == first.pk
+    assert set(first.link_keys.values_list("key", flat=True)) >= {
+        "k:pod-1|OOMKilled",
+        "b:signature|label:deployment=OOMKilled|deployment=d",
+    }
+
+
+def test_a_sweep_reads_the_dependency_graph_around_its_assets_only(company_a, company_b):
+    """``load_around``: every edge up from the named assets (so their ancestors are
+    complete) and whether they have dependents; not the pods hanging under a deployment,
+    and nothing of another company with the same names."""
+    from apps.incidents.dependencies import dependencies_replace
+    from apps.incidents.grouping import load_around
+
+    graph = {
+        "lb-01": ["app-01"],
+        "app-01": ["db-01"],
+        "db-01": ["switch-01"],
+        **{f"pod-{i}": ["payments"] for i in range(200)},
+    }
+    for company in (company_a, company_b):
+        dependencies_replace(company=company, graph=graph, actor=None)
+    graphs = load_around({}, {(company_a.pk, "app-01"), (company_a.pk, "payments")})
+    around = graphs[company_a.pk]
+    assert around.ancestors("app-01") == {"db-01", "switch-01"}
+    assert {"app-01", "payments"} <= around.has_dependents
+    assert sum(len(p) for p in around.parents.values()) == 2  # app-01 → db-01 → switch-01
+    assert company_b.pk not in graphs
+    # Asking again for what was read reads nothing; a new name adds its part.
+    with CaptureQueriesContext(connection) as queries:
+        load_around(graphs, {(company_a.pk, "app-01")})
+    assert len(queries) == 0
+    load_around(graphs, {(company_a.pk, "lb-01")})
+    assert graphs[company_a.pk].ancestors("lb-01") == {"app-01", "db-01", "switch-01"}

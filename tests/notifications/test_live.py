@@ -15,7 +15,7 @@ def broker_queue():
     assert settings.REDIS_URL, "make test runs with Redis"
     app.conf.task_always_eager = False
     app.control.purge()
-    yield lambda: get_redis().llen("celery")
+    yield lambda: get_redis().llen("notifications")
     app.control.purge()
 
 
