@@ -232,9 +232,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TIMEZONE = "UTC"
 # Queues by kind (docs/deploy.md), so that a slow SSM poll or a compliance export never
 # delays an incident: correlation (the drains), selfheal (runbook executions and their SSM
-# polls), notifications (live signals, outbound messages, escalation) and periodic (beat's upkeep, and any task not
-# routed). A worker started without -Q consumes all four (one machine, the tests); the
-# Procfile gives each kind its own worker.
+# polls), notifications (live signals, outbound messages, escalation) and periodic (beat's
+# upkeep, and any task not routed). A worker started without -Q consumes all four (one
+# machine, the tests); the Procfile gives each kind its own worker.
 CELERY_TASK_QUEUES = {name: {} for name in ("correlation", "selfheal", "notifications", "periodic")}
 CELERY_TASK_DEFAULT_QUEUE = "periodic"
 CELERY_TASK_ROUTES = {

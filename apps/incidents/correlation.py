@@ -104,6 +104,8 @@ INCIDENT_UPDATE_FIELDS = [
     "signature",
     "title",
     "assigned_to",
+    "acknowledged_at",
+    "acknowledged_by",
     "updated_at",
 ]
 ALERT_UPDATE_FIELDS = ["incident", "asset", "resolved_at", "correlated_at"]
@@ -678,6 +680,10 @@ class _Batch:
         ]
         if kept.assigned_to_id is None:
             kept.assigned_to_id = gone.assigned_to_id
+        if kept.acknowledged_at is None and gone.acknowledged_at is not None:
+            # Someone is on this failure already: the survivor must not page people again.
+            kept.acknowledged_at = gone.acknowledged_at
+            kept.acknowledged_by_id = gone.acknowledged_by_id
         if self._is_upstream(company.pk, gone.asset_name, kept):
             self._set_root(kept, gone.asset_name, gone.signature, company.pk)
         kept.visible = kept.visible or kept.alert_count >= company.min_alerts

@@ -140,7 +140,12 @@ def incident_merge(*, incident: Incident, into_id: int, actor: User) -> Incident
     _recount(kept)
     kept.grouped_by_hand = True
     kept.assigned_to_id = kept.assigned_to_id or gone.assigned_to_id
-    kept.save(update_fields=[*SAVED_FIELDS, "assigned_to"])
+    if kept.acknowledged_at is None and gone.acknowledged_at is not None:
+        kept.acknowledged_at, kept.acknowledged_by_id = (
+            gone.acknowledged_at,
+            gone.acknowledged_by_id,
+        )
+    kept.save(update_fields=[*SAVED_FIELDS, "assigned_to", "acknowledged_at", "acknowledged_by"])
     gone.status = IncidentStatus.RESOLVED
     gone.resolution = Resolution.MERGED
     gone.resolved_at = timezone.now()

@@ -129,3 +129,30 @@ def test_labels_state_dependencies_and_a_failing_deployment_roots_its_pods(compa
     assert (incident.asset_name, incident.alert_count) == ("payments", 4)
     deliver(company_a, alert("payments-9", "KubePodCrashLooping", 60, "high", labels=labels))
     assert edges.count() == 4  # the known ones are not written again
+
+
+def test_a_late_root_keeps_the_first_assignee_and_their_acknowledgement(
+    company_a, technician_a, company_admin_a
+):
+    """The oldest symptom's person keeps the cascade; an unowned survivor takes over the
+    absorbed incident's person and acknowledgement, never drops them."""
+    dependencies_replace(company=company_a, graph=GRAPH, actor=None)
+    deliver(company_a, alert("app-01", "db_connection_error", 60, "high"))
+    deliver(company_a, alert("app-02", "db_connection_error", 70, "high"))
+    first, second = Incident.objects.filter(company=company_a).order_by("first_alert_at")
+    acked_at = T0 + timedelta(days=1, minutes=5)
+    Incident.objects.filter(pk=second.pk).update(
+        assigned_to=company_admin_a, acknowledged_at=acked_at, acknowledged_by=company_admin_a
+    )
+
+    deliver(company_a, alert("db-01", "mysql_down", 0))
+
+    cascade = Incident.objects.get(company=company_a, merged_into__isnull=True)
+    assert cascade.pk == first.pk and cascade.signature == "mysql_down"
+    assert (cascade.assigned_to, cascade.acknowledged_by) == (company_admin_a, company_admin_a)
+    assert cascade.acknowledged_at == acked_at
+
+    Incident.objects.filter(pk=cascade.pk).update(assigned_to=technician_a)
+    deliver(company_a, alert("app-03", "db_connection_error", 80, "high"))
+    cascade.refresh_from_db()
+    assert cascade.assigned_to == technician_a and cascade.alert_count == 4

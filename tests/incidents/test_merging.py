@@ -51,6 +51,19 @@ def test_a_technician_merges_two_incidents_and_splits_them_again(client, technic
     assert IncidentKey.objects.filter(incident=split, key="k:web-02|latency").exists()
 
 
+def test_merging_by_hand_keeps_the_absorbed_acknowledgement(client, technician_a, company_a):
+    deliver(company_a, alert("web-01", "http_5xx", 0), alert("web-02", "latency", 10))
+    first, second = live(company_a).order_by("pk")
+    client.force_login(technician_a)
+    client.post(reverse("incidents:take", args=[second.pk]))
+
+    client.post(reverse("incidents:merge", args=[second.pk]), {"into": first.pk})
+
+    first.refresh_from_db()
+    assert (first.assigned_to, first.acknowledged_by) == (technician_a, technician_a)
+    assert first.acknowledged_at is not None
+
+
 def test_correlation_never_undoes_a_split(client, technician_a, company_a):
     dependencies_replace(company=company_a, graph=GRAPH, actor=None)
     deliver(
