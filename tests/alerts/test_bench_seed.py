@@ -31,6 +31,8 @@ def test_refuses_a_database_without_bench_in_its_name(company_a):
 
 
 def test_refuses_fewer_alerts_than_incidents(settings):
-    settings.DATABASES["default"] = {**settings.DATABASES["default"], "NAME": "x_bench"}
+    # A new dict, so the fixture puts the real one back (mutating it would leak the name).
+    default = {**settings.DATABASES["default"], "NAME": "x_bench"}
+    settings.DATABASES = {**settings.DATABASES, "default": default}
     with pytest.raises(CommandError, match="--alerts ≥ --incidents"):
         call_command("bench_seed", "--alerts=1", "--incidents=2", stdout=io.StringIO())
