@@ -26,7 +26,7 @@ from apps.oncall.escalation import escalations_sweep
 from apps.oncall.models import EscalationPage, IncidentEscalation
 from apps.tenants.models import Company
 from apps.tenants.services import company_create
-from tests.factories import UserFactory
+from tests.factories import CompanyFactory, UserFactory
 from tests.notifications.helpers import add_channel
 from tests.oncall.factories import rotation, schedule_of
 
@@ -167,6 +167,23 @@ def test_a_night_incident_reaches_on_call_escalates_and_stops_when_acknowledged_
 
     # The link works once.
     assert browser.post(path, {"csrfmiddlewaretoken": token}).status_code == 410
+
+    # Every role that sees the incident reads its "Messages sent" card; another company's
+    # technician gets a 404, not the card.
+    globex = UserFactory(role=Role.TECHNICIAN, companies=[CompanyFactory(slug="globex")])
+    for user in (tech, admin, msp):
+        viewer = Client()
+        viewer.force_login(user)
+        body = viewer.get(f"/incidents/{incident.pk}/").content.decode()
+        assert 'id="deliveries-card"' in body
+        assert body.count(f"for {tech.email}") == 2  # the email and the Slack message
+        assert body.count(f"for {admin.email}") == 2  # "Critical" and step 2's page
+        assert body.count(f"for {msp.email}") == 1
+    outsider = Client()
+    outsider.force_login(globex)
+    answer = outsider.get(f"/incidents/{incident.pk}/")
+    assert answer.status_code == 404
+    assert b"deliveries-card" not in answer.content
 
 
 def test_a_storm_reaches_the_on_call_technician_as_capped_emails_and_one_digest(
