@@ -87,7 +87,7 @@ def test_the_emailed_ack_link_stops_escalation_and_the_page_updates_live(
     link = next(link for link in mail.links if "/oncall/ack/" in link)
     incident = EscalationPage.objects.get(incident__signature="db_down_night").incident
     assert incident.assigned_to == technician_a
-    assert mail.subject == f"Unacknowledged: {incident.title}"
+    assert mail.subject == f"New incident: {incident.title}"
 
     tech = new_page()
     login(tech, technician_a)

@@ -106,6 +106,8 @@ def test_a_night_incident_reaches_on_call_escalates_and_stops_when_acknowledged_
     # Acknowledge link (the assignment itself reaches the bell only).
     tech_mails = mails_to(smtp, tech)
     assert len(tech_mails) == 1, [m.subject for m in tech_mails]
+    assert tech_mails[0].subject == f"New incident: {incident.title}"
+    assert "you are paged first" in tech_mails[0].text
     link = ack_link_in(tech_mails[0])
     assert link.startswith("https://aw.example.test/oncall/ack/")
     assert len(slack.requests) == 1
