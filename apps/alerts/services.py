@@ -21,6 +21,9 @@ from apps.alerts.adapters.base import build_alert
 from apps.alerts.models import DELIVERY_IDS_KEPT, MERGEABLE, Alert, Delivery
 from apps.audit.services import record
 from apps.common.db import binding_cursor, is_postgresql, unnest
+from apps.common.errors import ValidationError
+from apps.incidents.choices import OPEN_STATUSES
+from apps.incidents.services import incident_acknowledge
 from apps.incidents.tasks import schedule_correlation
 from apps.tenants.models import Company
 
@@ -387,3 +390,37 @@ def deliveries_purge(*, now: datetime) -> int:
     """Forget delivery ids older than the idempotency window."""
     deleted, _ = Delivery.objects.filter(received_at__lt=now - IDEMPOTENCY_WINDOW).delete()
     return deleted
+
+
+# How a source that acknowledges is named on the timeline ("Acknowledged by PagerDuty event").
+INTEGRATION_NAMES = {"pagerduty": "PagerDuty"}
+
+
+def alerts_acknowledge(*, company: Company, source: str, fingerprint: str) -> int | None:
+    """A tool acknowledged the alert ``fingerprint`` of ``source`` (a PagerDuty acknowledge):
+    acknowledge the open, unacknowledged incident its latest correlated alert belongs to, as
+    the integration (audited as the system; escalation stops). Returns that incident's id,
+    or None when there is none: an alert not correlated yet, an incident already
+    acknowledged or resolved."""
+    incident_id = (
+        Alert.objects.filter(
+            company=company,
+            source=source,
+            fingerprint=fingerprint,
+            incident__status__in=OPEN_STATUSES,
+            incident__acknowledged_at__isnull=True,
+        )
+        .order_by("-pk")
+        .values_list("incident_id", flat=True)
+        .first()
+    )
+    if incident_id is None:
+        return None
+    try:
+        incident_acknowledge(
+            incident_id=incident_id, actor=None, integration=INTEGRATION_NAMES.get(source, source)
+        )
+    except ValidationError:
+        # Acknowledged or resolved meanwhile (by someone else, or a racing event).
+        return None
+    return incident_id

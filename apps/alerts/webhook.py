@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.alerts import adapters
 from apps.alerts.admission import StaleKey, admit
-from apps.alerts.services import alerts_ingest
+from apps.alerts.services import alerts_acknowledge, alerts_ingest
 from apps.alerts.signing import verify_signature
 from apps.alerts.tasks import confirm_sns_subscription
 from apps.common.errors import (
@@ -194,6 +194,10 @@ def receive_for_company(
         "delivery_id": stored.delivery_id,
     }
     body.update(result.reply)
+    if result.acknowledge:
+        body["acknowledged_incident"] = alerts_acknowledge(
+            company=company, source=result.source, fingerprint=result.acknowledge
+        )
     if stored.warnings:
         body["warnings"] = stored.warnings
     if result.rejected:

@@ -161,7 +161,9 @@ def incident_url(incident_id: int) -> str:
 
 def incidents_announce(*, incident_ids: list[int]) -> None:
     """Tell the people of a company about its new critical incidents (not in maintenance):
-    its active members and the MSP admins (read once for all the companies)."""
+    its active members and the MSP admins (read once for all the companies), except those
+    on call: escalation's first step pages them about the incident with an Acknowledge
+    link, their one message about it (docs/decisions.md, "One message per new incident")."""
     incidents = list(
         Incident.objects.filter(
             pk__in=incident_ids, severity="critical", in_maintenance=False
@@ -177,8 +179,15 @@ def incidents_announce(*, incident_ids: list[int]) -> None:
         company_id__in=list(recipients), user__is_active=True
     ).select_related("user"):
         recipients[membership.company_id][membership.user_id] = membership.user
+    paged = {
+        company_id: {user.pk for user in users}
+        for company_id, users in on_call_technicians(company_ids=list(recipients)).items()
+    }
     for incident in incidents:
-        users = list(recipients[incident.company_id].values())
+        on_call = paged.get(incident.company_id, set())
+        users = [
+            user for user in recipients[incident.company_id].values() if user.pk not in on_call
+        ]
         if not users:
             continue
         notify(
@@ -189,6 +198,7 @@ def incidents_announce(*, incident_ids: list[int]) -> None:
             body=f"{incident.company.name} · priority {incident.priority_score}",
             url=incident_url(incident.pk),
             company=incident.company,
+            incident=incident,
         )
 
 
@@ -389,12 +399,18 @@ def incident_assign(*, incident_id: int, assignee: User, actor: User) -> Inciden
 
 @transaction.atomic
 def incident_acknowledge(
-    *, incident_id: int, actor: User, via_link: bool = False, now: datetime | None = None
+    *,
+    incident_id: int,
+    actor: User | None,
+    via_link: bool = False,
+    integration: str = "",
+    now: datetime | None = None,
 ) -> Incident:
     """Say someone is on it: records who and when, moves a new incident to in progress and
     stops its escalation (the escalation sweep finds it acknowledged). ``via_link``: the
     actor used a signed link from a notification instead of logging in, audited as such.
-    The caller has checked the actor may update the incident."""
+    ``integration`` (with no actor): a monitoring tool acknowledged it ("PagerDuty"),
+    audited as the system. The caller has checked the actor may update the incident."""
     Company.objects.select_for_update(of=("self",), no_key=True).filter(incidents=incident_id).get()
     incident = _lock(incident_id)
     if not incident.is_open:
@@ -410,7 +426,13 @@ def incident_acknowledge(
     if previous == IncidentStatus.NEW:
         incident.status = IncidentStatus.IN_PROGRESS
     incident.save(update_fields=["acknowledged_at", "acknowledged_by", "status", "updated_at"])
-    how = f"via link as {actor.email}" if via_link else f"by {actor}"
+    if actor is None:
+        how, via, text = f"by {integration} event", "integration", f"acknowledged by {integration}"
+    elif via_link:
+        how, via = f"via link as {actor.email}", "link"
+        text = f"acknowledged via link as {actor.email}"
+    else:
+        how, via, text = f"by {actor}", "console", "acknowledged"
     IncidentEvent.objects.create(
         incident=incident,
         kind=EventKind.ACKNOWLEDGED,
@@ -418,15 +440,15 @@ def incident_acknowledge(
         text=f"Acknowledged {how}",
         details={"from": previous.value, "to": incident.status, "via_link": via_link},
     )
+    details = {"via": via, "text": text}
+    if actor is None:
+        details["integration"] = f"{integration} integration"
     record(
         action=ACKNOWLEDGE_AUDIT_ACTION,
         actor=actor,
         company=incident.company,
         target=incident,
-        details={
-            "via": "link" if via_link else "console",
-            "text": f"acknowledged via link as {actor.email}" if via_link else "acknowledged",
-        },
+        details=details,
     )
     company_changed(incident.company_id)
     return incident

@@ -254,12 +254,19 @@ def _page(escalation: IncidentEscalation, step: Step, now: datetime) -> None:
     if users:
         names = ", ".join(str(user) for user in users)
         text = f"Escalated to {label}: paged {names}"
+        # The first page is, for the people on call, the one message about a new incident.
+        first = escalation.step == 0 and escalation.round == 0
         notify(
             users=users,
             kind=Kind.ESCALATION,
             level=Level.CRITICAL if incident.severity == "critical" else Level.WARNING,
-            title=f"Unacknowledged: {incident.title}",
-            body=f"{incident.company.name} · escalation {label} · nobody has acknowledged it",
+            title=f"{'New incident' if first else 'Unacknowledged'}: {incident.title}",
+            body=f"{incident.company.name} · {incident.get_severity_display().lower()} · "
+            + (
+                "you are paged first: acknowledge to stop the escalation"
+                if first
+                else f"escalation {label} · nobody has acknowledged it"
+            ),
             url=incident_url(incident.pk),
             company=incident.company,
             incident=incident,

@@ -15,7 +15,7 @@ from apps.accounts.permissions import Action
 from apps.accounts.roles import Role
 from apps.audit.models import AuditLog
 from apps.incidents.models import IncidentEvent
-from apps.notifications.models import Notification
+from apps.notifications.models import Channel, Delivery, Notification
 from apps.silences.models import Snooze
 from tests.factories import AssetFactory, UserFactory
 from tests.incidents.factories import AlertFactory, IncidentFactory
@@ -326,11 +326,25 @@ def test_the_page_stays_within_a_fixed_number_of_queries(
         IncidentEvent(incident=incident, kind="note", actor=technician_a, text=f"note {n}")
         for n in range(50)
     )
+    channel = Channel.objects.create(
+        owner=technician_a, kind="email", name="Mail", target_encrypted="x", target_hint="t…"
+    )
+    Delivery.objects.bulk_create(
+        Delivery(
+            channel=channel,
+            recipient=technician_a,
+            incident=incident,
+            kind="escalation",
+            title=f"m {n}",
+        )
+        for n in range(30)
+    )
     client.force_login(technician_a)
 
-    # Whatever the number of alerts and notes: snooze and silence marks take three queries,
-    # "Why these alerts" four (assets, dependencies, reasons, merged incidents).
-    with django_assert_max_num_queries(20):
+    # Whatever the number of alerts, notes and messages sent: snooze and silence marks take
+    # three queries, "Why these alerts" four (assets, dependencies, reasons, merged
+    # incidents), "Messages sent" one.
+    with django_assert_max_num_queries(21):
         response = client.get(url("incidents:detail", incident))
 
     assert response.status_code == 200
@@ -338,6 +352,7 @@ def test_the_page_stays_within_a_fixed_number_of_queries(
     # 50 notes, and the 50 latest alerts (all before them) folded into one line.
     assert body.count('class="kind-') == 51
     assert "+50 alerts from Datadog" in body
+    assert body.count("Email to t…") == 30
 
 
 def test_a_note_with_markup_is_shown_as_text(client, technician_a, incident):

@@ -82,7 +82,10 @@ def test_the_default_policy_pages_on_call_then_company_admins_then_msp_admins(in
     ]
     notice = Notification.objects.get(user=people["tech"])
     assert notice.url == f"/incidents/{incident.pk}/"
-    assert notice.title == f"Unacknowledged: {incident.title}"
+    assert notice.title == f"New incident: {incident.title}"
+    admin_notice = Notification.objects.get(user=people["admin"])
+    assert admin_notice.title == f"Unacknowledged: {incident.title}"
+    assert "escalation step 2 · nobody has acknowledged it" in admin_notice.body
     texts = list(
         IncidentEvent.objects.filter(incident=incident, kind=EventKind.ESCALATED).values_list(
             "text", flat=True

@@ -122,6 +122,8 @@ class ParseResult:
     source: str = ""
     # What the source's protocol expects in the answer (PagerDuty's ``dedup_key``).
     reply: dict = field(default_factory=dict)
+    # A fingerprint whose open incident the tool acknowledges (a PagerDuty acknowledge).
+    acknowledge: str = ""
 
 
 class Adapter(Protocol):

@@ -5,9 +5,9 @@ integrations, Alertmanager's ``pagerduty_configs`` and the cloud monitors' Pager
 channels all speak it. The routing key is the company's API key (the view reads it from
 ``routing_key`` unless the URL or ``X-API-Key`` carries one).
 
-- ``event_action``: trigger -> firing; resolve -> resolved; acknowledge -> no alert (the
-  answer is still 202: acknowledging belongs to the technicians in the console, and a
-  tool's acknowledgement is not a new occurrence).
+- ``event_action``: trigger -> firing; resolve -> resolved; acknowledge -> no alert (a
+  tool's acknowledgement is not a new occurrence) but ``acknowledge`` set to the dedup key:
+  the open incident of that key's alert is acknowledged by the integration.
 - ``dedup_key`` (at most 255 characters) is the fingerprint, so a resolve closes the
   triggers with the same key, and the occurrence, so a repeated trigger updates the open
   alert. A trigger without one gets a new key, answered as PagerDuty answers it.
@@ -88,7 +88,7 @@ def parse(payload: dict, *, headers: Mapping[str, str], options: AdapterOptions)
     dedup_key = event.dedup_key or uuid.uuid4().hex
     reply = {"dedup_key": dedup_key}
     if event.event_action == "acknowledge":
-        return ParseResult(alerts=[], reply=reply)
+        return ParseResult(alerts=[], reply=reply, acknowledge=dedup_key)
     status = "firing" if event.event_action == "trigger" else "resolved"
     tool_source = event.client or DEFAULT_TOOL_SOURCE
     details = _details(event)
