@@ -47,6 +47,10 @@ def many(company_a, company_b):
     ],
 )
 def test_the_search_is_served_by_the_trigram_indexes(many, technician_a, company_a, index):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")
+        if cursor.fetchone() is None:
+            pytest.skip("this PostgreSQL has no pg_trgm (pgserver's): the search scans")
     filters = IncidentFilters(q="srv-db-01", status="all")
     incidents = incident_search(company_ids=[company_a.pk], filters=filters, user=technician_a)
     assert index in plan(incidents)

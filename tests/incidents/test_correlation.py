@@ -439,11 +439,12 @@ def _announced(company, count: int) -> tuple[int, set[str]]:
 
 
 def test_the_silence_check_of_a_sweep_is_made_once_for_all_its_new_incidents(
-    company_a, technician_a
+    company_a, company_admin_a
 ):
     """Each notified incident costs its own notification rows (an insert in a savepoint);
     the snooze and silence check is three queries for the whole sweep, not per incident.
-    The silenced incident is not announced."""
+    The silenced incident is not announced (to the company admin: on-call people hear of
+    new incidents from escalation instead)."""
     from apps.silences.models import Silence
 
     for count in (2, 12):

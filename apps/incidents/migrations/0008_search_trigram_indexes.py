@@ -1,10 +1,10 @@
 """Trigram (pg_trgm) GIN indexes for the Incidents page's search: the columns it matches
 case-insensitively (UPPER(col) LIKE UPPER('%q%'), Django's icontains on PostgreSQL), so a
 substring search over a large table is an index scan. Built CONCURRENTLY (ingest keeps
-writing alerts meanwhile). PostgreSQL only: SQLite (embedded mode) has no such index and
-searches by scanning, which its small demo tables allow."""
+writing alerts meanwhile). PostgreSQL with the pg_trgm extension available (contrib; a
+PostgreSQL built without it, such as pgserver's, searches by scanning, as SQLite does in
+embedded mode: the search is the same, only slower on large tables)."""
 
-from django.contrib.postgres.operations import TrigramExtension
 from django.db import migrations
 
 INDEXES = [
@@ -17,9 +17,18 @@ INDEXES = [
 ]
 
 
+def trigrams_available(connection) -> bool:
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
+        return cursor.fetchone() is not None
+
+
 def create(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
+    if not trigrams_available(schema_editor.connection):
         return
+    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for name, table, expression in INDEXES:
         schema_editor.execute(
             f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{table}" '
@@ -42,7 +51,4 @@ class Migration(migrations.Migration):
         ("alerts", "0005_occurrences"),
     ]
 
-    operations = [
-        TrigramExtension(),
-        migrations.RunPython(create, drop),
-    ]
+    operations = [migrations.RunPython(create, drop)]
