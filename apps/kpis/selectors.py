@@ -20,6 +20,8 @@ Definitions (shown on the page under "How these figures are computed"):
   range, overall and split by resolution: self-healed (automated), by a technician (manual)
   and by the monitoring tool (source, shown apart: nobody fixed anything, so it belongs to
   neither side of the comparison). Reduction = (manual − automated) / manual × 100.
+- *MTTA*: average of acknowledged_at − first alert over the visible incidents
+  *acknowledged* in the range (rollups: ``acked_count``/``acked_us`` by acknowledgement hour).
 - *Runbooks*: executions requested in the range. Success rate = successes / runs that
   ended (success, failure, time-out); approvals rejected or expired and manual-step guides
   did not run. Time saved (an estimate) = Σ over successful runs of (manual MTTR of the
