@@ -291,6 +291,19 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=30, help="Timed requests per page.")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--no-plans", action="store_true", help="Skip the EXPLAIN part.")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="Only the pages whose name contains TEXT (repeat for several).",
+    )
+    parser.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="Measure the database as it is (the 'before' of a migration; the pages must "
+        "not need the new migrations).",
+    )
     args = parser.parse_args()
     if "bench" not in args.database:
         print(f"Refusing database {args.database!r}: its name must contain 'bench'.")
@@ -312,7 +325,8 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
 
     ensure_database(args.database)
-    manage(env, "migrate", "--noinput", "-v0")
+    if not args.no_migrate:
+        manage(env, "migrate", "--noinput", "-v0")
     if args.seed or not seeded(url):
         manage(
             env,
@@ -329,6 +343,14 @@ def main() -> int:
     django.setup()
     roles = {"MSP admin": MSP_EMAIL, "technician": TECH_EMAIL}
     anchors = {role: anchors_for(email) for role, email in roles.items()}
+    pages = {
+        role: [
+            (name, path)
+            for name, path in page_urls(anchors[role])
+            if not args.only or any(text in name for text in args.only)
+        ]
+        for role in roles
+    }
     with psycopg.connect(url, autocommit=True) as conn:
         sizes = dict(
             conn.execute(
@@ -360,7 +382,7 @@ def main() -> int:
         wait_for(base, processes)
         for role, email in roles.items():
             session = login(base, email, args.password)
-            for name, path in page_urls(anchors[role]):
+            for name, path in pages[role]:
                 timings.append(time_page(session, base, role, name, path, args))
                 print(f"  {role:<11} {name:<30} {timings[-1].p99:8.1f} ms p99", flush=True)
     finally:
@@ -379,7 +401,7 @@ def main() -> int:
     if not args.no_plans:
         plans: dict[str, Any] = {}
         for role, email in roles.items():
-            plans.update(capture_plans(role, email, page_urls(anchors[role])))
+            plans.update(capture_plans(role, email, pages[role]))
         folder = PLANS / args.database
         changed = save_and_compare(plans, folder)
         print(f"\n{len(plans)} query plans written to {folder}/.")

@@ -97,6 +97,27 @@ class Incident(models.Model):
                 condition=Q(resolved_at__isnull=False),
                 name="incident_company_resolved",
             ),
+            # The KPI page's MTTA at the edges of its range (apps/kpis/rollup_reads.py).
+            models.Index(
+                fields=["company", "acknowledged_at"],
+                condition=Q(acknowledged_at__isnull=False),
+                name="incident_company_acknowledged",
+            ),
+            # Lists walked in their order instead of sorting two million rows: the API's
+            # cursor order (every company; one company), the lists' score order (every
+            # status; open ones, a small index).
+            models.Index(fields=["-last_alert_at", "-id"], name="incident_recent"),
+            models.Index(
+                fields=["company", "-last_alert_at", "-id"], name="incident_company_recent"
+            ),
+            models.Index(
+                fields=["-priority_score", "-last_alert_at", "-id"], name="incident_score"
+            ),
+            models.Index(
+                fields=["-priority_score", "-last_alert_at", "-id"],
+                condition=Q(status__in=OPEN_STATUSES),
+                name="incident_open_score",
+            ),
         ]
 
     def __str__(self) -> str:

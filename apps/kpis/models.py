@@ -26,7 +26,9 @@ class HourlyRollup(models.Model):
     Alerts by their event time: firing alerts per severity and resolved notifications.
     Incidents shown (``visible``) by their first alert: opened, and of those self-healed.
     Incidents shown and resolved, by their resolution time: count and summed resolution
-    time (resolved − first alert), overall and per resolution.
+    time (resolved − first alert), overall and per resolution. Incidents shown and
+    acknowledged, by their acknowledgement time: count and summed time to acknowledge
+    (acknowledged − first alert), the KPI page's MTTA.
     """
 
     company = models.ForeignKey(
@@ -48,6 +50,8 @@ class HourlyRollup(models.Model):
     manual_us = models.BigIntegerField(default=0, db_default=0)
     source_count = models.BigIntegerField(default=0, db_default=0)
     source_us = models.BigIntegerField(default=0, db_default=0)
+    acked_count = models.BigIntegerField(default=0, db_default=0)
+    acked_us = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [

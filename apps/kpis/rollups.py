@@ -17,14 +17,8 @@ SIGNATURES = "kpis_signaturedailyrollup"
 ALERTS = "alerts_alert"
 INCIDENTS = "incidents_incident"
 
-HOURLY_VALUES = (
-    "alerts_critical",
-    "alerts_high",
-    "alerts_medium",
-    "alerts_low",
-    "alerts_resolved",
-    "incidents_opened",
-    "incidents_self_healed",
+# Resolved incidents: count and summed resolution time (µs), overall and per resolution.
+SIGNATURE_VALUES = (
     "resolved_count",
     "resolved_us",
     "automated_count",
@@ -34,7 +28,19 @@ HOURLY_VALUES = (
     "source_count",
     "source_us",
 )
-SIGNATURE_VALUES = HOURLY_VALUES[7:]
+# Acknowledged incidents: count and summed time to acknowledge (µs).
+ACKNOWLEDGED_VALUES = ("acked_count", "acked_us")
+HOURLY_VALUES = (
+    "alerts_critical",
+    "alerts_high",
+    "alerts_medium",
+    "alerts_low",
+    "alerts_resolved",
+    "incidents_opened",
+    "incidents_self_healed",
+    *SIGNATURE_VALUES,
+    *ACKNOWLEDGED_VALUES,
+)
 
 
 def _upsert(table: str, keys: tuple[str, ...], values: tuple[str, ...], select: str) -> str:
@@ -81,7 +87,20 @@ def _resolution_values(sign: int) -> dict[str, str]:
     return values
 
 
+def _acknowledged_values(sign: int) -> dict[str, str]:
+    us = f"{sign} * (extract(epoch FROM acknowledged_at - first_alert_at) * 1000000)::bigint"
+    return {"acked_count": str(sign), "acked_us": us}
+
+
 RESOLVED = "visible AND status = 'resolved' AND resolved_at IS NOT NULL"
+ACKNOWLEDGED = "visible AND acknowledged_at IS NOT NULL"
+
+
+def _acknowledged_select(src: str, sign: int, values: tuple[str, ...]) -> str:
+    return (
+        "SELECT company_id, date_trunc('hour', acknowledged_at, 'UTC') AS hour, "  # noqa: S608
+        f"{_zeros(values, _acknowledged_values(sign))} FROM {src} AS s WHERE {ACKNOWLEDGED}"
+    )
 
 
 def incidents_sql(src: str, sign: int) -> list[str]:
@@ -95,7 +114,8 @@ def incidents_sql(src: str, sign: int) -> list[str]:
         f"{_zeros(HOURLY_VALUES, opened)} FROM {src} AS s WHERE visible "
         "UNION ALL "
         "SELECT company_id, date_trunc('hour', resolved_at, 'UTC'), "
-        f"{_zeros(HOURLY_VALUES, _resolution_values(sign))} FROM {src} AS s WHERE {RESOLVED}"
+        f"{_zeros(HOURLY_VALUES, _resolution_values(sign))} FROM {src} AS s WHERE {RESOLVED} "
+        f"UNION ALL {_acknowledged_select(src, sign, HOURLY_VALUES)}"
     )
     signatures = (
         "SELECT company_id, (resolved_at AT TIME ZONE 'UTC')::date AS day, signature, "  # noqa: S608
@@ -124,6 +144,7 @@ INCIDENT_COLUMNS = (
     "resolved_at",
     "first_alert_at",
     "signature",
+    "acknowledged_at",
 )
 
 

@@ -35,7 +35,7 @@ def kpi_context(*, form: KpiRangeForm, company_ids: list[int]) -> dict:
             compliance=compliance,
             compliance_rating=selectors.PATCH_COMPLIANCE.rate(compliance["percent"]),
             report=report,
-            mtta=selectors.mtta_summary(company_ids=company_ids, period=form.period),
+            mtta=report.mtta,
             period=form.period,
             volume_chart=charts.volume_chart(report.days),
             rate_chart=charts.rate_chart(report.days),

@@ -58,6 +58,7 @@ incidents = st.lists(
         st.sampled_from(["self_healed", "manual", "source", "merged", ""]),
         st.booleans(),
         st.sampled_from(SIGNATURES),
+        st.one_of(st.none(), st.integers(0, 86400 * 1_000_000)),  # µs to acknowledgement
     ),
     max_size=25,
 )
@@ -74,6 +75,8 @@ changes = st.lists(
                 "incident_visible",
                 "incident_move",
                 "incident_delete",
+                "incident_acknowledge",
+                "incident_unacknowledge",
             ]
         ),
         st.integers(0, 1000),
@@ -99,8 +102,9 @@ def _store(companies, alert_rows, incident_rows):
         )
         for c, at, severity, status in alert_rows
     )
-    for c, first, resolve_us, resolution, visible, signature in incident_rows:
+    for c, first, resolve_us, resolution, visible, signature, ack_us in incident_rows:
         resolved = first + timedelta(microseconds=resolve_us) if resolve_us is not None else None
+        acknowledged = first + timedelta(microseconds=ack_us) if ack_us is not None else None
         Incident.objects.create(
             company=companies[c],
             key=signature,
@@ -113,6 +117,7 @@ def _store(companies, alert_rows, incident_rows):
             status="resolved" if resolved else "new",
             resolution=resolution if resolved else "",
             resolved_at=resolved,
+            acknowledged_at=acknowledged,
             visible=visible,
         )
 
@@ -150,6 +155,12 @@ def _change(kind: str, index: int, moment: datetime) -> None:
         Incident.objects.filter(pk=incident.pk).update(
             status="in_progress", resolution="", resolved_at=None
         )
+    elif kind == "incident_acknowledge":
+        incident.acknowledged_at = max(moment, incident.first_alert_at)
+        incident.save()
+    elif kind == "incident_unacknowledge":
+        # Reopening a resolved incident by hand clears its acknowledgement.
+        Incident.objects.filter(pk=incident.pk).update(acknowledged_at=None)
     elif kind == "incident_visible":
         incident.visible = not incident.visible
         incident.save(update_fields=["visible"])
@@ -217,6 +228,13 @@ def test_rollup_figures_equal_raw_scans(
         assert selectors.alerts_per_day(**kwargs) == selectors.scan_alerts_per_day(**kwargs)
         assert selectors.incidents_per_day(**kwargs) == selectors.scan_incidents_per_day(**kwargs)
         _assert_same_mttr(selectors.mttr_summary(**kwargs), selectors.scan_mttr_summary(**kwargs))
+        rolled_mtta = selectors.mtta_summary(**kwargs)
+        scanned_mtta = selectors.scan_mtta_summary(**kwargs)
+        assert rolled_mtta.acknowledged == scanned_mtta.acknowledged
+        assert (rolled_mtta.overall is None) == (scanned_mtta.overall is None)
+        if rolled_mtta.overall is not None:
+            assert abs(rolled_mtta.overall - scanned_mtta.overall) <= timedelta(microseconds=1)
+        assert selectors.kpi_report(**kwargs).mtta == rolled_mtta
         rolled = {s.signature: s.mttr for s in selectors.mttr_by_signature(**kwargs)}
         scanned = {s.signature: s.mttr for s in selectors.scan_mttr_by_signature(**kwargs)}
         assert rolled.keys() == scanned.keys()
@@ -251,7 +269,7 @@ def test_rebuild_command_restores_rollups_a_bulk_load_bypassed(company_a):
         _store(
             [company_a],
             [(0, first, "high", "firing")] * 3,
-            [(0, first, 60_000_000, "manual", True, "x")],
+            [(0, first, 60_000_000, "manual", True, "x", 30_000_000)],
         )
         cursor.execute("SET LOCAL session_replication_role = origin")
     kwargs = {"company_ids": [company_a.pk], "period": period}
@@ -260,6 +278,9 @@ def test_rebuild_command_restores_rollups_a_bulk_load_bypassed(company_a):
     assert selectors.alerts_per_day(**kwargs) == {date(2025, 3, 3): 3}
     assert selectors.incidents_per_day(**kwargs) == {date(2025, 3, 3): (1, 0)}
     assert selectors.mttr_summary(**kwargs).manual == timedelta(minutes=1)
+    assert selectors.mtta_summary(**kwargs) == selectors.Mtta(
+        acknowledged=1, overall=timedelta(seconds=30)
+    )
 
 
 def test_kpi_report_reads_few_rows_whatever_the_range(company_a, django_assert_max_num_queries):
