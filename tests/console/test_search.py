@@ -41,9 +41,6 @@ def many(company_a, company_b):
         "incident_title_trgm",
         "incident_asset_trgm",
         "incident_signature_trgm",
-        "alert_message_trgm",
-        "alert_tool_trgm",
-        "alert_labels_trgm",
     ],
 )
 def test_the_search_is_served_by_the_trigram_indexes(many, technician_a, company_a, index):

@@ -7,13 +7,14 @@ embedded mode: the search is the same, only slower on large tables)."""
 
 from django.db import migrations
 
+# The incidents' columns only: the same indexes on the alerts' message, tool and labels made
+# every stored alert cost 40 µs more of PostgreSQL's CPU (measured: 5,000 inserted alerts
+# took 360 ms with them, 162 ms without), on the path that must take 10,000 alerts/s.
+# Those columns are searched by scanning the viewer's companies' alerts.
 INDEXES = [
     ("incident_title_trgm", "incidents_incident", 'UPPER("title"::text)'),
     ("incident_asset_trgm", "incidents_incident", 'UPPER("asset_name"::text)'),
     ("incident_signature_trgm", "incidents_incident", 'UPPER("signature"::text)'),
-    ("alert_message_trgm", "alerts_alert", 'UPPER("message"::text)'),
-    ("alert_tool_trgm", "alerts_alert", 'UPPER("tool_source"::text)'),
-    ("alert_labels_trgm", "alerts_alert", 'UPPER(("labels")::text)'),
 ]
 
 
