@@ -1,7 +1,7 @@
 """MTTA in the hourly rollups: the acknowledgement columns, then the triggers (again, on a
 database where 0002 installed the first ones; the incident update trigger now also watches
-``acknowledged_at``) and every rollup computed from the stored rows. Irreversible: the
-code of the older triggers is gone."""
+``acknowledged_at``) and every rollup computed from the stored rows. Reversed, it drops
+the triggers (0002, which once installed them, does nothing either way now)."""
 
 from django.db import migrations, models
 
@@ -18,6 +18,14 @@ def install(apps, schema_editor):
         for statement in [*rollups.uninstall_sql(), *rollups.install_sql()]:
             cursor.execute(statement)
         rollups.fill(cursor)
+
+
+def uninstall(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        for statement in rollups.uninstall_sql():
+            cursor.execute(statement)
 
 
 class Migration(migrations.Migration):
@@ -37,5 +45,5 @@ class Migration(migrations.Migration):
             name="acked_us",
             field=models.BigIntegerField(db_default=0, default=0),
         ),
-        migrations.RunPython(install),
+        migrations.RunPython(install, uninstall),
     ]
