@@ -6,16 +6,6 @@ class Frequency(models.TextChoices):
     WEEKLY = "weekly", "Weekly"
 
 
-class Weekday(models.IntegerChoices):
-    MONDAY = 0, "Monday"
-    TUESDAY = 1, "Tuesday"
-    WEDNESDAY = 2, "Wednesday"
-    THURSDAY = 3, "Thursday"
-    FRIDAY = 4, "Friday"
-    SATURDAY = 5, "Saturday"
-    SUNDAY = 6, "Sunday"
-
-
 class Target(models.TextChoices):
     ON_CALL = "on_call", "Whoever is on call"
     USER = "user", "A specific person"

@@ -12,7 +12,8 @@ from django.db import models
 from django.db.models import Q
 
 from apps.alerts.choices import Severity
-from apps.oncall.choices import Frequency, StopReason, Target, Weekday
+from apps.oncall.choices import Frequency, StopReason, Target
+from apps.tenants.choices import Weekday
 
 
 class Schedule(models.Model):
