@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -38,7 +38,7 @@ from apps.incidents.choices import OPEN_STATUSES, EventKind
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.selectors import on_call_technicians
 from apps.incidents.services import incident_url
-from apps.notifications.live import company_changed
+from apps.notifications.live import companies_changed
 from apps.notifications.models import Kind, Level
 from apps.notifications.services import notify
 from apps.oncall.choices import StopReason, Target
@@ -149,30 +149,62 @@ def escalations_start(*, incident_ids: Iterable[int], now: datetime | None = Non
     return len(IncidentEscalation.objects.bulk_create(rows, ignore_conflicts=True))
 
 
+class Sweep:
+    """What one sweep reads once and signals once: a storm's new incidents of one company
+    page the same people, and their dashboards need one live update, not one per
+    incident."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._on_call: dict[int, list[User]] = {}
+        self._recipients: dict[tuple[int, Step], list[User]] = {}
+        self.changed: set[int] = set()
+
+    def read_on_call(self, company_ids: Iterable[int]) -> None:
+        """Who is on call in these companies, for all of a batch's first steps at once
+        (they are active members of the company, so reachable)."""
+        missing = set(company_ids) - self._on_call.keys()
+        if missing:
+            self._on_call.update({company_id: [] for company_id in missing})
+            self._on_call.update(on_call_technicians(company_ids=missing, at=self.now))
+
+    def recipients(self, incident: Incident, step: Step) -> list[User]:
+        if step.target == Target.ON_CALL and step.schedule_id is None:
+            self.read_on_call([incident.company_id])
+            return self._on_call[incident.company_id]
+        key = (incident.company_id, step)
+        if key not in self._recipients:
+            self._recipients[key] = recipients(incident=incident, step=step, at=self.now)
+        return self._recipients[key]
+
+
 def escalations_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> int:
     """Run every escalation step due at ``now``; returns how many escalations moved. Safe
     to run in several workers at once (rule 4)."""
-    now = now or timezone.now()
+    sweep = Sweep(now or timezone.now())
     moved = 0
     failed: set[int] = set()
     while True:
         with transaction.atomic():
             due = list(
                 IncidentEscalation.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(finished_at__isnull=True, next_step_at__lte=now)
+                .filter(finished_at__isnull=True, next_step_at__lte=sweep.now)
                 .exclude(pk__in=failed)
                 .select_related("incident__company", "policy")
                 .order_by("next_step_at", "pk")[:batch]
             )
+            sweep.read_on_call(escalation.incident.company_id for escalation in due)
             for escalation in due:
                 try:
                     with transaction.atomic():
-                        escalation_advance(escalation=escalation, now=now)
+                        escalation_advance(escalation=escalation, sweep=sweep)
                 except Exception:
                     logger.exception("Escalation of incident %s failed", escalation.incident_id)
                     failed.add(escalation.pk)
                 else:
                     moved += 1
+            companies_changed(sorted(sweep.changed))
+            sweep.changed.clear()
         if len(due) < batch:
             return moved
 
@@ -184,8 +216,9 @@ def _stop(escalation: IncidentEscalation, reason: StopReason, now: datetime) -> 
     escalation.save(update_fields=["finished_at", "next_step_at", "stop_reason"])
 
 
-def escalation_advance(*, escalation: IncidentEscalation, now: datetime) -> None:
+def escalation_advance(*, escalation: IncidentEscalation, sweep: Sweep) -> None:
     """Run the escalation's due step (the caller holds its row) and schedule the next."""
+    now = sweep.now
     incident = escalation.incident
     if not incident.is_open:
         return _stop(escalation, StopReason.RESOLVED, now)
@@ -193,7 +226,7 @@ def escalation_advance(*, escalation: IncidentEscalation, now: datetime) -> None
         return _stop(escalation, StopReason.ACKNOWLEDGED, now)
     plan = plan_of(escalation.policy)
     if escalation.step < len(plan.steps):
-        _page(escalation, plan.steps[escalation.step], now)
+        _page(escalation, plan.steps[escalation.step], sweep)
     if escalation.step + 1 < len(plan.steps):
         escalation.step += 1
         escalation.next_step_at = now + timedelta(minutes=plan.steps[escalation.step].wait_minutes)
@@ -230,15 +263,26 @@ def recipients(*, incident: Incident, step: Step, at: datetime) -> list[User]:
     return reachable_users(company_id=company_id, user_ids=ids) if ids else []
 
 
-def _page(escalation: IncidentEscalation, step: Step, now: datetime) -> None:
+def _page_row(incident_id: int, step: int, round_: int, target: str, now: datetime) -> int | None:
+    """Insert the page row of this step and round; None when it exists already (another
+    worker paged it). One statement, no savepoint, on PostgreSQL as on SQLite."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {EscalationPage._meta.db_table} "  # noqa: S608 - table name only
+            "(incident_id, step, round, target, created_at) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING RETURNING id",
+            [incident_id, step, round_, target, now],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _page(escalation: IncidentEscalation, step: Step, sweep: Sweep) -> None:
     """Page the step's people once (the page row's constraint), with a timeline event."""
+    now = sweep.now
     incident = escalation.incident
-    try:
-        with transaction.atomic():
-            page = EscalationPage.objects.create(
-                incident=incident, step=escalation.step, round=escalation.round, target=step.target
-            )
-    except IntegrityError:
+    page_id = _page_row(incident.pk, escalation.step, escalation.round, step.target, now)
+    if page_id is None:
         logger.info(
             "Step %s of round %s of incident %s has paged already",
             escalation.step,
@@ -246,8 +290,12 @@ def _page(escalation: IncidentEscalation, step: Step, now: datetime) -> None:
             incident.pk,
         )
         return
-    users = recipients(incident=incident, step=step, at=now)
-    page.recipients.set(users)
+    users = sweep.recipients(incident, step)
+    if users:
+        EscalationPage.recipients.through.objects.bulk_create(
+            EscalationPage.recipients.through(escalationpage_id=page_id, user_id=user.pk)
+            for user in users
+        )
     label = f"step {escalation.step + 1}" + (
         f" (round {escalation.round + 1})" if escalation.round else ""
     )
@@ -274,7 +322,7 @@ def _page(escalation: IncidentEscalation, step: Step, now: datetime) -> None:
         )
     else:
         text = f"Escalation {label}: nobody to page ({Target(step.target).label.lower()})"
-    company_changed(incident.company_id)
+    sweep.changed.add(incident.company_id)
     IncidentEvent.objects.create(
         incident=incident,
         kind=EventKind.ESCALATED,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.roles import Role
 from apps.incidents.choices import EventKind, IncidentStatus
@@ -267,3 +269,16 @@ def test_starting_escalation_costs_two_queries_for_any_number(company_a, django_
         for e in IncidentEscalation.objects.select_related("incident")
     }
     assert waits == {("critical", timedelta(minutes=5)), ("low", timedelta(0))}
+
+
+def test_a_storm_of_first_steps_reads_who_is_on_call_once(company_a, company_b):
+    """Forty new incidents in two companies: who is on call is read once for the batch, and
+    each incident costs only its own writes (page row, timeline event, state, savepoint)."""
+    incidents = [IncidentFactory(company=company) for company in (company_a, company_b) * 20]
+    escalations_start(incident_ids=[i.pk for i in incidents], now=T0)
+    with CaptureQueriesContext(connection) as queries:
+        assert escalations_sweep(now=T0) == 40
+    sql = [query["sql"] for query in queries.captured_queries]
+    assert sum('FROM "accounts_membership"' in q for q in sql) == 1
+    assert len(sql) <= 12 + 5 * 40
+    assert EscalationPage.objects.filter(incident__in=incidents).count() == 40
