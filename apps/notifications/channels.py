@@ -28,6 +28,7 @@ from django.core.validators import EmailValidator, URLValidator
 from django.template.loader import render_to_string
 
 from apps.common import crypto
+from apps.notifications import egress
 from apps.notifications.models import Channel, ChannelKind
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -53,6 +54,7 @@ def validate_target(kind: str, target: str) -> str:
         raise ValidationError(f"{label} needs a full URL (https://…).", code="invalid") from None
     parts = urlsplit(target)
     if parts.scheme == "https":
+        _refuse_internal_host(label, parts.hostname or "")
         return target
     if settings.NOTIFY_ALLOW_HTTP_LOOPBACK and (parts.hostname or "") in LOOPBACK_HOSTS:
         return target
@@ -60,6 +62,23 @@ def validate_target(kind: str, target: str) -> str:
         f"{label} URL must use https:// (plain http would send its token in clear).",
         code="insecure",
     )
+
+
+def _refuse_internal_host(label: str, host: str) -> None:
+    """A URL naming an internal address or name is refused when saved; names are checked
+    again, on the address connected to, at each send (``egress``)."""
+    host = host.lower().rstrip(".")
+    try:
+        internal = not egress.address_allowed(host)
+    except ValueError:
+        internal = host == "localhost" or host.endswith((".localhost", ".internal", ".local"))
+        internal = internal and not (settings.NOTIFY_ALLOW_HTTP_LOOPBACK and host == "localhost")
+    if internal:
+        raise ValidationError(
+            f"{label} URL points to {host}, a private or internal address: only public "
+            "addresses can receive messages.",
+            code="internal",
+        )
 
 
 def mask(kind: str, target: str) -> str:
@@ -274,13 +293,16 @@ def post_json(url: str, payload: dict, *, secret: str = "", delivery_id: int = 0
         headers["X-Delivery-ID"] = str(delivery_id)
     host = urlsplit(url).netloc
     try:
-        response = requests.post(
-            url,
-            data=body,
-            headers=headers,
-            timeout=settings.NOTIFY_HTTP_TIMEOUT,
-            allow_redirects=False,
-        )
+        with egress.session() as http:
+            response = http.post(
+                url,
+                data=body,
+                headers=headers,
+                timeout=settings.NOTIFY_HTTP_TIMEOUT,
+                allow_redirects=False,
+            )
+    except egress.ForbiddenAddress as exc:
+        raise SendError(f"Refused: {exc}; only public addresses can receive messages.") from exc
     except requests.Timeout as exc:
         raise SendError(f"{host} timed out.") from exc
     except requests.ConnectionError as exc:
