@@ -15,7 +15,13 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
 from django.conf import settings
 
 from apps.common.errors import ApplicationError
@@ -80,15 +86,18 @@ def client_for(company: Company, service: str) -> Any:
         if cached is not None and cached.expires_at - REFRESH_MARGIN_SECONDS > now:
             return cached.client
     credentials = assume_role(link)
-    client = boto3.client(
-        service,
-        region_name=link.region,
-        endpoint_url=settings.AWS_ENDPOINT_URL,
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        config=RETRIES,
-    )
+    try:
+        client = boto3.client(
+            service,
+            region_name=link.region,
+            endpoint_url=settings.AWS_ENDPOINT_URL,
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            config=RETRIES,
+        )
+    except BotoCoreError as error:
+        raise explain(error, doing=f"use {service} in {link.region}") from error
     with _lock:
         _clients[key] = _Cached(client, credentials["Expiration"].timestamp())
     return client
@@ -110,10 +119,10 @@ def forget_clients(company_id: int | None = None) -> None:
 
 
 def assume_role(link: AwsLink) -> dict:
-    sts = boto3.client(
-        "sts", region_name=link.region, endpoint_url=settings.AWS_ENDPOINT_URL, config=RETRIES
-    )
     try:
+        sts = boto3.client(
+            "sts", region_name=link.region, endpoint_url=settings.AWS_ENDPOINT_URL, config=RETRIES
+        )
         response = sts.assume_role(
             RoleArn=link.role_arn,
             RoleSessionName=f"alert-whisperer-{link.company_id}",
@@ -155,4 +164,10 @@ def explain(error: Exception, *, doing: str) -> AwsError:
         if code == "InvocationDoesNotExist":
             return AwsError(f"Could not {doing}: the command has no result yet.", aws_code=code)
         return AwsError(f"AWS refused to {doing}: {code}: {detail}".strip(), aws_code=code)
+    if isinstance(error, ProfileNotFound | NoCredentialsError | PartialCredentialsError):
+        return AwsError(
+            f"Could not {doing}: Alert Whisperer's own AWS credentials are not usable "
+            f"({error}). Check AWS_PROFILE, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY on "
+            "the server."
+        )
     return AwsError(f"Could not reach AWS to {doing}: {error}.")

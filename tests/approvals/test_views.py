@@ -8,6 +8,7 @@ import html
 import re
 from datetime import timedelta
 
+import boto3
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -368,3 +369,24 @@ def test_a_technician_forging_a_decision_is_refused_and_audited(client, approval
     ]
     log = AuditLog.objects.get(action="approval_denied")
     assert log.actor == other and log.details["refused"] is True
+
+
+def test_approving_with_unusable_platform_credentials_fails_the_execution_not_the_page(
+    client, healing, approval, company_admin_a, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The server's AWS_PROFILE names a profile that does not exist: the decision is kept,
+    the execution fails with a message saying what to fix, and nobody sees a 500."""
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    client.force_login(company_admin_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(decide(approval), {"decision": "approve", "note": ""})
+
+    assert response.status_code == 302
+    approval.refresh_from_db()
+    assert approval.status == "approved"
+    execution = RunbookExecution.objects.get()
+    assert execution.status == ExecutionStatus.FAILED
+    assert "own AWS credentials are not usable" in execution.error
+    assert "no-such-profile" in execution.error
+    assert client.get(response["Location"]).status_code == 200
