@@ -2,10 +2,11 @@
 machine (docs/decisions.md "Notifications outside the browser").
 
 ``fan_out`` (a Celery task after the notifying transaction commits) writes one Delivery row
-per matching channel: queued, held (over the channel's rate cap, or an update Slack and
-Teams cannot thread) or suppressed (quiet hours). ``send_one`` sends a queued row under a
-row lock: a re-run finds it sent and sends nothing. ``flush_digests`` turns the held rows
-of a channel, once its window has passed, into one digest message.
+per matching channel: queued or held (over the channel's rate cap, an update Slack and
+Teams cannot thread, or inside the channel's quiet hours). ``send_one`` sends a queued row
+under a row lock: a re-run finds it sent and sends nothing. ``flush_digests`` turns the
+held rows of a channel, once its window has passed and outside its quiet hours (critical
+rows aside when they may override them), into one digest message.
 """
 
 from __future__ import annotations
@@ -68,6 +69,15 @@ def _in_quiet_hours(channel: Channel, now: datetime) -> bool:
     return local >= start or local < end
 
 
+def _may_pass_quiet_hours(channel: Channel, severity: str, now: datetime) -> bool:
+    """Outside quiet hours anything goes; inside, only critical messages, and only when the
+    channel lets them override. What is kept back is held, and goes out in one digest once
+    the quiet hours end (``flush_digests``), as a pager defers low urgency to the morning."""
+    if not _in_quiet_hours(channel, now):
+        return True
+    return severity == "critical" and channel.critical_overrides_quiet
+
+
 def matches(channel: Channel, *, kind: str, severity: str, company_id: int | None) -> bool:
     """Do the channel's filters let this notification through?"""
     if channel.kinds and kind not in channel.kinds:
@@ -93,10 +103,8 @@ def may_receive(channel: Channel, company_id: int | None) -> bool:
 
 def _status_for(channel: Channel, delivery: Delivery, now: datetime) -> DeliveryStatus:
     """Queued, held or suppressed, decided under the channel's row lock."""
-    if _in_quiet_hours(channel, now) and not (
-        delivery.severity == "critical" and channel.critical_overrides_quiet
-    ):
-        return DeliveryStatus.SUPPRESSED
+    if not _may_pass_quiet_hours(channel, delivery.severity, now):
+        return DeliveryStatus.HELD
     window_start = now - timedelta(seconds=settings.NOTIFY_RATE_WINDOW)
     if delivery.incident_id is not None:
         earlier = Delivery.objects.filter(
@@ -334,6 +342,13 @@ def send_test(channel: Channel) -> Outcome:
     return outcome
 
 
+def _digest_body(count: int, *, quiet: int) -> str:
+    parts = [f"{quiet} held during the channel's quiet hours"] if quiet else []
+    if count > quiet:
+        parts.append(f"{count - quiet} grouped to stay under its rate cap")
+    return f"{count} {'message' if count == 1 else 'messages'}: {'; '.join(parts)}."
+
+
 def flush_digests(now: datetime | None = None) -> list[int]:
     """For each channel whose oldest held row is a full window old: one digest row standing
     for all its held rows (they point at it), queued; returns the digest ids to send."""
@@ -376,9 +391,15 @@ def _make_digest(channel_id: int, now: datetime) -> Delivery | None:
                 status=DeliveryStatus.SUPPRESSED,
                 last_error="Channel switched off, or the recipient no longer sees the company.",
             )
-        held = [h for h in held if h.pk not in set(dropped)]
+        # In quiet hours only what may pass them is digested; the rest waits for their end.
+        held = [
+            h
+            for h in held
+            if h.pk not in set(dropped) and _may_pass_quiet_hours(channel, h.severity, now)
+        ]
         if not held:
             return None
+        quiet = [h for h in held if not _may_pass_quiet_hours(channel, h.severity, h.created_at)]
         minutes = max(1, round((now - min(h.created_at for h in held)).total_seconds() / 60))
         per_company: dict[str, set] = defaultdict(set)
         for h in held:
@@ -397,7 +418,7 @@ def _make_digest(channel_id: int, now: datetime) -> Delivery | None:
             level=Level.WARNING,
             severity=max((h.severity for h in held), key=lambda s: SEVERITY_RANK.get(s, 1)),
             title=f"{', '.join(parts)} in the last {minutes} min",
-            body=f"{len(held)} messages grouped to stay under the channel's rate cap.",
+            body=_digest_body(len(held), quiet=len(quiet)),
             url="/incidents/",
             is_digest=True,
         )

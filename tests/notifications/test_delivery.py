@@ -261,7 +261,31 @@ def test_quiet_hours_in_the_users_zone(
     run_commit(page, [technician_a], incident_of(company_a, severity=severity))
     assert len(hook.requests) == (1 if sent else 0)
     row = Delivery.objects.get()
-    assert row.status == ("sent" if sent else "suppressed")
+    assert row.status == ("sent" if sent else "held")
+
+
+def test_what_quiet_hours_held_goes_out_in_one_digest_when_they_end(
+    smtp, technician_a, company_a, run_commit
+):
+    """Nothing is lost to quiet hours: the night's messages wait, the digest does not go out
+    while they last, and one message lists them all once they are over."""
+    start, end = _quiet_now_for("UTC")
+    add_channel(technician_a, "email", "tech@acme.example", quiet_start=start, quiet_end=end)
+    incidents = [incident_of(company_a, severity="high", title=f"Disk {n}") for n in range(3)]
+    for incident in incidents:
+        run_commit(page, [technician_a], incident)
+    assert smtp.mails() == []
+    assert Delivery.objects.filter(status="held").count() == 3
+
+    assert delivery.flush_digests(now=timezone.now() + dt.timedelta(minutes=10)) == []
+    (digest_id,) = delivery.flush_digests(now=timezone.now() + dt.timedelta(minutes=75))
+    send_delivery.delay(digest_id)
+
+    (digest,) = smtp.mails()
+    assert digest.subject.startswith("3 more incidents for Acme Corp in the last ")
+    assert "3 messages: 3 held during the channel's quiet hours." in digest.text
+    for incident in incidents:
+        assert f"https://aw.example.test/incidents/{incident.pk}/" in digest.links
 
 
 def test_quiet_hours_elsewhere_in_the_day_do_not_hold(
