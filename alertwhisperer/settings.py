@@ -254,6 +254,7 @@ CELERY_BEAT_SCHEDULE = {
     "compliance-sync": {"task": "apps.compliance.tasks.sync_all_companies", "schedule": 3600.0},
     "worker-heartbeat": {"task": "apps.ops.tasks.heartbeat", "schedule": 15.0},
     "escalation-sweep": {"task": "apps.oncall.tasks.escalation_sweep", "schedule": 15.0},
+    "assign-woken": {"task": "apps.silences.tasks.assign_woken_incidents", "schedule": 60.0},
     "compliance-export": {
         "task": "apps.compliance.tasks.export_all_companies",
         "schedule": 86400.0,

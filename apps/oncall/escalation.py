@@ -1,10 +1,11 @@
 """Escalation: paging people about an incident nobody acknowledges, step by step.
 
 The rules:
-1. A new visible incident outside maintenance starts escalating (``escalations_start``) with
-   its company's policy for its severity, else its company's policy for any severity, else
-   ``DEFAULT_STEPS``: whoever is on call at once, the company's admins 15 minutes later, the
-   MSP admins 15 minutes after that (30 after the start).
+1. A new visible incident outside maintenance, silences and snoozes starts escalating
+   (``escalations_start``; a quiet one starts when its silence or snooze ends) with its
+   company's policy for its severity, else its company's policy for any severity, else
+   ``DEFAULT_STEPS``: whoever is on call at once, the company's admins 15 minutes later,
+   the MSP admins 15 minutes after that (30 after the start).
 2. A step's ``wait_minutes`` counts from the previous step (from the start for the first).
    After the last step the steps run again ``repeat`` more times, ``repeat_after_minutes``
    after it.
@@ -51,6 +52,7 @@ from apps.oncall.models import (
 )
 from apps.oncall.schedules import who_is_on_call
 from apps.oncall.selectors import reachable_users, schedules_loaded
+from apps.silences.selectors import silenced_incidents, snoozed_now
 
 logger = logging.getLogger(__name__)
 
@@ -113,10 +115,11 @@ def _with_policy(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
 
 
 def escalations_start(*, incident_ids: Iterable[int], now: datetime | None = None) -> int:
-    """Start escalating these incidents when visible, open, unacknowledged and not in
-    maintenance. An incident escalates once: a second start skips it (and the one-to-one
-    row settles a race). Two queries for any number of incidents. Returns how many
-    started."""
+    """Start escalating these incidents when visible, open, unacknowledged, not in
+    maintenance and not silenced or snoozed (they start when that ends,
+    ``silences.services.quiet_ended_assign``). An incident escalates once: a second start
+    skips it (and the one-to-one row settles a race). Three queries for any number of
+    incidents (four with a label silence). Returns how many started."""
     now = now or timezone.now()
     incidents = _with_policy(
         Incident.objects.filter(
@@ -126,10 +129,17 @@ def escalations_start(*, incident_ids: Iterable[int], now: datetime | None = Non
             status__in=OPEN_STATUSES,
             acknowledged_at__isnull=True,
             escalation__isnull=True,
-        ).only("pk")
+        )
+        .exclude(pk__in=snoozed_now(now))
+        .only("pk", "company_id", "asset_name", "signature")
     )
+    # Quiet incidents are not new work: they start once their silence or snooze ends.
+    incidents = list(incidents)
+    silenced = silenced_incidents(incidents)
     rows = []
     for incident in incidents:
+        if incident.pk in silenced:
+            continue
         if incident.policy_id is None:
             wait = DEFAULT_PLAN.steps[0].wait_minutes
         elif incident.first_wait is None:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import defaultdict
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.services import record
 from apps.common.errors import ValidationError
-from apps.incidents.choices import EventKind
+from apps.incidents.choices import OPEN_STATUSES, EventKind
 from apps.incidents.models import Incident, IncidentEvent
+from apps.incidents.services import incidents_auto_assign
 from apps.notifications.live import company_changed
 from apps.silences.models import Silence, Snooze
 from apps.tenants.models import Company
 
 REASON_MAX = 500
+# Quiet periods that ended this long ago are looked at again by each run of the beat task
+# (every minute): a run missed while the worker restarted is made up by the next.
+WAKE_LOOKBACK = timedelta(minutes=5)
+WAKE_LIMIT = 1000
 
 
 def _check_reason(reason: str, *, required: bool) -> str:
@@ -95,6 +102,7 @@ def silence_expire(*, silence_id: int, actor: User) -> Silence:
         details={"matchers": silence.matcher_text},
     )
     company_changed(silence.company_id)
+    transaction.on_commit(quiet_ended_assign, robust=True)
     return silence
 
 
@@ -151,4 +159,33 @@ def incident_wake(*, incident_id: int, actor: User) -> int:
         )
         record(action="incident_woken", actor=actor, company=incident.company, target=incident)
         company_changed(incident.company_id)
+        transaction.on_commit(quiet_ended_assign, robust=True)
     return ended
+
+
+def quiet_ended_assign(*, now: datetime | None = None) -> int:
+    """Incidents a silence or snooze kept from being assigned come back to work once it
+    ends, on time or early: each open, visible, unassigned one of those snoozes, or of the
+    companies of those silences, is given to whoever is on call, as a new incident is
+    (and starts escalating if it never did). Incidents still quiet for another reason stay
+    as they are. Safe to repeat: it looks at quiet periods that ended in the last
+    ``WAKE_LOOKBACK``. Returns how many incidents were looked at."""
+    now = now or timezone.now()
+    since = now - WAKE_LOOKBACK
+    snoozes = Snooze.objects.filter(
+        Q(ended_at__range=(since, now)) | Q(ended_at__isnull=True, until__range=(since, now))
+    ).values("incident_id")
+    silences = Silence.objects.filter(
+        Q(expired_at__range=(since, now)) | Q(expired_at__isnull=True, ends_at__range=(since, now))
+    ).values("company_id")
+    by_company: dict[int, list[int]] = defaultdict(list)
+    for company_id, pk in Incident.objects.filter(
+        Q(pk__in=snoozes) | Q(company_id__in=silences),
+        visible=True,
+        in_maintenance=False,
+        assigned_to__isnull=True,
+        status__in=OPEN_STATUSES,
+    ).values_list("company_id", "pk")[:WAKE_LIMIT]:
+        by_company[company_id].append(pk)
+    incidents_auto_assign(incident_ids=by_company)
+    return sum(len(ids) for ids in by_company.values())

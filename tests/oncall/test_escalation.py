@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from apps.accounts.roles import Role
 from apps.incidents.choices import EventKind, IncidentStatus
@@ -21,6 +22,8 @@ from apps.notifications.models import Kind, Notification
 from apps.oncall.choices import StopReason, Target
 from apps.oncall.escalation import escalations_start, escalations_sweep
 from apps.oncall.models import EscalationPage, IncidentEscalation
+from apps.silences.models import Snooze
+from apps.silences.services import silence_create
 from tests.factories import UserFactory
 from tests.incidents.factories import IncidentFactory
 from tests.oncall.factories import policy, rotation, schedule_of
@@ -259,10 +262,12 @@ def test_new_incidents_start_escalating_after_their_assignment(
     assert paged(incident) == [(0, 0, [technician_a.email])]
 
 
-def test_starting_escalation_costs_two_queries_for_any_number(company_a, django_assert_num_queries):
+def test_starting_escalation_costs_three_queries_for_any_number(
+    company_a, django_assert_num_queries
+):
     policy(company_a, [(5, Target.COMPANY_ADMINS)], severity="critical")
     incidents = [IncidentFactory(company=company_a, severity=s) for s in ("critical", "low") * 20]
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         assert escalations_start(incident_ids=[i.pk for i in incidents], now=T0) == 40
     waits = {
         (e.incident.severity, e.next_step_at - T0)
@@ -282,3 +287,21 @@ def test_a_storm_of_first_steps_reads_who_is_on_call_once(company_a, company_b):
     assert sum('FROM "accounts_membership"' in q for q in sql) == 1
     assert len(sql) <= 12 + 5 * 40
     assert EscalationPage.objects.filter(incident__in=incidents).count() == 40
+
+
+def test_a_snoozed_or_silenced_incident_does_not_start_escalating(company_a, company_admin_a):
+    snoozed = IncidentFactory(company=company_a, asset_name="srv-01")
+    Snooze.objects.create(incident=snoozed, until=timezone.now() + timedelta(hours=1))
+    silenced = IncidentFactory(company=company_a, asset_name="srv-02", signature="disk_full")
+    silence_create(
+        company=company_a,
+        asset_name="srv-02",
+        signature="",
+        labels={},
+        reason="Vendor work",
+        ends_at=timezone.now() + timedelta(hours=1),
+        actor=company_admin_a,
+    )
+    loud = IncidentFactory(company=company_a, asset_name="srv-03")
+    assert escalations_start(incident_ids=[snoozed.pk, silenced.pk, loud.pk]) == 1
+    assert list(IncidentEscalation.objects.values_list("incident_id", flat=True)) == [loud.pk]
