@@ -8,12 +8,39 @@ apps/oncall/escalation.py the rules of the escalation sweep.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
 from django.db.models import Q
 
 from apps.alerts.choices import Severity
 from apps.oncall.choices import Frequency, StopReason, Target
 from apps.tenants.choices import Weekday
+
+
+def _parent(instance: models.Model, name: str) -> models.Model | None:
+    """The object a foreign key points to, saved or only set (an admin inline's parent
+    being added), or None."""
+    try:
+        return getattr(instance, name)
+    except ObjectDoesNotExist:
+        return None
+
+
+def _may_be_on_call(user_id: int, company_id: int) -> bool:
+    """A technician or company admin of the company (whom a schedule may put on call)."""
+    from apps.accounts.models import Membership
+    from apps.incidents.selectors import ASSIGNEE_ROLES
+
+    return Membership.objects.filter(
+        user_id=user_id, company_id=company_id, user__groups__name__in=ASSIGNEE_ROLES
+    ).exists()
+
+
+def _check_on_call(user_id: int | None, company, field: str = "user") -> None:
+    if user_id is not None and company is not None and not _may_be_on_call(user_id, company.pk):
+        raise ValidationError(
+            {field: f"Only technicians and company admins of {company} can be on call for it."}
+        )
 
 
 class Schedule(models.Model):
@@ -91,6 +118,11 @@ class RotationMember(models.Model):
     def __str__(self) -> str:
         return f"{self.position}. {self.user}"
 
+    def clean(self) -> None:
+        rotation = _parent(self, "rotation")
+        schedule = rotation and _parent(rotation, "schedule")
+        _check_on_call(self.user_id, schedule and _parent(schedule, "company"))
+
 
 class Override(models.Model):
     """Someone covers a period ("X covers Tuesday 20:00–08:00"): they alone are on call then,
@@ -118,6 +150,10 @@ class Override(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} covers {self.starts_at:%Y-%m-%d %H:%M}–{self.ends_at:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        schedule = _parent(self, "schedule")
+        _check_on_call(self.user_id, schedule and _parent(schedule, "company"))
 
 
 class EscalationPolicy(models.Model):
@@ -189,6 +225,31 @@ class EscalationStep(models.Model):
 
     def __str__(self) -> str:
         return f"Step {self.position + 1}: {self.get_target_display()}"
+
+    def clean(self) -> None:
+        """A step pages only people who may open its company's incidents."""
+        from apps.oncall.selectors import reachable_users
+
+        errors = {}
+        policy = _parent(self, "policy")
+        company = policy and _parent(policy, "company")
+        if self.schedule_id and self.target != Target.ON_CALL:
+            errors["schedule"] = "A schedule applies to a “whoever is on call” step only."
+        elif self.schedule_id and company and self.schedule.company_id != company.pk:
+            errors["schedule"] = f"This schedule belongs to {self.schedule.company}, not {company}."
+        if self.user_id and self.target != Target.USER:
+            errors["user"] = "A person applies to a “specific person” step only."
+        elif (
+            self.user_id
+            and company
+            and not reachable_users(company_id=company.pk, user_ids=[self.user_id])
+        ):
+            errors["user"] = (
+                f"{self.user} cannot open {company}'s incidents: choose an active member of "
+                "the company or an MSP admin."
+            )
+        if errors:
+            raise ValidationError(errors)
 
 
 class IncidentEscalation(models.Model):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 from django.urls import reverse
 
 from apps.oncall.choices import Target
 from apps.oncall.models import EscalationPolicy, Schedule
+from tests.oncall.factories import rotation, schedule_of
 
 pytestmark = pytest.mark.django_db
 
@@ -100,3 +103,98 @@ def test_technicians_cannot_reach_the_oncall_admin(client, technician_a):
     response = client.get(reverse("admin:oncall_schedule_changelist"))
     assert response.status_code in (302, 403, 404)
     assert not Schedule.objects.exists()
+
+
+def _policy_with_step(client, company, **step) -> str:
+    response = client.post(
+        reverse("admin:oncall_escalationpolicy_add"),
+        {
+            "company": company.pk,
+            "name": "Cross-company",
+            "severity": "",
+            "repeat": "0",
+            "repeat_after_minutes": "15",
+            **inline_management("steps", 1),
+            "steps-0-position": "0",
+            "steps-0-wait_minutes": "0",
+            **{f"steps-0-{name}": value for name, value in step.items()},
+        },
+    )
+    assert response.status_code == 200
+    assert not EscalationPolicy.objects.exists()
+    return html.unescape(response.content.decode())
+
+
+def test_a_step_never_pages_someone_of_another_company(
+    client, msp_admin, company_a, company_b, technician_b
+):
+    client.force_login(msp_admin)
+    body = _policy_with_step(client, company_a, target=Target.USER, user=technician_b.pk)
+    assert f"{technician_b} cannot open Acme Corp's incidents" in body
+
+
+def test_a_step_uses_a_schedule_of_its_own_company(client, msp_admin, company_a, company_b):
+    client.force_login(msp_admin)
+    other = schedule_of(company_b)
+    body = _policy_with_step(client, company_a, target=Target.ON_CALL, schedule=other.pk)
+    assert "This schedule belongs to Globex, not Acme Corp." in body
+    body = _policy_with_step(
+        client, company_a, target=Target.MSP_ADMINS, schedule=schedule_of(company_a).pk
+    )
+    assert "A schedule applies to a “whoever is on call” step only." in body
+
+
+def test_a_rotation_and_an_override_only_take_the_schedules_company_people(
+    client, msp_admin, company_a, technician_a, technician_b
+):
+    client.force_login(msp_admin)
+    schedule = schedule_of(company_a)
+    response = client.post(
+        reverse("admin:oncall_schedule_change", args=[schedule.pk]),
+        {
+            "company": company_a.pk,
+            "name": "Primary",
+            **inline_management("rotations"),
+            **inline_management("overrides", 1),
+            "overrides-0-user": technician_b.pk,
+            "overrides-0-starts_at_0": "2026-12-24",
+            "overrides-0-starts_at_1": "20:00",
+            "overrides-0-ends_at_0": "2026-12-25",
+            "overrides-0-ends_at_1": "08:00",
+        },
+    )
+    assert response.status_code == 200
+    assert "Only technicians and company admins of Acme Corp can be on call" in html.unescape(
+        response.content.decode()
+    )
+    assert not schedule.overrides.exists()
+
+    nights = rotation(schedule, [technician_a])
+    response = client.post(
+        reverse("admin:oncall_rotation_change", args=[nights.pk]),
+        {
+            "name": nights.name,
+            "schedule": schedule.pk,
+            "layer": "0",
+            "frequency": "daily",
+            "handoff_time": "09:00",
+            "handoff_weekday": "0",
+            "start_date": "2026-01-05",
+            "members-TOTAL_FORMS": "2",
+            "members-INITIAL_FORMS": "1",
+            "members-MIN_NUM_FORMS": "0",
+            "members-MAX_NUM_FORMS": "1000",
+            "members-0-id": nights.members.get().pk,
+            "members-0-rotation": nights.pk,
+            "members-0-position": "0",
+            "members-0-user": technician_a.pk,
+            "members-1-rotation": nights.pk,
+            "members-1-position": "1",
+            "members-1-user": technician_b.pk,
+        },
+    )
+    assert response.status_code == 200, response.status_code
+    assert "Only technicians and company admins of Acme Corp can be on call" in html.unescape(
+        response.content.decode()
+    )
+    assert list(nights.members.values_list("user_id", flat=True)) == [technician_a.pk]
