@@ -820,3 +820,13 @@ def test_invalid_windows_show_the_models_message_inline(
     assert any(message in error for error in field_errors(response.content.decode()))
     assert not MaintenanceWindow.objects.exists()
     assert not AuditLog.objects.filter(action="maintenance_changed").exists()
+
+
+def test_msp_admins_reach_a_companys_on_call_page_from_the_company(client, msp_admin, company_a):
+    """The top bar has no room for "On call" beside the MSP admin's links: the company page
+    leads there."""
+    client.force_login(msp_admin)
+    body = client.get(reverse("tenants:company_detail", args=["acme"])).content.decode()
+    link = reverse("oncall:company", args=["acme"])
+    assert f'href="{link}">On call</a>' in body
+    assert client.get(link).status_code == 200
