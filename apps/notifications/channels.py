@@ -36,7 +36,12 @@ USER_AGENT = "AlertWhisperer-Notifications/1.0"
 
 
 class SendError(Exception):
-    """A message could not be sent; the text says why (shown to the channel's owner)."""
+    """A message could not be sent; the text says why (shown to the channel's owner).
+    ``permanent``: trying again cannot help (the address is refused), so it is not retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 def validate_target(kind: str, target: str) -> str:
@@ -302,7 +307,9 @@ def post_json(url: str, payload: dict, *, secret: str = "", delivery_id: int = 0
                 allow_redirects=False,
             )
     except egress.ForbiddenAddress as exc:
-        raise SendError(f"Refused: {exc}; only public addresses can receive messages.") from exc
+        raise SendError(
+            f"Refused: {exc}; only public addresses can receive messages.", permanent=True
+        ) from exc
     except requests.Timeout as exc:
         raise SendError(f"{host} timed out.") from exc
     except requests.ConnectionError as exc:

@@ -273,7 +273,11 @@ def send_one(delivery_id: int) -> Outcome:
                 delivery.attempts,
                 delivery.last_error,
             )
-            final = delivery.is_test or delivery.attempts >= settings.NOTIFY_MAX_ATTEMPTS
+            final = (
+                exc.permanent
+                or delivery.is_test
+                or delivery.attempts >= settings.NOTIFY_MAX_ATTEMPTS
+            )
             if final:
                 delivery.status = DeliveryStatus.FAILED
             delivery.save(update_fields=["status", "attempts", "last_error", "updated_at"])

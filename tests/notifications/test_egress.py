@@ -79,6 +79,6 @@ def test_a_name_resolving_to_an_internal_address_is_refused_at_send_time(
 
     assert hook.requests == []
     delivery = Delivery.objects.get(channel=channel)
-    assert delivery.status == DeliveryStatus.FAILED
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 1)  # not retried
     assert "private or internal address" in delivery.last_error
     assert "127.0.0.1" in delivery.last_error or "::1" in delivery.last_error
