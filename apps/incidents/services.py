@@ -45,6 +45,8 @@ RESCORE_CHUNK = 1000
 # Sent with ``incident_ids`` once new visible incidents have been through auto-assignment:
 # apps.oncall starts their escalation (no import goes upward).
 incidents_opened = Signal()
+# A resolved incident reopened by hand (``incident_id``), sent once the change commits.
+incident_reopened = Signal()
 
 
 def incident_auto_assign(*, incident_id: int) -> User | None:
@@ -339,6 +341,10 @@ def incident_status_change(
         details={"from": previous.value, "to": status.value},
     )
     company_changed(incident.company_id)
+    if previous == IncidentStatus.RESOLVED:
+        transaction.on_commit(
+            lambda: incident_reopened.send(sender=Incident, incident_id=incident.pk), robust=True
+        )
     return incident
 
 

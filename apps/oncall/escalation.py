@@ -10,7 +10,8 @@ The rules:
    After the last step the steps run again ``repeat`` more times, ``repeat_after_minutes``
    after it.
 3. Escalation stops once the incident is acknowledged or resolved: the sweep finds it so
-   when its next step falls due and pages nobody.
+   when its next step falls due and pages nobody. Reopening it by hand escalates it again
+   from the first step (a new ``cycle``, whose pages are rows of their own).
 4. The sweep (a Celery beat task) reads only the escalations due (partial index on
    ``next_step_at``), locks them with ``SKIP LOCKED`` so workers share them out, and writes
    each step's page row, notifications, timeline event and the next due time in one
@@ -159,6 +160,47 @@ def escalations_start(*, incident_ids: Iterable[int], now: datetime | None = Non
     return len(IncidentEscalation.objects.bulk_create(rows, ignore_conflicts=True))
 
 
+def escalations_restart(*, incident_ids: Iterable[int], now: datetime | None = None) -> int:
+    """Escalate reopened incidents again from their policy's first step, as a new cycle
+    (its pages do not collide with the first cycle's); those that never escalated start.
+    Returns how many were restarted or started."""
+    now = now or timezone.now()
+    incident_ids = list(incident_ids)
+    restarted = 0
+    for escalation in (
+        IncidentEscalation.objects.select_for_update(of=("self",))
+        .filter(
+            incident_id__in=incident_ids,
+            finished_at__isnull=False,
+            incident__status__in=OPEN_STATUSES,
+            incident__acknowledged_at__isnull=True,
+        )
+        .select_related("policy")
+    ):
+        plan = plan_of(escalation.policy)
+        if not plan.steps:
+            continue
+        escalation.cycle += 1
+        escalation.step = escalation.round = 0
+        escalation.started_at = now
+        escalation.next_step_at = now + timedelta(minutes=plan.steps[0].wait_minutes)
+        escalation.finished_at = None
+        escalation.stop_reason = ""
+        escalation.save(
+            update_fields=[
+                "cycle",
+                "step",
+                "round",
+                "started_at",
+                "next_step_at",
+                "finished_at",
+                "stop_reason",
+            ]
+        )
+        restarted += 1
+    return restarted + escalations_start(incident_ids=incident_ids, now=now)
+
+
 class Sweep:
     """What one sweep reads once and signals once: a storm's new incidents of one company
     page the same people, and their dashboards need one live update, not one per
@@ -273,15 +315,23 @@ def recipients(*, incident: Incident, step: Step, at: datetime) -> list[User]:
     return reachable_users(company_id=company_id, user_ids=ids) if ids else []
 
 
-def _page_row(incident_id: int, step: int, round_: int, target: str, now: datetime) -> int | None:
-    """Insert the page row of this step and round; None when it exists already (another
-    worker paged it). One statement, no savepoint, on PostgreSQL as on SQLite."""
+def _page_row(escalation: IncidentEscalation, target: str, now: datetime) -> int | None:
+    """Insert the page row of the escalation's step, round and cycle; None when it exists
+    already (another worker paged it). One statement, no savepoint, on PostgreSQL as on
+    SQLite."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {EscalationPage._meta.db_table} "  # noqa: S608 - table name only
-            "(incident_id, step, round, target, created_at) VALUES (%s, %s, %s, %s, %s) "
-            "ON CONFLICT DO NOTHING RETURNING id",
-            [incident_id, step, round_, target, now],
+            "(incident_id, cycle, step, round, target, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+            [
+                escalation.incident_id,
+                escalation.cycle,
+                escalation.step,
+                escalation.round,
+                target,
+                now,
+            ],
         )
         row = cursor.fetchone()
     return row[0] if row else None
@@ -291,7 +341,7 @@ def _page(escalation: IncidentEscalation, step: Step, sweep: Sweep) -> None:
     """Page the step's people once (the page row's constraint), with a timeline event."""
     now = sweep.now
     incident = escalation.incident
-    page_id = _page_row(incident.pk, escalation.step, escalation.round, step.target, now)
+    page_id = _page_row(escalation, step.target, now)
     if page_id is None:
         logger.info(
             "Step %s of round %s of incident %s has paged already",
@@ -306,19 +356,22 @@ def _page(escalation: IncidentEscalation, step: Step, sweep: Sweep) -> None:
             EscalationPage.recipients.through(escalationpage_id=page_id, user_id=user.pk)
             for user in users
         )
-    label = f"step {escalation.step + 1}" + (
-        f" (round {escalation.round + 1})" if escalation.round else ""
+    label = (
+        f"step {escalation.step + 1}"
+        + (f" (round {escalation.round + 1})" if escalation.round else "")
+        + (" after reopening" if escalation.cycle else "")
     )
     if users:
         names = ", ".join(str(user) for user in users)
         text = f"Escalated to {label}: paged {names}"
         # The first page is, for the people on call, the one message about a new incident.
         first = escalation.step == 0 and escalation.round == 0
+        opening = "Reopened" if escalation.cycle else "New incident"
         notify(
             users=users,
             kind=Kind.ESCALATION,
             level=Level.CRITICAL if incident.severity == "critical" else Level.WARNING,
-            title=f"{'New incident' if first else 'Unacknowledged'}: {incident.title}",
+            title=f"{opening if first else 'Unacknowledged'}: {incident.title}",
             body=f"{incident.company.name} · {incident.get_severity_display().lower()} · "
             + (
                 "you are paged first: acknowledge to stop the escalation"
@@ -340,6 +393,7 @@ def _page(escalation: IncidentEscalation, step: Step, sweep: Sweep) -> None:
         details={
             "step": escalation.step,
             "round": escalation.round,
+            "cycle": escalation.cycle,
             "target": step.target,
             "paged": [user.pk for user in users],
         },

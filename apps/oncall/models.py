@@ -270,6 +270,8 @@ class IncidentEscalation(models.Model):
     )
     step = models.PositiveSmallIntegerField(default=0)
     round = models.PositiveSmallIntegerField(default=0)
+    # Each reopening of the incident escalates it again from the first step: a new cycle.
+    cycle = models.PositiveSmallIntegerField(default=0)
     next_step_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -297,20 +299,23 @@ class EscalationPage(models.Model):
     )
     step = models.PositiveSmallIntegerField()
     round = models.PositiveSmallIntegerField()
+    cycle = models.PositiveSmallIntegerField(default=0)
     target = models.CharField(max_length=20, choices=Target.choices)
     recipients = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="+", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["incident_id", "round", "step"]
+        ordering = ["incident_id", "cycle", "round", "step"]
         constraints = [
             models.UniqueConstraint(
-                fields=["incident", "step", "round"], name="oncall_page_once_per_step"
+                fields=["incident", "cycle", "step", "round"], name="oncall_page_once_per_step"
             )
         ]
 
     def __str__(self) -> str:
-        return f"#{self.incident_id} step {self.step + 1} round {self.round + 1}"
+        return f"#{self.incident_id} step {self.step + 1} round {self.round + 1}" + (
+            f" (reopened, cycle {self.cycle + 1})" if self.cycle else ""
+        )
 
 
 class AckLink(models.Model):

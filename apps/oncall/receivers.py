@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
-from apps.oncall.escalation import escalations_start
+from apps.oncall.escalation import escalations_restart, escalations_start
 from apps.oncall.tasks import escalation_sweep
 
 
@@ -22,3 +22,11 @@ def _start(incident_ids: list[int]) -> None:
     beat, which still runs it should the broker be down (``robust``)."""
     if escalations_start(incident_ids=incident_ids):
         transaction.on_commit(escalation_sweep.delay, robust=True)
+
+
+def restart_escalation(*, incident_id: int, **kwargs: Any) -> None:
+    """A reopened incident pages again from the first step (the reopen has committed)."""
+    with transaction.atomic():
+        restarted = escalations_restart(incident_ids=[incident_id])
+    if restarted:
+        escalation_sweep.delay()

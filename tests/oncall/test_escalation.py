@@ -305,3 +305,34 @@ def test_a_snoozed_or_silenced_incident_does_not_start_escalating(company_a, com
     loud = IncidentFactory(company=company_a, asset_name="srv-03")
     assert escalations_start(incident_ids=[snoozed.pk, silenced.pk, loud.pk]) == 1
     assert list(IncidentEscalation.objects.values_list("incident_id", flat=True)) == [loud.pk]
+
+
+def test_reopening_escalates_again_from_the_first_step(
+    incident, people, django_capture_on_commit_callbacks
+):
+    """Resolved, then reopened by hand: nobody has acknowledged it since, so the on-call
+    person is paged again ("Reopened: …") and the steps follow as for a new incident."""
+    escalations_start(incident_ids=[incident.pk], now=T0)
+    escalations_sweep(now=T0)
+    incident_status_change(
+        incident_id=incident.pk,
+        status=IncidentStatus.RESOLVED,
+        note="Rebooted",
+        actor=people["msp"],
+    )
+    escalations_sweep(now=minutes(15))
+    assert IncidentEscalation.objects.get(incident=incident).stop_reason == StopReason.RESOLVED
+
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_status_change(
+            incident_id=incident.pk, status=IncidentStatus.IN_PROGRESS, actor=people["msp"]
+        )
+    escalation = IncidentEscalation.objects.get(incident=incident)
+    assert (escalation.cycle, escalation.step, escalation.finished_at) == (1, 1, None)
+    pages = EscalationPage.objects.filter(incident=incident).order_by("cycle", "step")
+    assert [(p.cycle, p.step) for p in pages] == [(0, 0), (1, 0)]
+    assert [u.email for u in pages[1].recipients.all()] == ["tech@acme.example"]
+    titles = Notification.objects.filter(user=people["tech"], kind=Kind.ESCALATION).values_list(
+        "title", flat=True
+    )
+    assert sorted(t.split(":")[0] for t in titles) == ["New incident", "Reopened"]
