@@ -9,7 +9,8 @@ Run after `make bench` (it reuses its database, Redis db 2 and bench/results/key
 It calls the webhook server's WSGI application directly for --requests signed requests in
 eight chunks and prints the CPU per request of the fastest and the median chunk (the
 fastest is the one least disturbed by the rest of the machine), then correlates what they
-stored in one sweep and prints the worker's CPU per alert. Add --profile to print the
+stored in one sweep and prints the worker's CPU per alert, then runs the escalation sweep
+over the incidents opened and prints its CPU per incident. Add --profile to print the
 functions that took the most time (cProfile).
 """
 
@@ -182,6 +183,31 @@ def sweeps(
         f"worker: {count} sweeps of {alerts // count} alerts: "
         f"{each['sweep']:.3f} ms CPU per alert to correlate, {each['after']:.3f} ms after; "
         f"{queries['sweep'] / count:.1f} queries per sweep, {queries['after'] / count:.1f} after"
+    )
+    escalate()
+
+
+def escalate() -> None:
+    """The escalation sweep over the incidents the sweeps opened (their first step, due at
+    once): the worker's cost per new incident that ``after`` leaves to Celery."""
+    from django.db import connection
+
+    from apps.oncall.escalation import escalations_sweep
+
+    statements = 0
+
+    def count(execute, sql, params, many, context):
+        nonlocal statements
+        statements += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        start = time.process_time()
+        moved = escalations_sweep()
+        spent = time.process_time() - start
+    print(
+        f"escalation: {moved} first steps: {spent / max(moved, 1) * 1000:.2f} ms CPU and "
+        f"{statements / max(moved, 1):.1f} queries per incident"
     )
 
 
