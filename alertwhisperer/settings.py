@@ -211,6 +211,9 @@ CELERY_TASK_SERIALIZER = "json"
 # Correlation drains that may run side by side (companies are split between them): as many
 # as worker processes (the Procfile runs --concurrency=2).
 CORRELATION_DRAINS = int(os.environ.get("CORRELATION_DRAINS", "2"))
+# Dependencies derived from alert labels (a pod on its deployment) expire once their asset
+# has had no alert for this long (one day); hand-made ones never do.
+DERIVED_DEPENDENCY_IDLE_SECONDS = float(os.environ.get("DERIVED_DEPENDENCY_IDLE_SECONDS", "86400"))
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
@@ -247,6 +250,10 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "correlation-sweep": {"task": "apps.incidents.tasks.correlation_sweep", "schedule": 15.0},
     "rescore-incidents": {"task": "apps.incidents.tasks.rescore_incidents", "schedule": 300.0},
+    "expire-derived-dependencies": {
+        "task": "apps.incidents.tasks.expire_derived_dependencies",
+        "schedule": 3600.0,
+    },
     "purge-deliveries": {"task": "apps.alerts.tasks.purge_deliveries", "schedule": 3600.0},
     "check-heartbeats": {"task": "apps.heartbeats.tasks.check_heartbeats", "schedule": 30.0},
     "resume-executions": {"task": "apps.runbooks.tasks.executions_resume", "schedule": 30.0},

@@ -4,7 +4,8 @@ Creates a throw-away database (``<name>_bench`` on the server of ``DATABASE_URL`
 alertwhisperer_bench on 127.0.0.1:5432) and flushes the Redis database of ``REDIS_URL``
 (else 127.0.0.1:6379 db 2); ``make bench`` runs it through scripts/services.py, which gives
 it private servers when none are set or running. It migrates, creates the bench
-companies, starts the web server, a Celery worker and beat, then drives wrk
+companies and gives each a dependency graph (issue 10: the targets hold with dependencies
+defined), starts the web server, a Celery worker and beat, then drives wrk
 (bench/ingest.lua) through these phases:
 
 a. saturation: single generic alerts, HMAC-signed, as fast as the server takes them;
@@ -394,6 +395,29 @@ def manage(env: dict[str, str], *args: str) -> None:
     )
 
 
+def dependency_edges() -> dict[str, int]:
+    """Dependencies per bench company, as the run's processes see them."""
+    with psycopg.connect(DATABASE_URL) as conn:
+        rows = conn.execute(
+            "SELECT c.slug, count(d.id) FROM tenants_company c"
+            " LEFT JOIN tenants_assetdependency d ON d.company_id = c.id"
+            " WHERE c.slug LIKE 'bench-%' GROUP BY c.slug ORDER BY c.slug"
+        ).fetchall()
+    return dict(rows)
+
+
+def describe_dependencies(edges: dict[str, int]) -> str:
+    if not edges:
+        return "dependencies: no bench company"
+    storm, *others = edges.items()
+    counts = sorted({count for _, count in others})
+    each = f"{'/'.join(map(str, counts))} edges each" if counts else "no other company"
+    return (
+        f"dependencies defined for all {len(edges)} companies: {each}; "
+        f"{storm[0]} (the storm's, with its racks) {storm[1]}"
+    )
+
+
 def write_keys_tsv() -> None:
     """bench_setup's JSON as the "<api key>\\t<secret>" lines ingest.lua reads."""
     companies = json.loads((RESULTS / "keys.json").read_text())["companies"]
@@ -518,11 +542,12 @@ def _ingest_figures(
     ]
 
 
-def report(layout: Layout, phases: dict[str, Phase]) -> dict[str, Any]:
+def report(layout: Layout, phases: dict[str, Phase], edges: dict[str, int]) -> dict[str, Any]:
     rows = figures(phases)
     print(f"\n{'figure':<44} {'measured':>10} {'target':>9}  verdict\n{'-' * 74}")
     for figure in rows:
         print(figure.row())
+    print(describe_dependencies(edges))
 
     print("\nphase           202/s  errors      p50 ms  p99 ms  late  drain s  delay p99 ms")
     for phase in phases.values():
@@ -564,6 +589,7 @@ def report(layout: Layout, phases: dict[str, Phase]) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "layout": asdict(layout),
         "figures": [asdict(figure) for figure in rows],
+        "dependency_edges": edges,
         "phases": {
             name: {
                 **asdict(phase),
@@ -703,6 +729,8 @@ def main() -> int:
     reset_stores()
     manage(env, "migrate", "--noinput", "-v0")
     manage(env, "bench_setup", f"--companies={args.companies}", f"--out={RESULTS / 'keys.json'}")
+    manage(env, "bench_dependencies")
+    edges = dependency_edges()
     write_keys_tsv()
 
     processes = Processes()
@@ -714,7 +742,7 @@ def main() -> int:
     finally:
         processes.stop_all()
 
-    summary = report(layout, phases)
+    summary = report(layout, phases, edges)
     (RESULTS / "latest.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"\nWrote {RESULTS / 'latest.json'}; process logs in {RESULTS}/*.log")
     return 0

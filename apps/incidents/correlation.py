@@ -6,9 +6,14 @@ Rules (docs/decisions.md, "Correlation"):
   from labels, dependencies); several are merged into one (audited), none opens a new
   incident. The partition depends on the set of alerts only, not on arrival order or
   batches. Two incidents grouped by hand are never merged.
-- Flapping: an incident resolved by the source takes a firing alert of its keys within
-  the window after its resolution back, silently (no new assignment or notification);
-  from FLAP_THRESHOLD such returns on it is marked ``flapping``.
+- A resolution links like a firing alert of its aggregation key at its time: it extends
+  that key of the incident it closed, and merges other incidents holding the key within
+  the window (so resolutions, too, give the same incidents in any arrival order that
+  keeps each alert's own notifications in order).
+- Flapping: an incident resolved by the source takes a firing alert of its keys back
+  (within the window of the key's segments, which reach to the resolutions), silently (no
+  new assignment or notification); from FLAP_THRESHOLD such returns on it is marked
+  ``flapping``.
 - ``auto_correlate`` off: every firing alert opens its own incident.
 - An incident stays pending (``visible`` false: not shown, not assigned) until it has
   ``min_alerts`` alerts.
@@ -466,12 +471,20 @@ class _Batch:
                 if (row[1], row[2]) in fingerprints
             ]
         wanted = Q(pk__in={row[4] for row in earlier if row[4] is not None})
-        if self.links:
-            linked = [a for a in self.alerts if a.id in self.links]
+        # What each alert can match: a firing alert its link keys, a resolution its
+        # aggregation key (``_bridge``).
+        matching = {alert_id: links.matched for alert_id, links in self.links.items()}
+        matching.update(
+            (a.id, [f"k:{self.keys[a.id]}"[: grouping.KEY_LENGTH]])
+            for a in self.alerts
+            if a.status == AlertStatus.RESOLVED and self.companies[a.company_id].auto_correlate
+        )
+        if matching:
+            linked = [a for a in self.alerts if a.id in matching]
             reach = max(self.windows[a.company_id] for a in linked)
             keys = IncidentKey.objects.filter(
                 company_id__in={a.company_id for a in linked},
-                key__in={key for a in linked for key in self.links[a.id].matched},
+                key__in={key for a in linked for key in matching[a.id]},
                 last_alert_at__gte=min(a.event_time for a in linked) - reach,
                 first_alert_at__lte=max(a.event_time for a in linked) + reach,
             )
@@ -563,7 +576,7 @@ class _Batch:
             reach = grouping.window_of(key, window)
             for candidate in self.index.get((alert.company_id, key), ()):
                 group = candidate.live()
-                if group in matches or not _accepts(group.incident, alert.event_time, window):
+                if group in matches or not _accepts(group.incident):
                     continue
                 if any(
                     first - reach <= alert.event_time <= last + reach
@@ -630,15 +643,19 @@ class _Batch:
     def _flap(self, incident: Incident) -> None:
         """Firing again soon after the source resolved it: the same incident, back open as
         it was (its assignee keeps it; nobody is notified again)."""
+        self._reopen(incident)
+        incident.flap_count += 1
+        if incident.flap_count >= FLAP_THRESHOLD and not incident.flapping:
+            incident.flapping = True
+            self.flapping_now.append(incident)
+
+    @staticmethod
+    def _reopen(incident: Incident) -> None:
         incident.status = (
             IncidentStatus.IN_PROGRESS if incident.assigned_to_id else IncidentStatus.NEW
         )
         incident.resolution = ""
         incident.resolved_at = None
-        incident.flap_count += 1
-        if incident.flap_count >= FLAP_THRESHOLD and not incident.flapping:
-            incident.flapping = True
-            self.flapping_now.append(incident)
 
     def _is_upstream(self, company_id: int, asset_name: str, incident: Incident) -> bool:
         graph = self.graphs.get(company_id, grouping.EMPTY_GRAPH)
@@ -670,6 +687,13 @@ class _Batch:
             survivor.dirty.add(key)
         kept.alert_count += gone.alert_count
         kept.open_alert_count += gone.open_alert_count
+        if kept.status == IncidentStatus.RESOLVED:
+            # Both accept, so a resolved one was resolved by the source: the survivor is
+            # open while any of their alerts is, else resolved at the later resolution.
+            if kept.open_alert_count > 0:
+                self._reopen(kept)
+            elif gone.status == IncidentStatus.RESOLVED:
+                kept.resolved_at = max(kept.resolved_at, gone.resolved_at)
         kept.first_alert_at = min(kept.first_alert_at, gone.first_alert_at)
         kept.last_alert_at = max(kept.last_alert_at, gone.last_alert_at)
         if SEVERITY_RANK[gone.severity] > SEVERITY_RANK[kept.severity]:
@@ -770,7 +794,37 @@ class _Batch:
         if closed_group is not None and self.companies[alert.company_id].auto_correlate:
             # The key reaches to the resolution, so a flap after a long firing still finds
             # the incident.
-            self._publish(closed_group, alert, [f"k:{self.keys[alert.id]}"[: grouping.KEY_LENGTH]])
+            key = f"k:{self.keys[alert.id]}"[: grouping.KEY_LENGTH]
+            self._publish(closed_group, alert, [key])
+            self._bridge(closed_group, alert, key)
+
+    def _bridge(self, group: _Group, alert: SweepAlert, key: str) -> None:
+        """A resolution says its alert fired until then, so it links like a firing alert of
+        its aggregation key at that time: other incidents holding the key within the window
+        of it are the same problem and merge (as they would, had the notifications arrived
+        in event-time order: the later alerts would have found the incident through the
+        resolution's segment)."""
+        group = group.live()
+        if not _accepts(group.incident):
+            return
+        reach = grouping.window_of(key, self.windows[alert.company_id])
+        matches = {group: key}
+        for candidate in self.index.get((alert.company_id, key), ()):
+            other = candidate.live()
+            if other in matches or not _accepts(other.incident):
+                continue
+            if any(
+                first - reach <= alert.event_time <= last + reach
+                for first, last in other.spans.get(key, ())
+            ):
+                matches[other] = key
+        if len(matches) == 1:
+            return
+        company = self.companies[alert.company_id]
+        survivor, *others = _ranked(matches)
+        for other in others:
+            if not (other.incident.grouped_by_hand and survivor.incident.grouped_by_hand):
+                self._merge(company, other, survivor, alert)
 
     # --- writing --------------------------------------------------------------------------
     def _score(self, incident: Incident) -> None:
@@ -820,6 +874,8 @@ class _Batch:
         if self.merges:
             self._write_merges()
 
+        # The incidents of this batch that stand (one resolved here may have merged since).
+        stored = {id(group.incident) for group in live}
         for group in live:
             incident = group.incident
             if not (incident.visible and incident.status in OPEN_STATUSES):
@@ -836,6 +892,8 @@ class _Batch:
                     )
                     for incident in self.resolved_now
                     if incident.status == IncidentStatus.RESOLVED
+                    and incident.resolution == Resolution.SOURCE
+                    and id(incident) in stored
                 ),
                 *(
                     IncidentEvent(
@@ -938,15 +996,16 @@ def coalesce(segments: list[list[datetime]], reach: timedelta) -> list[list[date
     return joined
 
 
-def _accepts(incident: Incident, at: datetime, window: timedelta) -> bool:
-    """Open to an alert at ``at``: accepting (not merged, not resolved by a person or a
-    runbook, not reopened by hand) and open, or resolved by the source no more than the
-    window before (a flap)."""
+def _accepts(incident: Incident) -> bool:
+    """Open to alerts: accepting (not merged, not resolved by a person or a runbook, not
+    reopened by hand) and open, or resolved by the source (a flap). Whether an alert is
+    near enough is the link keys' business: their segments reach to the resolutions
+    (``_resolve``), so a firing alert more than the window after an incident's last
+    notification never finds it. (A test of the time since ``resolved_at`` here made the
+    partition depend on arrival order: a resolution arriving late moves ``resolved_at``.)"""
     if not incident.accepting:
         return False
-    if incident.status in OPEN_STATUSES:
-        return True
-    return incident.resolution == Resolution.SOURCE and at <= incident.resolved_at + window
+    return incident.status in OPEN_STATUSES or incident.resolution == Resolution.SOURCE
 
 
 def _ranked(matches: dict[_Group, str]) -> list[_Group]:

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import yaml
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
+from apps.alerts.models import Alert
 from apps.audit.services import record
 from apps.common.errors import ValidationError
 from apps.incidents.choices import DEPENDENCIES_AUDIT_ACTION
 from apps.tenants.models import Asset, AssetDependency, Company, find_cycles
+
+logger = logging.getLogger(__name__)
 
 MAX_EDGES = 20000
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -184,3 +190,26 @@ def dependencies_from_file(*, name: str, content: bytes) -> dict[str, list[str]]
         for asset, parents in loaded.items()
         if parents is not None
     }
+
+
+def dependencies_expire_derived(*, now: datetime, idle: timedelta) -> int:
+    """Delete the dependencies derived from alert labels (a pod on its deployment) whose
+    asset has had no alert for ``idle``: pods come and go, and each sweep reads the graph
+    around its assets. Dependencies entered by hand, by the API or by an import are never
+    expired; a derived one comes back with the asset's next labelled alert. One DELETE for
+    all companies; the assets stay (their alerts and incidents point at them). Returns the
+    number of dependencies deleted."""
+    cutoff = now - idle
+    recent = Alert.objects.filter(
+        company_id=OuterRef("company_id"),
+        asset_name=OuterRef("asset__name"),
+        event_time__gte=cutoff,
+    )
+    deleted, _ = (
+        AssetDependency.objects.filter(source=AssetDependency.Source.LABELS, created_at__lt=cutoff)
+        .exclude(Exists(recent))
+        .delete()
+    )
+    if deleted:
+        logger.info("Expired %s label-derived dependencies idle since %s.", deleted, cutoff)
+    return deleted

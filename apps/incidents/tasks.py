@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 
 import kombu.exceptions
 import redis
@@ -19,6 +20,7 @@ from django.utils import timezone
 from apps.alerts.models import Alert
 from apps.common.redis import get_redis
 from apps.incidents.correlation import SweepResult, correlate_batch, correlate_company
+from apps.incidents.dependencies import dependencies_expire_derived
 from apps.incidents.services import (
     incidents_announce,
     incidents_auto_assign,
@@ -183,3 +185,12 @@ def correlation_sweep() -> int:
 @shared_task(soft_time_limit=240, time_limit=300)
 def rescore_incidents() -> int:
     return incidents_rescore(now=timezone.now())
+
+
+@shared_task(soft_time_limit=240, time_limit=300)
+def expire_derived_dependencies() -> int:
+    """Beat, hourly: label-derived dependencies of assets quiet for
+    DERIVED_DEPENDENCY_IDLE_SECONDS go (docs/decisions.md, issue 10 second round)."""
+    return dependencies_expire_derived(
+        now=timezone.now(), idle=timedelta(seconds=settings.DERIVED_DEPENDENCY_IDLE_SECONDS)
+    )
