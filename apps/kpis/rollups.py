@@ -1,6 +1,7 @@
 """The SQL that maintains the rollups (apps/kpis/models.py): one set-based statement per
 source relation, shared by the triggers (over their transition tables, or the changed row)
-and by the rebuild (over the whole tables).
+and by the rebuild (over the whole tables); the daily buckets follow the hourly ones
+through a row trigger on the hourly table.
 
 Each statement adds ``sign`` × the relation's contribution to the buckets; an update is its
 old row taken away and its new row added. Buckets are truncated in UTC explicitly, so the
@@ -13,6 +14,7 @@ from __future__ import annotations
 from django.db import connection, transaction
 
 HOURLY = "kpis_hourlyrollup"
+DAILY = "kpis_dailyrollup"
 SIGNATURES = "kpis_signaturedailyrollup"
 ALERTS = "alerts_alert"
 INCIDENTS = "incidents_incident"
@@ -199,6 +201,64 @@ def uninstall_sql() -> list[str]:
     ]
 
 
+DAILY_TRIGGER = "kpis_hourly_to_daily"
+
+
+def _daily_upsert(row: str, values: tuple[str, ...], amount: str) -> str:
+    """Add ``amount`` (a format of the column name ``{v}``) to the UTC day's bucket of
+    trigger record ``row`` (``OLD`` or ``NEW``)."""
+    columns = ", ".join(("company_id", "day", *values))
+    given = ", ".join(amount.format(v=v) for v in values)
+    added = ", ".join(f"{v} = r.{v} + EXCLUDED.{v}" for v in values)
+    return (
+        f"INSERT INTO {DAILY} AS r ({columns}) "  # noqa: S608
+        f"VALUES ({row}.company_id, ({row}.hour AT TIME ZONE 'UTC')::date, {given}) "
+        f"ON CONFLICT (company_id, day) DO UPDATE SET {added}"
+    )
+
+
+def daily_install_sql(values: tuple[str, ...] = HOURLY_VALUES) -> list[str]:
+    """A row trigger on the hourly buckets that adds each change of one to its day's bucket:
+    the daily table is the sum of the hourly one whatever writes it. Statement triggers
+    upsert hourly buckets in (company, hour) order and after-row triggers run in that
+    order at the statement's end, so days are locked in (company, day) order too."""
+    same_day = (
+        "TG_OP = 'UPDATE' AND OLD.company_id = NEW.company_id "
+        "AND (OLD.hour AT TIME ZONE 'UTC')::date = (NEW.hour AT TIME ZONE 'UTC')::date"
+    )
+    body = (
+        f"IF {same_day} THEN\n    {_daily_upsert('NEW', values, 'NEW.{v} - OLD.{v}')};\n"
+        "  ELSE\n"
+        f"    IF TG_OP <> 'INSERT' THEN {_daily_upsert('OLD', values, '-OLD.{v}')}; END IF;\n"
+        f"    IF TG_OP <> 'DELETE' THEN {_daily_upsert('NEW', values, 'NEW.{v}')}; END IF;\n"
+        "  END IF"
+    )
+    return [
+        _function(DAILY_TRIGGER, [body]),
+        f"CREATE TRIGGER {DAILY_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {HOURLY} "
+        f"FOR EACH ROW EXECUTE FUNCTION {DAILY_TRIGGER}()",
+    ]
+
+
+def daily_uninstall_sql() -> list[str]:
+    return [
+        f"DROP TRIGGER IF EXISTS {DAILY_TRIGGER} ON {HOURLY}",
+        f"DROP FUNCTION IF EXISTS {DAILY_TRIGGER}()",
+    ]
+
+
+def fill_daily(cursor, values: tuple[str, ...] = HOURLY_VALUES) -> None:
+    """Empty the daily buckets and sum them again from the hourly ones."""
+    columns = ", ".join(values)
+    sums = ", ".join(f"sum({v})::bigint" for v in values)
+    cursor.execute(f"TRUNCATE {DAILY}")
+    cursor.execute(
+        f"INSERT INTO {DAILY} (company_id, day, {columns}) "  # noqa: S608
+        f"SELECT company_id, (hour AT TIME ZONE 'UTC')::date AS day, {sums} FROM {HOURLY} "
+        "GROUP BY 1, 2"
+    )
+
+
 def fill(cursor) -> None:
     """Empty the rollups and compute them again from the raw tables, in the caller's
     transaction."""
@@ -208,9 +268,18 @@ def fill(cursor) -> None:
         cursor.execute(statement)
 
 
+def fill_all(cursor) -> None:
+    """``fill``, then the daily buckets summed once from the hourly ones (not row by row
+    by their trigger during the fill)."""
+    cursor.execute(f"ALTER TABLE {HOURLY} DISABLE TRIGGER {DAILY_TRIGGER}")
+    fill(cursor)
+    fill_daily(cursor)
+    cursor.execute(f"ALTER TABLE {HOURLY} ENABLE TRIGGER {DAILY_TRIGGER}")
+
+
 def rebuild() -> None:
     """Recompute every rollup from the raw tables. Writers to alerts and incidents wait
     (SHARE lock) until it commits; readers go on, seeing the old rollups until then."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {ALERTS}, {INCIDENTS} IN SHARE MODE")
-        fill(cursor)
+        fill_all(cursor)
