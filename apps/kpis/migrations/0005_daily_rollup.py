@@ -39,6 +39,7 @@ def install(apps, schema_editor):
         for statement in rollups.daily_install_sql(VALUES):
             cursor.execute(statement)
         rollups.fill_daily(cursor, VALUES)
+        cursor.execute(f"ANALYZE {rollups.DAILY}")
 
 
 def uninstall(apps, schema_editor):
