@@ -92,15 +92,9 @@ class DailyRollup(RollupSums):
         return f"{self.company_id} {self.day}"
 
 
-class SignatureDailyRollup(models.Model):
-    """Incidents shown and resolved in one UTC day, per company and signature: the KPI
-    page's MTTR by signature (an hourly table would hold about one row per incident)."""
+class SignatureSums(models.Model):
+    """The sums a signature bucket holds (see ``SignatureDailyRollup``)."""
 
-    company = models.ForeignKey(
-        "tenants.Company", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
-    )
-    day = models.DateField()
-    signature = models.CharField(max_length=255)
     resolved_count = models.BigIntegerField(default=0, db_default=0)
     resolved_us = models.BigIntegerField(default=0, db_default=0)
     automated_count = models.BigIntegerField(default=0, db_default=0)
@@ -109,6 +103,20 @@ class SignatureDailyRollup(models.Model):
     manual_us = models.BigIntegerField(default=0, db_default=0)
     source_count = models.BigIntegerField(default=0, db_default=0)
     source_us = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        abstract = True
+
+
+class SignatureDailyRollup(SignatureSums):
+    """Incidents shown and resolved in one UTC day, per company and signature: the KPI
+    page's MTTR by signature (an hourly table would hold about one row per incident)."""
+
+    company = models.ForeignKey(
+        "tenants.Company", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    day = models.DateField()
+    signature = models.CharField(max_length=255)
 
     class Meta:
         constraints = [
@@ -120,3 +128,26 @@ class SignatureDailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.company_id} {self.day} {self.signature}"
+
+
+class SignatureMonthlyRollup(SignatureSums):
+    """The sum of one company's ``SignatureDailyRollup`` rows of one month and signature
+    (``month`` is its first day), kept by a row trigger on the daily table: a long range
+    reads its whole months here and only the days at its ends from the daily table."""
+
+    company = models.ForeignKey(
+        "tenants.Company", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    month = models.DateField()
+    signature = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "month", "signature"], name="signature_month_bucket"
+            )
+        ]
+        indexes = [models.Index(fields=["month"], name="signature_month")]
+
+    def __str__(self) -> str:
+        return f"{self.company_id} {self.month:%Y-%m} {self.signature}"

@@ -6,8 +6,8 @@ old), a UTC day that covers most of it is read from the daily buckets less its h
 outside the range, and the other whole hours from the hourly buckets. A range of UTC days
 reads one row per company and day; a local day of a zone an hour off UTC, a day and two
 hours; a zone whose midnight is not on the hour (India, Nepal, Newfoundland…) also counts
-the half hours on either side of each midnight raw. Signatures use UTC-day buckets, with
-the partial days at the ends counted raw.
+the half hours on either side of each midnight raw. Signatures read their whole months
+from monthly buckets, the other whole UTC days from daily ones, the partial days raw.
 """
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ from apps.alerts.choices import AlertStatus
 from apps.alerts.models import Alert
 from apps.incidents.choices import IncidentStatus, Resolution
 from apps.incidents.models import Incident
-from apps.kpis.models import DailyRollup, HourlyRollup, SignatureDailyRollup
+from apps.kpis.models import (
+    DailyRollup,
+    HourlyRollup,
+    SignatureDailyRollup,
+    SignatureMonthlyRollup,
+)
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -319,20 +324,38 @@ def _combine(*rows: dict) -> dict[str, int]:
     return dict(total)
 
 
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
 def mttr_sums_by_signature(
     *, company_ids: Sequence[int], start: datetime, end: datetime
 ) -> dict[str, dict[str, int]]:
-    """The same sums per incident signature (UTC-day buckets)."""
+    """The same sums per incident signature: the whole months inside the range from the
+    monthly buckets, its other whole UTC days from the daily ones, the partial days at its
+    ends raw."""
     inner, edges = split(start, end, DAY)
+    first_day, end_day = inner[0].date(), inner[1].date()
+    first_month = first_day if first_day.day == 1 else _next_month(first_day)
+    end_month = end_day.replace(day=1)
     by_signature: dict[str, list[dict]] = {}
-    rolled = (
-        SignatureDailyRollup.objects.filter(
-            company_id__in=company_ids, day__gte=inner[0].date(), day__lt=inner[1].date()
+
+    def sums(buckets: QuerySet) -> QuerySet:
+        return (
+            buckets.filter(company_id__in=company_ids)
+            .values("signature")
+            .annotate(**_rollup_mttr_sums())
+            .order_by()
         )
-        .values("signature")
-        .annotate(**_rollup_mttr_sums())
-        .order_by()
-    )
+
+    if first_month < end_month:
+        days = SignatureDailyRollup.objects.filter(
+            Q(day__gte=first_day, day__lt=first_month) | Q(day__gte=end_month, day__lt=end_day)
+        )
+        months = SignatureMonthlyRollup.objects.filter(month__gte=first_month, month__lt=end_month)
+        rolled = sums(days).union(sums(months), all=True)
+    else:
+        rolled = sums(SignatureDailyRollup.objects.filter(day__gte=first_day, day__lt=end_day))
     for row in rolled:
         by_signature.setdefault(row["signature"], []).append(row)
     if edges:
