@@ -248,10 +248,14 @@ def _coarse_install_sql(
         " END IF;\n"
         "  END IF"
     )
+    # An update that changes nothing (an incident's resolution adds and takes away the
+    # same "opened" in its first alert's hour) does not call the function.
     return [
         _function(trigger, [body]),
-        f"CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {source} "
+        f"CREATE TRIGGER {trigger} AFTER INSERT OR DELETE ON {source} "
         f"FOR EACH ROW EXECUTE FUNCTION {trigger}()",
+        f"CREATE TRIGGER {trigger}_update AFTER UPDATE ON {source} "
+        f"FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION {trigger}()",
     ]
 
 
@@ -278,18 +282,20 @@ def monthly_install_sql(values: tuple[str, ...] = SIGNATURE_VALUES) -> list[str]
     return _coarse_install_sql(MONTHLY_TRIGGER, SIGNATURES, MONTHLY, MONTHLY_KEYS, values)
 
 
-def daily_uninstall_sql() -> list[str]:
+def _coarse_uninstall_sql(trigger: str, source: str) -> list[str]:
     return [
-        f"DROP TRIGGER IF EXISTS {DAILY_TRIGGER} ON {HOURLY}",
-        f"DROP FUNCTION IF EXISTS {DAILY_TRIGGER}()",
+        f"DROP TRIGGER IF EXISTS {trigger} ON {source}",
+        f"DROP TRIGGER IF EXISTS {trigger}_update ON {source}",
+        f"DROP FUNCTION IF EXISTS {trigger}()",
     ]
+
+
+def daily_uninstall_sql() -> list[str]:
+    return _coarse_uninstall_sql(DAILY_TRIGGER, HOURLY)
 
 
 def monthly_uninstall_sql() -> list[str]:
-    return [
-        f"DROP TRIGGER IF EXISTS {MONTHLY_TRIGGER} ON {SIGNATURES}",
-        f"DROP FUNCTION IF EXISTS {MONTHLY_TRIGGER}()",
-    ]
+    return _coarse_uninstall_sql(MONTHLY_TRIGGER, SIGNATURES)
 
 
 def fill_daily(cursor, values: tuple[str, ...] = HOURLY_VALUES) -> None:
@@ -314,13 +320,16 @@ def fill(cursor) -> None:
 def fill_all(cursor) -> None:
     """``fill``, then the daily and monthly buckets summed once from the finer ones (not
     row by row by their triggers during the fill)."""
-    cursor.execute(f"ALTER TABLE {HOURLY} DISABLE TRIGGER {DAILY_TRIGGER}")
-    cursor.execute(f"ALTER TABLE {SIGNATURES} DISABLE TRIGGER {MONTHLY_TRIGGER}")
+    coarse = ((HOURLY, DAILY_TRIGGER), (SIGNATURES, MONTHLY_TRIGGER))
+    for table, trigger in coarse:
+        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}_update")
     fill(cursor)
     fill_daily(cursor)
     fill_monthly(cursor)
-    cursor.execute(f"ALTER TABLE {HOURLY} ENABLE TRIGGER {DAILY_TRIGGER}")
-    cursor.execute(f"ALTER TABLE {SIGNATURES} ENABLE TRIGGER {MONTHLY_TRIGGER}")
+    for table, trigger in coarse:
+        cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
+        cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}_update")
 
 
 def rebuild() -> None:
