@@ -144,7 +144,7 @@ def _bucket_sums(
     wanted = sorted(set(wanted))
     if not wanted:
         return {}
-    if key == "day":  # the days wanted are consecutive: a range reads the index in order
+    if key == "day":  # days are (nearly) consecutive: one index range, a skipped day ignored
         buckets = model.objects.filter(day__gte=wanted[0], day__lte=wanted[-1])
     else:
         buckets = model.objects.filter(hour__in=wanted)
