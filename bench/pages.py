@@ -226,7 +226,11 @@ def capture_plans(role: str, email: str, pages: list[tuple[str, str]]) -> dict[s
         client.get(path)  # warm
         with CaptureQueriesContext(connection) as captured:
             client.get(path)
-        selects = [q for q in captured.captured_queries if q["sql"].lstrip().startswith("SELECT")]
+        selects = [
+            q
+            for q in captured.captured_queries
+            if q["sql"].lstrip().startswith(("SELECT", "(SELECT"))
+        ]
         for n, query in enumerate(selects):
             if "django_session" in query["sql"] or "auth_group" in query["sql"]:
                 continue

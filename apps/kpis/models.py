@@ -20,21 +20,9 @@ from django.db import models
 # Resolution times are summed in microseconds (exact, as AVG over intervals is).
 
 
-class HourlyRollup(models.Model):
-    """One company's activity in one UTC hour.
+class RollupSums(models.Model):
+    """The sums an hourly or daily bucket holds (see ``HourlyRollup``)."""
 
-    Alerts by their event time: firing alerts per severity and resolved notifications.
-    Incidents shown (``visible``) by their first alert: opened, and of those self-healed.
-    Incidents shown and resolved, by their resolution time: count and summed resolution
-    time (resolved − first alert), overall and per resolution. Incidents shown and
-    acknowledged, by their acknowledgement time: count and summed time to acknowledge
-    (acknowledged − first alert), the KPI page's MTTA.
-    """
-
-    company = models.ForeignKey(
-        "tenants.Company", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
-    )
-    hour = models.DateTimeField()
     alerts_critical = models.BigIntegerField(default=0, db_default=0)
     alerts_high = models.BigIntegerField(default=0, db_default=0)
     alerts_medium = models.BigIntegerField(default=0, db_default=0)
@@ -54,6 +42,26 @@ class HourlyRollup(models.Model):
     acked_us = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
+        abstract = True
+
+
+class HourlyRollup(RollupSums):
+    """One company's activity in one UTC hour.
+
+    Alerts by their event time: firing alerts per severity and resolved notifications.
+    Incidents shown (``visible``) by their first alert: opened, and of those self-healed.
+    Incidents shown and resolved, by their resolution time: count and summed resolution
+    time (resolved − first alert), overall and per resolution. Incidents shown and
+    acknowledged, by their acknowledgement time: count and summed time to acknowledge
+    (acknowledged − first alert), the KPI page's MTTA.
+    """
+
+    company = models.ForeignKey(
+        "tenants.Company", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    hour = models.DateTimeField()
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(fields=["company", "hour"], name="hourly_rollup_bucket")
         ]
@@ -64,15 +72,29 @@ class HourlyRollup(models.Model):
         return f"{self.company_id} {self.hour:%Y-%m-%d %H:00}"
 
 
-class SignatureDailyRollup(models.Model):
-    """Incidents shown and resolved in one UTC day, per company and signature: the KPI
-    page's MTTR by signature (an hourly table would hold about one row per incident)."""
+class DailyRollup(RollupSums):
+    """The sum of one company's ``HourlyRollup`` rows of one UTC day, kept by a row trigger
+    on the hourly table (``rollups.daily_install_sql``): long ranges read a row a day
+    instead of 24, and hourly buckets only where a local day is not a UTC day."""
 
     company = models.ForeignKey(
         "tenants.Company", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
     day = models.DateField()
-    signature = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["company", "day"], name="daily_rollup_bucket")
+        ]
+        indexes = [models.Index(fields=["day"], name="daily_rollup_day")]
+
+    def __str__(self) -> str:
+        return f"{self.company_id} {self.day}"
+
+
+class SignatureSums(models.Model):
+    """The sums a signature bucket holds (see ``SignatureDailyRollup``)."""
+
     resolved_count = models.BigIntegerField(default=0, db_default=0)
     resolved_us = models.BigIntegerField(default=0, db_default=0)
     automated_count = models.BigIntegerField(default=0, db_default=0)
@@ -81,6 +103,20 @@ class SignatureDailyRollup(models.Model):
     manual_us = models.BigIntegerField(default=0, db_default=0)
     source_count = models.BigIntegerField(default=0, db_default=0)
     source_us = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        abstract = True
+
+
+class SignatureDailyRollup(SignatureSums):
+    """Incidents shown and resolved in one UTC day, per company and signature: the KPI
+    page's MTTR by signature (an hourly table would hold about one row per incident)."""
+
+    company = models.ForeignKey(
+        "tenants.Company", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    day = models.DateField()
+    signature = models.CharField(max_length=255)
 
     class Meta:
         constraints = [
@@ -92,3 +128,26 @@ class SignatureDailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.company_id} {self.day} {self.signature}"
+
+
+class SignatureMonthlyRollup(SignatureSums):
+    """The sum of one company's ``SignatureDailyRollup`` rows of one month and signature
+    (``month`` is its first day), kept by a row trigger on the daily table: a long range
+    reads its whole months here and only the days at its ends from the daily table."""
+
+    company = models.ForeignKey(
+        "tenants.Company", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    month = models.DateField()
+    signature = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "month", "signature"], name="signature_month_bucket"
+            )
+        ]
+        indexes = [models.Index(fields=["month"], name="signature_month")]
+
+    def __str__(self) -> str:
+        return f"{self.company_id} {self.month:%Y-%m} {self.signature}"

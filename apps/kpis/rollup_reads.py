@@ -1,17 +1,20 @@
 """Figures from the rollups (apps/kpis/models.py), equal to the raw scans' figures.
 
-A range rarely falls on bucket boundaries: the buckets wholly inside it are summed, and the
-raw rows of the partial buckets at its ends are counted with the indexed scans of old (at
-most an hour, or a day for signatures, at each end). A per-day series in a time zone whose
-midnight is not on a UTC hour (India, Nepal, Newfoundland…) counts the hour holding each
-midnight from the raw rows too, so every bucket summed lies within one local day.
+A range rarely falls on bucket boundaries. ``pieces`` cuts it into buckets whose sum is
+exact: the partial hours at its ends are counted from the raw rows (the indexed scans of
+old), a UTC day that covers most of it is read from the daily buckets less its hours
+outside the range, and the other whole hours from the hourly buckets. A range of UTC days
+reads one row per company and day; a local day of a zone an hour off UTC, a day and two
+hours; a zone whose midnight is not on the hour (India, Nepal, Newfoundland…) also counts
+the half hours on either side of each midnight raw. Signatures read their whole months
+from monthly buckets, the other whole UTC days from daily ones, the partial days raw.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from django.db.models import Count, F, Q, QuerySet, Sum
@@ -21,7 +24,12 @@ from apps.alerts.choices import AlertStatus
 from apps.alerts.models import Alert
 from apps.incidents.choices import IncidentStatus, Resolution
 from apps.incidents.models import Incident
-from apps.kpis.models import HourlyRollup, SignatureDailyRollup
+from apps.kpis.models import (
+    DailyRollup,
+    HourlyRollup,
+    SignatureDailyRollup,
+    SignatureMonthlyRollup,
+)
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -71,25 +79,93 @@ def _within(field: str, intervals: Iterable[Interval]) -> Q:
     return match
 
 
-def _hours(
-    company_ids: Sequence[int], inner: tuple[datetime, datetime | None]
-) -> QuerySet[HourlyRollup]:
-    hours = HourlyRollup.objects.filter(company_id__in=company_ids, hour__gte=inner[0])
-    return hours.filter(hour__lt=inner[1]) if inner[1] is not None else hours
+def _hour_range(start: datetime, end: datetime) -> list[datetime]:
+    """The UTC hours of [start, end), both on the hour."""
+    return [start + n * HOUR for n in range((end - start) // HOUR)]
 
 
-def _midnight_hours(start: datetime, end: datetime, tz: tzinfo) -> list[datetime]:
-    """The UTC hours holding a local midnight of (start, end) that is not on the hour."""
-    hours = []
-    day = start.astimezone(tz).date() + DAY
-    while True:
-        midnight = datetime.combine(day, datetime.min.time()).replace(tzinfo=tz)
-        midnight = midnight.astimezone(UTC).astimezone(tz)  # normalised (DST gaps)
-        if midnight >= end:
-            return hours
-        if _floor(midnight, HOUR) != midnight:
-            hours.append(_floor(midnight, HOUR))
+@dataclass
+class Pieces:
+    """An interval as buckets: ``days`` (UTC days, each +1), ``hours`` (UTC hours with a
+    coefficient, +1 to add, −1 to take away the hours of a day outside the interval) and
+    ``raw`` (intervals shorter than an hour at its ends, counted from the raw rows)."""
+
+    days: list[date] = field(default_factory=list)
+    hours: Counter = field(default_factory=Counter)
+    raw: list[Interval] = field(default_factory=list)
+
+
+def pieces(start: datetime, end: datetime) -> Pieces:
+    """[start, end) as buckets whose sum is exact: the partial hours at its ends raw; a UTC
+    day that covers more than half of it (its whole hours) from the daily table, less the
+    day's hours outside it; the hours of the other days from the hourly table. A local day
+    in a zone an hour off UTC is a day less an hour plus an hour; in UTC, a day."""
+    first, last = _ceil(start, HOUR), _floor(end, HOUR)
+    if first > last:  # within one hour
+        return Pieces(raw=[(start, end)] if start < end else [])
+    found = Pieces(raw=[(a, b) for a, b in ((start, first), (last, end)) if a < b])
+    day = _floor(first, DAY)
+    while day < last:
+        low, high = max(day, first), min(day + DAY, last)
+        if (high - low) * 2 > DAY:
+            found.days.append(day.date())
+            found.hours.subtract([*_hour_range(day, low), *_hour_range(high, day + DAY)])
+        else:
+            found.hours.update(_hour_range(low, high))
         day += DAY
+    return found
+
+
+def _local_days(start: datetime, end: datetime, tz: tzinfo) -> list[tuple[date, Interval]]:
+    """[start, end) cut at the local midnights of ``tz``: (local day, its part)."""
+    days = []
+    day = start.astimezone(tz).date()
+    low = start
+    while low < end:
+        midnight = datetime.combine(day + DAY, datetime.min.time()).replace(tzinfo=tz)
+        high = min(end, midnight.astimezone(UTC))
+        if low < high:
+            days.append((day, (low, high)))
+        low = max(low, high)
+        day += DAY
+    return days
+
+
+SUMMED = (*FIRING_COLUMNS, "incidents_opened", "incidents_self_healed")
+
+
+def _bucket_sums(
+    model: type[HourlyRollup] | type[DailyRollup],
+    key: str,
+    company_ids: Sequence[int],
+    wanted: Iterable,
+) -> dict:
+    """{bucket: {column: sum over the companies}} of the buckets ``wanted`` (one query)."""
+    wanted = sorted(set(wanted))
+    if not wanted:
+        return {}
+    if key == "day":  # days are (nearly) consecutive: one index range, a skipped day ignored
+        buckets = model.objects.filter(day__gte=wanted[0], day__lte=wanted[-1])
+    else:
+        buckets = model.objects.filter(hour__in=wanted)
+    rows = (
+        buckets.filter(company_id__in=company_ids)
+        .values(key)
+        .annotate(
+            **{name: Sum(name) for name in SUMMED},
+            **_rollup_mttr_sums(),
+            **{name: Sum(name) for name in ACKNOWLEDGED_SUMS},
+        )
+        .order_by()
+    )
+    return {row.pop(key): row for row in rows}
+
+
+def _add(total: Counter, part: Pieces, days: dict, hours: dict) -> None:
+    for day in part.days:
+        total.update(days.get(day, {}))
+    for hour, sign in part.hours.items():
+        total.update({name: sign * value for name, value in hours.get(hour, {}).items()})
 
 
 @dataclass(frozen=True)
@@ -106,40 +182,27 @@ class Figures:
 
 
 def figures(*, company_ids: Sequence[int], start: datetime, end: datetime, tz: tzinfo) -> Figures:
-    """One pass over the hourly buckets of [start, end), summed per hour in SQL and per local
-    day here, plus the raw rows of the partial hours (none for a range of local days in a
-    zone whose midnight is on the hour)."""
-    inner, edges = split(start, end, HOUR)
-    split_hours = {h for h in _midnight_hours(start, end, tz) if inner[0] <= h < inner[1]}
-    firing = F(FIRING_COLUMNS[0]) + F(FIRING_COLUMNS[1]) + F(FIRING_COLUMNS[2])
-    rows = (
-        _hours(company_ids, inner)
-        .values("hour")
-        .annotate(
-            firing=Sum(firing + F(FIRING_COLUMNS[3])),
-            opened=Sum("incidents_opened"),
-            healed=Sum("incidents_self_healed"),
-            **_rollup_mttr_sums(),
-            **{name: Sum(name) for name in ACKNOWLEDGED_SUMS},
-        )
-        .order_by()
+    """Each local day of [start, end) and the whole range as ``pieces``: one query on the
+    daily buckets, one on the hourly buckets the pieces need (none for a range of UTC
+    days seen in UTC), and the raw rows of the partial hours (at the range's ends, and at
+    each midnight of a zone whose midnight is not on the hour)."""
+    local_days = [(day, pieces(a, b)) for day, (a, b) in _local_days(start, end, tz)]
+    whole = pieces(start, end)
+    every = [whole, *(part for _, part in local_days)]
+    days = _bucket_sums(DailyRollup, "day", company_ids, (d for p in every for d in p.days))
+    hours = _bucket_sums(
+        HourlyRollup, "hour", company_ids, (h for p in every for h, n in p.hours.items() if n)
     )
     alerts: Counter = Counter()
     opened: Counter = Counter()
     healed: Counter = Counter()
-    mttr: Counter = Counter()
-    mtta: Counter = Counter()
-    for row in rows:
-        hour = row.pop("hour")
-        day_alerts, day_opened, day_healed = row.pop("firing"), row.pop("opened"), row.pop("healed")
-        mtta.update({name: row.pop(name) for name in ACKNOWLEDGED_SUMS})
-        mttr.update(row)
-        if hour not in split_hours:
-            day = hour.astimezone(tz).date()
-            alerts[day] += day_alerts
-            opened[day] += day_opened
-            healed[day] += day_healed
-    raw_intervals = [*edges, *((h, h + HOUR) for h in sorted(split_hours))]
+    for day, part in local_days:
+        sums: Counter = Counter()
+        _add(sums, part, days, hours)
+        alerts[day] += sum(sums[name] for name in FIRING_COLUMNS)
+        opened[day] += sums["incidents_opened"]
+        healed[day] += sums["incidents_self_healed"]
+    raw_intervals = [interval for _, part in local_days for interval in part.raw]
     if raw_intervals:
         raw_alerts = (
             Alert.objects.filter(
@@ -171,14 +234,20 @@ def figures(*, company_ids: Sequence[int], start: datetime, end: datetime, tz: t
         for row in raw_incidents:
             opened[row["day"]] += row["n"]
             healed[row["day"]] += row["healed"]
-    if edges:
-        mttr.update(_combine(_resolved_raw(company_ids, edges).aggregate(**_raw_mttr_sums())))
-        mtta.update(_combine(acknowledged_raw(company_ids, edges)))
+    totals: Counter = Counter()
+    _add(totals, whole, days, hours)
+    mttr = _combine(
+        {f"{p}_{part}": totals[f"{p}_{part}"] for p, _ in MTTR_GROUPS for part in ("count", "us")}
+    )
+    mtta = _combine({name: totals[name] for name in ACKNOWLEDGED_SUMS})
+    if whole.raw:
+        mttr = _combine(mttr, _resolved_raw(company_ids, whole.raw).aggregate(**_raw_mttr_sums()))
+        mtta = _combine(mtta, acknowledged_raw(company_ids, whole.raw))
     return Figures(
         alerts={day: n for day, n in alerts.items() if n},
         incidents={day: (n, healed[day]) for day, n in opened.items() if n},
-        mttr=_combine(mttr),
-        mtta=_combine(mtta),
+        mttr=mttr,
+        mtta=mtta,
     )
 
 
@@ -191,17 +260,26 @@ def acknowledged_raw(company_ids: Sequence[int], intervals: Sequence[Interval]) 
 
 
 def count_since(*, company_ids: Sequence[int], since: datetime) -> tuple[int, int]:
-    """(firing alerts, shown incidents) whose event / first alert is at or after ``since``."""
-    inner, edges = split(since, None, HOUR)
-    sums = _hours(company_ids, inner).aggregate(
-        alerts=Sum(F("alerts_critical") + F("alerts_high") + F("alerts_medium") + F("alerts_low")),
-        incidents=Sum("incidents_opened"),
-    )
-    alerts = (sums["alerts"] or 0) + Alert.objects.filter(
-        _within("event_time", edges), company_id__in=company_ids, status=AlertStatus.FIRING
+    """(firing alerts, shown incidents) whose event / first alert is at or after ``since``:
+    the partial hour raw, the hours up to the next UTC midnight, the days from then on."""
+    first_hour, first_day = _ceil(since, HOUR), _ceil(since, DAY)
+    firing = F("alerts_critical") + F("alerts_high") + F("alerts_medium") + F("alerts_low")
+    alerts, incidents = 0, 0
+    for buckets in (
+        HourlyRollup.objects.filter(hour__gte=first_hour, hour__lt=first_day),
+        DailyRollup.objects.filter(day__gte=first_day.date()),
+    ):
+        sums = buckets.filter(company_id__in=company_ids).aggregate(
+            alerts=Sum(firing), incidents=Sum("incidents_opened")
+        )
+        alerts += sums["alerts"] or 0
+        incidents += sums["incidents"] or 0
+    edge = [(since, first_hour)] if since < first_hour else []
+    alerts += Alert.objects.filter(
+        _within("event_time", edge), company_id__in=company_ids, status=AlertStatus.FIRING
     ).count()
-    incidents = (sums["incidents"] or 0) + Incident.objects.filter(
-        _within("first_alert_at", edges), company_id__in=company_ids, visible=True
+    incidents += Incident.objects.filter(
+        _within("first_alert_at", edge), company_id__in=company_ids, visible=True
     ).count()
     return alerts, incidents
 
@@ -246,20 +324,38 @@ def _combine(*rows: dict) -> dict[str, int]:
     return dict(total)
 
 
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
 def mttr_sums_by_signature(
     *, company_ids: Sequence[int], start: datetime, end: datetime
 ) -> dict[str, dict[str, int]]:
-    """The same sums per incident signature (UTC-day buckets)."""
+    """The same sums per incident signature: the whole months inside the range from the
+    monthly buckets, its other whole UTC days from the daily ones, the partial days at its
+    ends raw."""
     inner, edges = split(start, end, DAY)
+    first_day, end_day = inner[0].date(), inner[1].date()
+    first_month = first_day if first_day.day == 1 else _next_month(first_day)
+    end_month = end_day.replace(day=1)
     by_signature: dict[str, list[dict]] = {}
-    rolled = (
-        SignatureDailyRollup.objects.filter(
-            company_id__in=company_ids, day__gte=inner[0].date(), day__lt=inner[1].date()
+
+    def sums(buckets: QuerySet) -> QuerySet:
+        return (
+            buckets.filter(company_id__in=company_ids)
+            .values("signature")
+            .annotate(**_rollup_mttr_sums())
+            .order_by()
         )
-        .values("signature")
-        .annotate(**_rollup_mttr_sums())
-        .order_by()
-    )
+
+    if first_month < end_month:
+        days = SignatureDailyRollup.objects.filter(
+            Q(day__gte=first_day, day__lt=first_month) | Q(day__gte=end_month, day__lt=end_day)
+        )
+        months = SignatureMonthlyRollup.objects.filter(month__gte=first_month, month__lt=end_month)
+        rolled = sums(days).union(sums(months), all=True)
+    else:
+        rolled = sums(SignatureDailyRollup.objects.filter(day__gte=first_day, day__lt=end_day))
     for row in rolled:
         by_signature.setdefault(row["signature"], []).append(row)
     if edges:

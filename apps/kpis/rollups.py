@@ -1,6 +1,7 @@
 """The SQL that maintains the rollups (apps/kpis/models.py): one set-based statement per
 source relation, shared by the triggers (over their transition tables, or the changed row)
-and by the rebuild (over the whole tables).
+and by the rebuild (over the whole tables); the daily buckets follow the hourly ones
+through a row trigger on the hourly table, the signature months the signature days.
 
 Each statement adds ``sign`` × the relation's contribution to the buckets; an update is its
 old row taken away and its new row added. Buckets are truncated in UTC explicitly, so the
@@ -13,6 +14,8 @@ from __future__ import annotations
 from django.db import connection, transaction
 
 HOURLY = "kpis_hourlyrollup"
+DAILY = "kpis_dailyrollup"
+MONTHLY = "kpis_signaturemonthlyrollup"
 SIGNATURES = "kpis_signaturedailyrollup"
 ALERTS = "alerts_alert"
 INCIDENTS = "incidents_incident"
@@ -199,6 +202,112 @@ def uninstall_sql() -> list[str]:
     ]
 
 
+DAILY_TRIGGER = "kpis_hourly_to_daily"
+MONTHLY_TRIGGER = "kpis_signature_daily_to_monthly"
+# The coarser buckets: (trigger, source table, target table, {key: expression of {r}, the
+# source record}).
+DAILY_KEYS = {"company_id": "{r}.company_id", "day": "({r}.hour AT TIME ZONE 'UTC')::date"}
+MONTHLY_KEYS = {
+    "company_id": "{r}.company_id",
+    "month": "date_trunc('month', {r}.day::timestamp)::date",
+    "signature": "{r}.signature",
+}
+
+
+def _coarse_upsert(
+    target: str, keys: dict[str, str], row: str, values: tuple[str, ...], amount: str
+) -> str:
+    """Add ``amount`` (a format of the column name ``{v}``) to the coarser bucket of
+    trigger record ``row`` (``OLD`` or ``NEW``)."""
+    columns = ", ".join((*keys, *values))
+    given = ", ".join(
+        (*(key.format(r=row) for key in keys.values()), *(amount.format(v=v) for v in values))
+    )
+    added = ", ".join(f"{v} = r.{v} + EXCLUDED.{v}" for v in values)
+    return (
+        f"INSERT INTO {target} AS r ({columns}) VALUES ({given}) "  # noqa: S608
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
+    )
+
+
+def _coarse_install_sql(
+    trigger: str, source: str, target: str, keys: dict[str, str], values: tuple[str, ...]
+) -> list[str]:
+    """A row trigger on ``source`` that adds each change of a bucket to its coarser bucket
+    in ``target``: the coarse table is the sum of the fine one whatever writes it. The
+    statement triggers upsert fine buckets in key order and after-row triggers run in that
+    order at the statement's end, so coarse buckets are locked in key order too."""
+    same = " AND ".join(f"{k.format(r='OLD')} = {k.format(r='NEW')}" for k in keys.values())
+    body = (
+        f"IF TG_OP = 'UPDATE' AND {same} THEN\n"
+        f"    {_coarse_upsert(target, keys, 'NEW', values, 'NEW.{v} - OLD.{v}')};\n"
+        "  ELSE\n"
+        f"    IF TG_OP <> 'INSERT' THEN {_coarse_upsert(target, keys, 'OLD', values, '-OLD.{v}')};"
+        " END IF;\n"
+        f"    IF TG_OP <> 'DELETE' THEN {_coarse_upsert(target, keys, 'NEW', values, 'NEW.{v}')};"
+        " END IF;\n"
+        "  END IF"
+    )
+    # An update that changes nothing (an incident's resolution adds and takes away the
+    # same "opened" in its first alert's hour) does not call the function.
+    return [
+        _function(trigger, [body]),
+        f"CREATE TRIGGER {trigger} AFTER INSERT OR DELETE ON {source} "
+        f"FOR EACH ROW EXECUTE FUNCTION {trigger}()",
+        f"CREATE TRIGGER {trigger}_update AFTER UPDATE ON {source} "
+        f"FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION {trigger}()",
+    ]
+
+
+def _coarse_fill(
+    cursor, source: str, target: str, keys: dict[str, str], values: tuple[str, ...]
+) -> None:
+    columns = ", ".join((*keys, *values))
+    groups = ", ".join(key.format(r="s") for key in keys.values())
+    sums = ", ".join(f"sum({v})::bigint" for v in values)
+    cursor.execute(f"TRUNCATE {target}")
+    cursor.execute(
+        f"INSERT INTO {target} ({columns}) "  # noqa: S608
+        f"SELECT {groups}, {sums} FROM {source} AS s GROUP BY {groups}"
+    )
+
+
+def daily_install_sql(values: tuple[str, ...] = HOURLY_VALUES) -> list[str]:
+    """The trigger that keeps ``DailyRollup`` the sum of the hourly buckets."""
+    return _coarse_install_sql(DAILY_TRIGGER, HOURLY, DAILY, DAILY_KEYS, values)
+
+
+def monthly_install_sql(values: tuple[str, ...] = SIGNATURE_VALUES) -> list[str]:
+    """The trigger that keeps ``SignatureMonthlyRollup`` the sum of the signature days."""
+    return _coarse_install_sql(MONTHLY_TRIGGER, SIGNATURES, MONTHLY, MONTHLY_KEYS, values)
+
+
+def _coarse_uninstall_sql(trigger: str, source: str) -> list[str]:
+    return [
+        f"DROP TRIGGER IF EXISTS {trigger} ON {source}",
+        f"DROP TRIGGER IF EXISTS {trigger}_update ON {source}",
+        f"DROP FUNCTION IF EXISTS {trigger}()",
+    ]
+
+
+def daily_uninstall_sql() -> list[str]:
+    return _coarse_uninstall_sql(DAILY_TRIGGER, HOURLY)
+
+
+def monthly_uninstall_sql() -> list[str]:
+    return _coarse_uninstall_sql(MONTHLY_TRIGGER, SIGNATURES)
+
+
+def fill_daily(cursor, values: tuple[str, ...] = HOURLY_VALUES) -> None:
+    """Empty the daily buckets and sum them again from the hourly ones."""
+    _coarse_fill(cursor, HOURLY, DAILY, DAILY_KEYS, values)
+
+
+def fill_monthly(cursor, values: tuple[str, ...] = SIGNATURE_VALUES) -> None:
+    """Empty the signature months and sum them again from the signature days."""
+    _coarse_fill(cursor, SIGNATURES, MONTHLY, MONTHLY_KEYS, values)
+
+
 def fill(cursor) -> None:
     """Empty the rollups and compute them again from the raw tables, in the caller's
     transaction."""
@@ -208,9 +317,24 @@ def fill(cursor) -> None:
         cursor.execute(statement)
 
 
+def fill_all(cursor) -> None:
+    """``fill``, then the daily and monthly buckets summed once from the finer ones (not
+    row by row by their triggers during the fill)."""
+    coarse = ((HOURLY, DAILY_TRIGGER), (SIGNATURES, MONTHLY_TRIGGER))
+    for table, trigger in coarse:
+        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}_update")
+    fill(cursor)
+    fill_daily(cursor)
+    fill_monthly(cursor)
+    for table, trigger in coarse:
+        cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
+        cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}_update")
+
+
 def rebuild() -> None:
     """Recompute every rollup from the raw tables. Writers to alerts and incidents wait
     (SHARE lock) until it commits; readers go on, seeing the old rollups until then."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {ALERTS}, {INCIDENTS} IN SHARE MODE")
-        fill(cursor)
+        fill_all(cursor)

@@ -3,6 +3,7 @@ inserted, changed and deleted the ways the product does, read over random ranges
 zones whose midnight is on the hour or not; and what the triggers kept equals a rebuild."""
 
 import io
+import random
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,12 @@ from apps.alerts.models import Alert
 from apps.dashboard import selectors as dashboard
 from apps.incidents.models import Incident
 from apps.kpis import rollups, selectors
-from apps.kpis.models import HourlyRollup, SignatureDailyRollup
+from apps.kpis.models import (
+    DailyRollup,
+    HourlyRollup,
+    SignatureDailyRollup,
+    SignatureMonthlyRollup,
+)
 from apps.kpis.selectors import Period
 
 pytestmark = pytest.mark.django_db(transaction=False)
@@ -30,6 +36,9 @@ ZONES = [
     ZoneInfo("Asia/Kathmandu"),
     ZoneInfo("America/St_Johns"),
     ZoneInfo("Australia/Lord_Howe"),
+    ZoneInfo("Pacific/Chatham"),  # 12:45 / 13:45 ahead
+    ZoneInfo("Pacific/Kiritimati"),  # 14 hours ahead: the next UTC day covers more
+    ZoneInfo("America/Los_Angeles"),
 ]
 SPAN_SECONDS = 6 * 86400
 SIGNATURES = ["disk_full", "cpu_high", "Service Down"]
@@ -188,6 +197,35 @@ def _nonzero(model, keys):
     }
 
 
+def _kept():
+    return (
+        _nonzero(HourlyRollup, ("company_id", "hour")),
+        _nonzero(SignatureDailyRollup, ("company_id", "day", "signature")),
+        _nonzero(DailyRollup, ("company_id", "day")),
+        _nonzero(SignatureMonthlyRollup, ("company_id", "month", "signature")),
+    )
+
+
+def _daily_from_hourly():
+    """The daily buckets as sums of the hourly ones (what the row trigger must keep)."""
+    days: dict = {}
+    for (company_id, hour), values in _nonzero(HourlyRollup, ("company_id", "hour")).items():
+        key = (company_id, hour.astimezone(UTC).date())
+        days[key] = tuple(map(sum, zip(days.get(key, (0,) * len(values)), values, strict=True)))
+    return {key: values for key, values in days.items() if any(values)}
+
+
+def _months_from_days():
+    """The signature months as sums of the signature days (what their trigger keeps)."""
+    months: dict = {}
+    for (company_id, day, signature), values in _nonzero(
+        SignatureDailyRollup, ("company_id", "day", "signature")
+    ).items():
+        key = (company_id, day.replace(day=1), signature)
+        months[key] = tuple(map(sum, zip(months.get(key, (0,) * len(values)), values, strict=True)))
+    return {key: values for key, values in months.items() if any(values)}
+
+
 @settings(
     max_examples=60,
     deadline=None,
@@ -245,17 +283,76 @@ def test_rollup_figures_equal_raw_scans(
             company_ids=company_ids, since=since
         )
 
-        kept = (
-            _nonzero(HourlyRollup, ("company_id", "hour")),
-            _nonzero(SignatureDailyRollup, ("company_id", "day", "signature")),
-        )
+        kept = _kept()
+        assert kept[2] == _daily_from_hourly()
+        assert kept[3] == _months_from_days()
         with connection.cursor() as cursor:
-            rollups.fill(cursor)
-        rebuilt = (
-            _nonzero(HourlyRollup, ("company_id", "hour")),
-            _nonzero(SignatureDailyRollup, ("company_id", "day", "signature")),
+            rollups.fill_all(cursor)
+        assert kept == _kept()
+        transaction.set_rollback(True)
+
+
+MONTHS_BASE = datetime(2025, 1, 1, tzinfo=UTC)
+months_moment = st.integers(0, 120 * 86400).map(lambda s: MONTHS_BASE + timedelta(seconds=s))
+
+
+def _spread_incidents(seed: int) -> list[tuple]:
+    """5–40 resolved incidents spread over four months (drawn from ``seed``: hypothesis
+    alone favours the range's first instant, where no month boundary is)."""
+    draw = random.Random(seed)
+    return [
+        (
+            draw.randint(0, 1),
+            MONTHS_BASE + timedelta(seconds=draw.randint(0, 120 * 86400)),
+            draw.randint(0, 20 * 86400 * 1_000_000),
+            draw.choice(["self_healed", "manual", "source", "merged"]),
+            True,
+            draw.choice(SIGNATURES),
+            None,
         )
-        assert kept == rebuilt
+        for _ in range(draw.randint(5, 40))
+    ]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    seed=st.integers(0, 2**32),
+    change_list=st.lists(
+        st.tuples(
+            st.sampled_from(["incident_resolve", "incident_reopen", "incident_delete"]),
+            st.integers(0, 1000),
+            months_moment,
+        ),
+        max_size=6,
+    ),
+    first_offset=st.integers(0, 100),
+    length=st.integers(1, 120),
+    zone=st.sampled_from([UTC, ZoneInfo("Europe/Paris"), ZoneInfo("Asia/Kolkata")]),
+    scope=st.sampled_from([[0], [1], [0, 1]]),
+)
+def test_mttr_by_signature_over_months_equals_raw_scan(
+    company_a, company_b, seed, change_list, first_offset, length, zone, scope
+):
+    """Ranges of up to four months, whose whole months are read from the monthly buckets:
+    the MTTR by signature is the raw scan's, and the months are the sums of the days."""
+    companies = [company_a, company_b]
+    first_day = MONTHS_BASE.date() + timedelta(days=first_offset)
+    period = Period(first_day=first_day, last_day=first_day + timedelta(days=length - 1), tz=zone)
+    kwargs = {"company_ids": [companies[i].pk for i in scope], "period": period}
+    with transaction.atomic():
+        _store(companies, [], _spread_incidents(seed))
+        for kind, index, moment in change_list:
+            _change(kind, index, moment)
+        rolled = {s.signature: s.mttr for s in selectors.mttr_by_signature(**kwargs)}
+        scanned = {s.signature: s.mttr for s in selectors.scan_mttr_by_signature(**kwargs)}
+        assert rolled.keys() == scanned.keys()
+        for signature, mttr in rolled.items():
+            _assert_same_mttr(mttr, scanned[signature])
+        assert _kept()[3] == _months_from_days()
         transaction.set_rollback(True)
 
 
