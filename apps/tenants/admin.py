@@ -76,6 +76,7 @@ class CompanyAdmin(MSPModelAdmin):
             "Webhook protection",
             {"fields": ("rate_limit_per_minute", "rate_limit_burst", "hmac_enabled")},
         ),
+        ("History", {"fields": ("retention_days",)}),
         ("Record", {"fields": ("created_at", "updated_at")}),
     )
 
