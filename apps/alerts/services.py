@@ -439,6 +439,21 @@ def deliveries_purge(*, now: datetime) -> int:
     return deleted
 
 
+def occurrences_prune() -> int:
+    """Forget the occurrences whose alert can no longer be merged into (the pointer would be
+    moved at the next repeat anyway); returns how many. Safe beside the webhook: an alert
+    never becomes mergeable again, and a pointer moved meanwhile no longer joins."""
+    if not is_postgresql(Alert):
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'DELETE FROM "{Occurrence._meta.db_table}" o USING "{Alert._meta.db_table}" a '  # noqa: S608
+            f'WHERE a."id" = o."alert_id" AND a."event_time" = o."event_time" '
+            f"AND NOT ({_MERGEABLE_SQL})"
+        )
+        return cursor.rowcount
+
+
 # How a source that acknowledges is named on the timeline ("Acknowledged by PagerDuty event").
 INTEGRATION_NAMES = {"pagerduty": "PagerDuty"}
 

@@ -1,0 +1,237 @@
+"""The alerts table partitioned by month (PostgreSQL): partitions made by the migration and
+ahead of time, occurrences kept once across months, and retention dropping whole months
+while the rollups stay (docs/decisions.md, "Alerts partitioned by month")."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from datetime import datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from apps.alerts import partitions
+from apps.alerts.adapters.base import build_alert
+from apps.alerts.models import Alert, Occurrence
+from apps.alerts.services import alerts_ingest, occurrences_prune
+from apps.kpis.models import HourlyRollup
+from apps.tenants.choices import RetentionDays
+from apps.tenants.models import Company
+from apps.tenants.services import company_create
+from tests.alerts.test_concurrency import race
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _postgresql():
+    assert connection.vendor == "postgresql", "make test runs on PostgreSQL"
+
+
+def _alert(event_time: datetime, *, occurrence: str = "disk-1", status: str = "firing"):
+    return build_alert(
+        asset_name="srv-db-01",
+        signature="disk_full",
+        severity="critical",
+        message="Disk / is 95% full",
+        tool_source="Prometheus",
+        status=status,
+        fingerprint="fp-disk",
+        event_time=event_time,
+        labels={},
+        raw={},
+        occurrence=occurrence,
+    )
+
+
+def _ingest(company: Company, event_time: datetime, *, received_at: datetime, **kwargs):
+    return alerts_ingest(
+        company=company,
+        alerts=[_alert(event_time, **kwargs)],
+        source="alertmanager",
+        delivery_id="",
+        received_at=received_at,
+    )
+
+
+def _partition_of(alert_id: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tableoid::regclass::text FROM alerts_alert WHERE id = %s", [alert_id]
+        )
+        return cursor.fetchone()[0]
+
+
+def _month_edge() -> datetime:
+    """Two hours into the current month: an hour before it lies in the previous month,
+    both within the webhook's trusted event times of a receipt at this instant."""
+    return partitions.month_start(timezone.now()) + timedelta(hours=2)
+
+
+@pytest.fixture
+def acme():
+    company, _ = company_create(company=Company(name="Acme", slug="acme"))
+    return company
+
+
+def test_the_migration_leaves_monthly_partitions_and_a_default_one():
+    assert partitions.is_partitioned()
+    now = timezone.now()
+    current = partitions.month_start(now)
+    covered = {p.start for p in partitions.partitions()}
+    assert {current, partitions.next_month(current)} <= covered
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass "
+            "AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'",
+            [Alert._meta.db_table],
+        )
+        assert cursor.fetchone()[0] == 1
+
+
+def test_partitions_are_made_ahead_and_only_once():
+    now = timezone.now()
+    later = now + timedelta(days=31 * partitions.MONTHS_AHEAD)
+    partitions.partitions_ensure(now=now)
+    assert any(p.start <= later < p.end for p in partitions.partitions() if p.start)
+    assert partitions.partitions_ensure(now=now) == []
+
+
+def test_alerts_of_two_months_land_in_two_partitions(acme):
+    edge = _month_edge()
+    before = _ingest(acme, edge - timedelta(hours=3), received_at=edge, occurrence="a")
+    after = _ingest(acme, edge - timedelta(hours=1), received_at=edge, occurrence="b")
+    previous = partitions.month_start(edge - timedelta(hours=3))
+    assert _partition_of(before.alert_ids[0]) == f"alerts_alert_p{previous:%Y%m}"
+    assert _partition_of(after.alert_ids[0]) == f"alerts_alert_p{edge:%Y%m}"
+
+
+def test_a_repeat_in_the_next_month_updates_the_alert_of_the_previous_one(acme):
+    edge = _month_edge()
+    first = _ingest(acme, edge - timedelta(hours=3), received_at=edge - timedelta(hours=3))
+    repeat = _ingest(acme, edge - timedelta(hours=1), received_at=edge)
+    assert repeat.alert_ids == first.alert_ids
+    assert repeat.repeats == 1
+    alert = Alert.objects.get(company=acme)
+    assert alert.repeat_count == 1
+    assert alert.event_time == edge - timedelta(hours=3)
+    assert alert.last_seen_at == edge
+
+
+def test_after_its_alert_is_resolved_the_key_starts_a_new_alert_that_repeats_merge_into(acme):
+    edge = _month_edge()
+    first = _ingest(acme, edge - timedelta(hours=3), received_at=edge - timedelta(hours=3))
+    Alert.objects.filter(pk=first.alert_ids[0]).update(resolved_at=edge - timedelta(hours=2))
+    second = _ingest(acme, edge - timedelta(hours=1), received_at=edge - timedelta(hours=1))
+    third = _ingest(acme, edge - timedelta(minutes=30), received_at=edge)
+    assert second.alert_ids != first.alert_ids
+    assert third.alert_ids == second.alert_ids
+    assert Alert.objects.get(pk=second.alert_ids[0]).repeat_count == 1
+    pointer = Occurrence.objects.get(company=acme)
+    assert (pointer.alert_id, pointer.event_time) == (
+        second.alert_ids[0],
+        edge - timedelta(hours=1),
+    )
+
+
+def test_pruning_forgets_only_the_occurrences_that_can_no_longer_merge(acme):
+    now = timezone.now()
+    closed = _ingest(acme, now, received_at=now, occurrence="closed")
+    _ingest(acme, now, received_at=now, occurrence="open")
+    Alert.objects.filter(pk=closed.alert_ids[0]).update(resolved_at=now)
+    assert occurrences_prune() == 1
+    assert list(Occurrence.objects.values_list("occurrence_key", flat=True)) == [
+        Alert.objects.exclude(pk=closed.alert_ids[0]).get().occurrence_key
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_repeats_with_event_times_in_two_months_make_one_alert(acme):
+    edge = _month_edge()
+    times = [edge - timedelta(hours=3), edge - timedelta(hours=1)]
+    results = race(lambda i: _ingest(acme, times[i % 2], received_at=edge).alert_ids)
+    assert len({tuple(ids) for ids in results}) == 1
+    alert = Alert.objects.get(company=acme)
+    assert alert.repeat_count == len(results) - 1
+    assert Occurrence.objects.get(company=acme).alert_id == alert.pk
+
+
+def _old_partition(now: datetime) -> partitions.Partition:
+    """A month four to five months back, with its own partition."""
+    start = partitions.month_start(now - timedelta(days=130))
+    partitions.partitions_ensure(now=now, since=start)
+    return next(p for p in partitions.partitions() if p.start == start)
+
+
+def _old_alert(company: Company, partition: partitions.Partition) -> Alert:
+    return Alert.objects.create(
+        company=company,
+        asset_name="srv-db-01",
+        signature="disk_full",
+        severity="critical",
+        tool_source="Prometheus",
+        source="alertmanager",
+        status="firing",
+        fingerprint="fp-old",
+        event_time=partition.start + timedelta(days=3),
+        received_at=partition.start + timedelta(days=3),
+    )
+
+
+@pytest.fixture
+def immediate_constraints():
+    # DETACH refuses to run while deferred foreign-key checks of this transaction (the
+    # test's own inserts) are pending; in production each step commits on its own.
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def test_retention_drops_a_month_older_than_every_company_keeps_and_the_rollups_stay(
+    acme, immediate_constraints, tmp_path
+):
+    now = timezone.now()
+    Company.objects.filter(pk=acme.pk).update(retention_days=RetentionDays.QUARTER)
+    old = _old_partition(now)
+    alert = _old_alert(acme, old)
+    recent = _ingest(acme, now, received_at=now)
+    hour = alert.event_time.replace(minute=0, second=0, microsecond=0)
+    assert HourlyRollup.objects.get(company_id=acme.pk, hour=hour).alerts_critical == 1
+
+    dropped = partitions.retention_apply(now=now, archive_dir=str(tmp_path))
+
+    assert old.name in dropped
+    # Left: the months the webhook may still write to (the empty older ones went too).
+    assert all(p.end > now - timedelta(days=30) for p in partitions.partitions())
+    assert old.name not in {p.name for p in partitions.partitions()}
+    assert not Alert.objects.filter(pk=alert.pk).exists()
+    assert Alert.objects.filter(pk=recent.alert_ids[0]).exists()
+    assert HourlyRollup.objects.get(company_id=acme.pk, hour=hour).alerts_critical == 1
+    with gzip.open(tmp_path / f"{old.name}.csv.gz", "rt") as archived:
+        rows = list(csv.DictReader(io.StringIO(archived.read())))
+    assert [int(row["id"]) for row in rows] == [alert.pk]
+
+
+def test_retention_keeps_a_month_while_one_company_in_it_keeps_it(acme, immediate_constraints):
+    now = timezone.now()
+    Company.objects.filter(pk=acme.pk).update(retention_days=RetentionDays.MONTH)
+    globex, _ = company_create(company=Company(name="Globex", slug="globex"))
+    old = _old_partition(now)
+    _old_alert(acme, old)
+    kept = _old_alert(globex, old)
+
+    assert old.name not in partitions.retention_apply(now=now)
+    assert Alert.objects.filter(pk=kept.pk).exists()
+    Company.objects.filter(pk=globex.pk).update(retention_days=RetentionDays.QUARTER)
+    assert old.name in partitions.retention_apply(now=now)
+
+
+def test_no_month_the_webhook_may_still_write_to_is_dropped(acme):
+    now = timezone.now()
+    Company.objects.filter(pk=acme.pk).update(retention_days=RetentionDays.MONTH)
+    current = next(p for p in partitions.partitions() if p.start == partitions.month_start(now))
+    assert not partitions.expired(current, now=current.end + timedelta(days=29))
+    assert partitions.expired(current, now=current.end + timedelta(days=31))
