@@ -11,18 +11,22 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from django.db import IntegrityError, connection, transaction
+from django.db.backends.postgresql.base import ServerBindingCursor
+from django.db.backends.utils import CursorWrapper
 from psycopg.types.json import Jsonb
 
 from apps.alerts.adapters import NormalizedAlert
 from apps.alerts.adapters.base import build_alert
 from apps.alerts.models import DELIVERY_IDS_KEPT, MERGEABLE, Alert, Delivery, Occurrence
 from apps.audit.services import record
-from apps.common.db import binding_cursor, is_postgresql, unnest, unnest_sql
+from apps.common.db import is_postgresql, unnest, unnest_sql
 from apps.common.errors import ValidationError
 from apps.incidents.choices import OPEN_STATUSES
 from apps.incidents.services import incident_acknowledge
@@ -294,7 +298,7 @@ def _store_one(row: SimpleNamespace) -> tuple[int, bool]:
 # The alerts' id sequence (the identity of the partitioned table, named by the migration
 # that created it: 0007_partitioned_by_month).
 _ID_SEQUENCE = f"{Alert._meta.db_table}_id_seq"
-# models.MERGEABLE in SQL, for a stored alert ``a``.
+# models.MERGEABLE in SQL, for a stored alert ``a`` (also in alerts_alert_closed()).
 _MERGEABLE_SQL = (
     "a.occurrence_key <> '' AND ((a.status = 'firing' AND a.resolved_at IS NULL) "
     "OR (a.status = 'resolved' AND a.correlated_at IS NULL))"
@@ -329,10 +333,10 @@ def _upsert_sql(alias: str, *, with_delivery: bool) -> str:
         'coalesce(o."event_time", v."event_time")' if name == '"event_time"' else f"v.{name}"
         for name in names
     )
-    stale = (
-        f'EXISTS (SELECT FROM "{table}" a WHERE a."id" = t."alert_id" '
-        f'AND a."event_time" = t."event_time" AND NOT ({_MERGEABLE_SQL}))'
-    )
+    # A function (made by the migration 0007_partitioned_by_month): true when the alert
+    # exists and is no longer mergeable. Called on a repeat only; the statement itself
+    # reads no partition of alerts, so planning it does not grow with the months kept.
+    stale = 'alerts_alert_closed(t."alert_id", t."event_time")'
     sql = (
         f"WITH v AS MATERIALIZED (SELECT * FROM {values_sql}), "  # noqa: S608
         f'o AS (INSERT INTO "{occurrences}" AS t '
@@ -344,7 +348,8 @@ def _upsert_sql(alias: str, *, with_delivery: bool) -> str:
         '("alert_id", "event_time") = (SELECT '
         'CASE WHEN s.stale THEN EXCLUDED."alert_id" ELSE t."alert_id" END, '
         'CASE WHEN s.stale THEN EXCLUDED."event_time" ELSE t."event_time" END '
-        f"FROM (SELECT {stale} AS stale) AS s) "
+        # OFFSET 0: evaluated once, not copied into both CASEs.
+        f"FROM (SELECT {stale} AS stale OFFSET 0) AS s) "
         'RETURNING "occurrence_key", "alert_id", "event_time"), '
         f'a AS (INSERT INTO "{table}" AS t ("id", {", ".join(names)}, "last_seen_at", '
         '"delivery_ids") '
@@ -367,6 +372,26 @@ def _upsert_sql(alias: str, *, with_delivery: bool) -> str:
     return sql + ' SELECT "id", "repeat_count" FROM a'  # noqa: S608
 
 
+class _PreparingCursor(ServerBindingCursor):
+    """Prepares its statements on the server (the connection's setting prepares none):
+    planning the upsert over every partition cost more than running it (0.7 ms against
+    0.1 ms for a single alert, ``EXPLAIN ANALYZE``); prepared, the plan is kept for the
+    connection's life and the partitions are pruned as it runs."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+@contextmanager
+def _prepared_cursor() -> Iterator[CursorWrapper]:
+    """``apps.common.db.binding_cursor`` with a ``_PreparingCursor``."""
+    connection.ensure_connection()
+    cursor = _PreparingCursor(connection.connection)
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    with wrap(cursor) as wrapped:
+        yield wrapped
+
+
 def _insert(
     rows: list[SimpleNamespace], *, company: Company, delivery_id: str, received_at: datetime
 ) -> list[tuple[int, bool]]:
@@ -378,7 +403,7 @@ def _insert(
     params = [*values.params, Jsonb(rows[0].delivery_ids if rows else [])]
     if delivery_id:
         params += [company.pk, delivery_id, received_at]
-    with binding_cursor(connection) as cursor:
+    with _prepared_cursor() as cursor:
         cursor.execute(upsert, params)
         stored = cursor.fetchall()
     return [
