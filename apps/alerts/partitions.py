@@ -23,9 +23,10 @@ logger = logging.getLogger(__name__)
 
 TABLE = Alert._meta.db_table
 MONTHS_AHEAD = 2
-# DETACH takes the parent's ACCESS EXCLUSIVE lock for a moment; rather than queue every
-# writer behind a long query, it gives up and the next run tries again.
-LOCK_TIMEOUT = "5s"
+# Creating a partition and DETACH take the parent's ACCESS EXCLUSIVE lock for a moment,
+# after the queries running on alerts end, and every query on alerts queues behind them
+# meanwhile: past this they give up, and the next run (hours later) tries again.
+LOCK_TIMEOUT = "2s"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.alerts import partitions
@@ -235,3 +236,37 @@ def test_no_month_the_webhook_may_still_write_to_is_dropped(acme):
     current = next(p for p in partitions.partitions() if p.start == partitions.month_start(now))
     assert not partitions.expired(current, now=current.end + timedelta(days=29))
     assert partitions.expired(current, now=current.end + timedelta(days=31))
+
+
+def test_an_msp_admin_sets_a_company_retention_in_the_admin(client, msp_admin, acme):
+    client.force_login(msp_admin)
+    url = reverse("admin:tenants_company_change", args=[acme.pk])
+    page = client.get(url).content.decode()
+    assert 'name="retention_days"' in page
+    data = {
+        "name": acme.name,
+        "slug": acme.slug,
+        "timezone": "UTC",
+        "is_active": "on",
+        "correlation_window_minutes": "15",
+        "aggregation_key": "asset|signature",
+        "group_by": acme.group_by,
+        "auto_correlate": "on",
+        "min_alerts": "1",
+        "asset_label": "instance",
+        "rate_limit_per_minute": "60",
+        "rate_limit_burst": "100",
+        "retention_days": "90",
+        **{f"{p}-TOTAL_FORMS": "0" for p in ("assets", "maintenance_windows", "api_keys")},
+        **{f"{p}-INITIAL_FORMS": "0" for p in ("assets", "maintenance_windows", "api_keys")},
+    }
+    assert client.post(url, data).status_code == 302
+    acme.refresh_from_db()
+    assert acme.retention_days == RetentionDays.QUARTER
+    # A post without it (an older form) keeps it.
+    assert (
+        client.post(url, {k: v for k, v in data.items() if k != "retention_days"}).status_code
+        == 302
+    )
+    acme.refresh_from_db()
+    assert acme.retention_days == RetentionDays.QUARTER
