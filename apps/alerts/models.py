@@ -45,8 +45,15 @@ class Occurrence(models.Model):
     stale one is moved to the next alert stored with the key (apps/alerts/services.py)."""
 
     pk = models.CompositePrimaryKey("company", "source", "occurrence_key")
+    # No database constraint: its check would cost each new alert a second lookup (and
+    # share-lock) of the company row, after the alert's own. Django deletes a company's
+    # occurrences with it.
     company = models.ForeignKey(
-        "tenants.Company", on_delete=models.CASCADE, related_name="+", db_index=False
+        "tenants.Company",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     source = models.CharField(max_length=20)
     occurrence_key = models.CharField(max_length=40)

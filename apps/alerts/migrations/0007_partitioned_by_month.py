@@ -283,6 +283,7 @@ class Migration(migrations.Migration):
                 (
                     "company",
                     models.ForeignKey(
+                        db_constraint=False,
                         db_index=False,
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="+",
