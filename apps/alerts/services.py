@@ -465,16 +465,22 @@ def deliveries_purge(*, now: datetime) -> int:
 
 
 def occurrences_prune() -> int:
-    """Forget the occurrences whose alert can no longer be merged into (the pointer would be
-    moved at the next repeat anyway); returns how many. Safe beside the webhook: an alert
-    never becomes mergeable again, and a pointer moved meanwhile no longer joins."""
+    """Forget the occurrences whose alert can no longer be merged into (closed, or deleted:
+    the next repeat would move the pointer anyway); returns how many. Safe beside the
+    webhook: an alert never becomes mergeable again, a pointer and its alert are written
+    by one statement, and a pointer moved meanwhile no longer matches the alert id it was
+    chosen with (the ``DELETE`` rechecks the row it waited for), so it stays."""
     if not is_postgresql(Alert):
         return 0
+    table = Occurrence._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f'DELETE FROM "{Occurrence._meta.db_table}" o USING "{Alert._meta.db_table}" a '  # noqa: S608
-            f'WHERE a."id" = o."alert_id" AND a."event_time" = o."event_time" '
-            f"AND NOT ({_MERGEABLE_SQL})"
+            f'DELETE FROM "{table}" o USING (SELECT s."company_id", s."source", '  # noqa: S608
+            f's."occurrence_key", s."alert_id" FROM "{table}" s WHERE NOT EXISTS ('
+            f'SELECT FROM "{Alert._meta.db_table}" a WHERE a."id" = s."alert_id" '
+            f'AND a."event_time" = s."event_time" AND {_MERGEABLE_SQL})) AS gone '
+            'WHERE o."company_id" = gone."company_id" AND o."source" = gone."source" '
+            'AND o."occurrence_key" = gone."occurrence_key" AND o."alert_id" = gone."alert_id"'
         )
         return cursor.rowcount
 

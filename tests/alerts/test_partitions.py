@@ -143,11 +143,14 @@ def test_pruning_forgets_only_the_occurrences_that_can_no_longer_merge(acme):
     now = timezone.now()
     closed = _ingest(acme, now, received_at=now, occurrence="closed")
     _ingest(acme, now, received_at=now, occurrence="open")
+    deleted = _ingest(acme, now, received_at=now, occurrence="deleted")
     Alert.objects.filter(pk=closed.alert_ids[0]).update(resolved_at=now)
-    assert occurrences_prune() == 1
+    Alert.objects.filter(pk=deleted.alert_ids[0]).delete()
+    assert occurrences_prune() == 2
     assert list(Occurrence.objects.values_list("occurrence_key", flat=True)) == [
         Alert.objects.exclude(pk=closed.alert_ids[0]).get().occurrence_key
     ]
+    assert occurrences_prune() == 0
 
 
 @pytest.mark.django_db(transaction=True)
