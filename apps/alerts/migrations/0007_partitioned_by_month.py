@@ -12,7 +12,10 @@ Forwards, on a table that holds rows, without rewriting it:
    table is attached as the partition of everything before ``bound``; the validated CHECK
    spares the scan, the indexes and foreign keys of the old table are adopted as they are.
    The foreign keys that pointed at alerts (``CorrelationReason.alert``) are dropped: a
-   partitioned table has no unique id to point at.
+   partitioned table has no unique id to point at. The open occurrences are copied into
+   ``alerts_occurrence`` (through ``alert_occurrence_once``, which goes: a unique index of a
+   partitioned table must hold its key), the rollup triggers move to the new table, and
+   the function ``alerts_alert_closed`` the webhook's upsert calls is created.
 
 An empty table (a new installation, the tests) is replaced by monthly partitions for the
 previous, current and next months. Both get a DEFAULT partition for what falls outside.
@@ -60,7 +63,8 @@ def _create_month(cursor, start: datetime) -> None:
 
 def _shape(cursor, table: str) -> dict:
     """What a copy of ``table`` needs: its indexes (not the primary key's), foreign keys,
-    triggers, identity sequence, and the foreign keys of other tables pointing at it."""
+    checks, triggers, identity sequence, and the foreign keys of other tables pointing at
+    it."""
     cursor.execute(
         "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
         "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary AND i.indexrelid::regclass"
@@ -74,6 +78,12 @@ def _shape(cursor, table: str) -> dict:
         [table],
     )
     foreign_keys = cursor.fetchall()
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype = 'c' AND conname <> %s ORDER BY 1",
+        [table, BOUND_CHECK],
+    )
+    checks = cursor.fetchall()
     cursor.execute(
         "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
         "WHERE tgrelid = %s::regclass AND NOT tgisinternal AND tgparentid = 0 ORDER BY 1",
@@ -91,6 +101,7 @@ def _shape(cursor, table: str) -> dict:
     return {
         "indexes": indexes,
         "foreign_keys": foreign_keys,
+        "checks": checks,
         "triggers": triggers,
         "referencing": referencing,
         "sequence": sequence,
@@ -112,8 +123,8 @@ def _set_aside(cursor, shape: dict, renamed: str, suffix: str) -> None:
 
 
 def _copy_shape(cursor, shape: dict, source: str, partitioned: bool) -> None:
-    """Create ``alerts_alert`` like ``source``, with its indexes, the sequence going on from
-    the old one's value."""
+    """Create ``alerts_alert`` like ``source``, with its checks and indexes, the sequence
+    going on from the old one's value."""
     partition_by = " PARTITION BY RANGE (event_time)" if partitioned else ""
     cursor.execute(
         f'CREATE TABLE "{TABLE}" (LIKE "{source}" INCLUDING DEFAULTS INCLUDING IDENTITY '
@@ -126,6 +137,8 @@ def _copy_shape(cursor, shape: dict, source: str, partitioned: bool) -> None:
         f'FROM "{source}_id_seq"',
         [TABLE],
     )
+    for name, definition in shape["checks"]:
+        cursor.execute(f'ALTER TABLE "{TABLE}" ADD CONSTRAINT "{name}" {definition}')
     for _, definition in shape["indexes"]:
         cursor.execute(definition)
 
