@@ -11,13 +11,14 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 from django.utils import timezone
 
 from apps.alerts import partitions
 from apps.alerts.adapters.base import build_alert
 from apps.alerts.models import Alert, Occurrence
-from apps.alerts.services import alerts_ingest, occurrences_prune
+from apps.alerts.services import alerts_ingest, occurrence_key, occurrences_prune
 from apps.kpis.models import HourlyRollup
 from apps.tenants.choices import RetentionDays
 from apps.tenants.models import Company
@@ -273,3 +274,67 @@ def test_an_msp_admin_sets_a_company_retention_in_the_admin(client, msp_admin, a
     )
     acme.refresh_from_db()
     assert acme.retention_days == RetentionDays.QUARTER
+
+
+OPEN = {"status": "firing", "fingerprint": "fp-disk", "occurrence": "open"}
+
+
+@pytest.fixture
+def monthly_afterwards():
+    """Leave the tests after this one the monthly partitions of a new installation (the
+    migration makes them for an empty table) rather than the legacy partition."""
+    yield
+    Alert.objects.all().delete()
+    executor = MigrationExecutor(connection)
+    after = executor.loader.graph.leaf_nodes()
+    executor.migrate([("alerts", "0006_alert_list_indexes")])
+    MigrationExecutor(connection).migrate(after)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_attaches_a_filled_table_and_keeps_its_alerts_and_occurrences(
+    acme, monthly_afterwards
+):
+    """The path of an existing installation: the old table becomes one partition, as is."""
+    executor = MigrationExecutor(connection)
+    before = [("alerts", "0006_alert_list_indexes")]
+    after = executor.loader.graph.leaf_nodes()
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("alerts", "Alert")
+    now = timezone.now()
+    stored = [
+        old.objects.create(
+            company_id=acme.pk,
+            asset_name="srv-db-01",
+            signature="disk_full",
+            severity="critical",
+            tool_source="Prometheus",
+            source="alertmanager",
+            status="firing",
+            fingerprint="fp-disk",
+            occurrence_key=key,
+            event_time=now - timedelta(days=days),
+            received_at=now - timedelta(days=days),
+        )
+        for key, days in (("", 70), (occurrence_key(**OPEN), 20), ("", 1))
+    ]
+    MigrationExecutor(connection).migrate(after)
+
+    assert partitions.is_partitioned()
+    legacy = next(p for p in partitions.partitions() if p.start is None)
+    assert legacy.name == "alerts_alert_legacy"
+    assert [_partition_of(a.pk) for a in stored] == [legacy.name] * 3
+    pointer = Occurrence.objects.get()
+    assert (pointer.alert_id, pointer.event_time) == (stored[1].pk, stored[1].event_time)
+    # A repeat of the open one merges into it; a new alert takes the next id.
+    repeat = _ingest(acme, now, received_at=now, occurrence=OPEN["occurrence"])
+    assert repeat.alert_ids == [stored[1].pk]
+    assert Alert.objects.get(pk=stored[1].pk).repeat_count == 1
+    fresh = _ingest(acme, now, received_at=now, occurrence="")
+    assert fresh.alert_ids[0] > max(a.pk for a in stored)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'alerts_alert'::regclass "
+            "AND NOT tgisinternal"
+        )
+        assert cursor.fetchone()[0] == 3
