@@ -15,7 +15,8 @@ from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.alerts import partitions
+from alertwhisperer.celery import app
+from apps.alerts import partitions, tasks
 from apps.alerts.adapters.base import build_alert
 from apps.alerts.models import Alert, Occurrence
 from apps.alerts.services import alerts_ingest, occurrence_key, occurrences_prune
@@ -338,3 +339,23 @@ def test_the_migration_attaches_a_filled_table_and_keeps_its_alerts_and_occurren
             "AND NOT tgisinternal"
         )
         assert cursor.fetchone()[0] == 3
+
+
+def test_beat_runs_the_partition_upkeep_in_the_periodic_queue(settings, acme):
+    names = {
+        "alert-partitions": tasks.partitions_ensure,
+        "alert-retention": tasks.retention_apply,
+        "prune-occurrences": tasks.prune_occurrences,
+    }
+    for entry, task in names.items():
+        assert settings.CELERY_BEAT_SCHEDULE[entry]["task"] == task.name
+        route = app.amqp.router.route({}, task.name, args=(), kwargs={})
+        assert route["queue"].name == "periodic"
+    now = timezone.now()
+    Alert.objects.filter(pk=_ingest(acme, now, received_at=now).alert_ids[0]).update(
+        resolved_at=now
+    )
+    tasks.partitions_ensure.delay().get()
+    assert tasks.partitions_ensure.delay().get() == []
+    assert tasks.prune_occurrences.delay().get() == 1
+    assert tasks.retention_apply.delay().get() == []
