@@ -358,4 +358,5 @@ def test_beat_runs_the_partition_upkeep_in_the_periodic_queue(settings, acme):
     tasks.partitions_ensure.delay().get()
     assert tasks.partitions_ensure.delay().get() == []
     assert tasks.prune_occurrences.delay().get() == 1
-    assert tasks.retention_apply.delay().get() == []
+    # Nothing the webhook may still write to (an empty previous month can go, on a 31st).
+    assert f"alerts_alert_p{now:%Y%m}" not in tasks.retention_apply.delay().get()
