@@ -9,7 +9,7 @@ import gzip
 import logging
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.db import connection, transaction
@@ -38,7 +38,8 @@ class Partition:
 
 
 def month_start(moment: datetime) -> datetime:
-    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    """The start of ``moment``'s month in UTC (partitions are UTC months)."""
+    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def next_month(start: datetime) -> datetime:
