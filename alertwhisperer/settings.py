@@ -247,6 +247,9 @@ CELERY_TASK_ROUTES = {
     "apps.notifications.tasks.*": {"queue": "notifications"},
     "apps.oncall.tasks.*": {"queue": "notifications"},
 }
+# Where the retention task writes each dropped month of alerts (CSV, gzip) before dropping
+# it; empty: dropped without an archive.
+ALERTS_ARCHIVE_DIR = os.environ.get("ALERTS_ARCHIVE_DIR", "")
 CELERY_BEAT_SCHEDULE = {
     "correlation-sweep": {"task": "apps.incidents.tasks.correlation_sweep", "schedule": 15.0},
     "rescore-incidents": {"task": "apps.incidents.tasks.rescore_incidents", "schedule": 300.0},
@@ -255,6 +258,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
     "purge-deliveries": {"task": "apps.alerts.tasks.purge_deliveries", "schedule": 3600.0},
+    "prune-occurrences": {"task": "apps.alerts.tasks.prune_occurrences", "schedule": 3600.0},
+    # The alerts' monthly partitions (docs/decisions.md, "Alerts partitioned by month").
+    "alert-partitions": {"task": "apps.alerts.tasks.partitions_ensure", "schedule": 21600.0},
+    "alert-retention": {"task": "apps.alerts.tasks.retention_apply", "schedule": 86400.0},
     "check-heartbeats": {"task": "apps.heartbeats.tasks.check_heartbeats", "schedule": 30.0},
     "resume-executions": {"task": "apps.runbooks.tasks.executions_resume", "schedule": 30.0},
     "expire-approvals": {"task": "apps.runbooks.tasks.expire_approvals", "schedule": 60.0},

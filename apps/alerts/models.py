@@ -37,6 +37,35 @@ class Delivery(models.Model):
         return self.delivery_id
 
 
+class Occurrence(models.Model):
+    """Which alert a re-notification merges into: one row per (company, source, occurrence
+    key), pointing at the latest alert stored with that key. Not partitioned, so its primary
+    key makes two racing repeats one alert even when their event times fall in different
+    months. The pointer is followed only while that alert is mergeable (``MERGEABLE``); a
+    stale one is moved to the next alert stored with the key (apps/alerts/services.py)."""
+
+    pk = models.CompositePrimaryKey("company", "source", "occurrence_key")
+    # No database constraint: its check would cost each new alert a second lookup (and
+    # share-lock) of the company row, after the alert's own. Django deletes a company's
+    # occurrences with it.
+    company = models.ForeignKey(
+        "tenants.Company",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    source = models.CharField(max_length=20)
+    occurrence_key = models.CharField(max_length=40)
+    # No foreign key: the alerts' primary key is (id, event_time) and partitions are
+    # dropped whole; both columns together find the alert in its month's partition.
+    alert_id = models.BigIntegerField()
+    event_time = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.occurrence_key} -> {self.alert_id}"
+
+
 class Alert(models.Model):
     # No single-column indexes on company and incident: the composite indexes below start
     # with them, and every index costs each insert and each correlation update.
@@ -97,14 +126,11 @@ class Alert(models.Model):
     quarantine_error = models.TextField(blank=True, db_default="")
 
     class Meta:
+        # On PostgreSQL the table is partitioned by month of event time and its primary key
+        # is (id, event_time); ids stay unique, from one sequence (docs/decisions.md,
+        # "Alerts partitioned by month"). A unique index there must hold the event time, so
+        # the occurrence's uniqueness lives in Occurrence.
         ordering = ["-event_time", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["company", "source", "occurrence_key"],
-                condition=MERGEABLE,
-                name="alert_occurrence_once",
-            )
-        ]
         indexes = [
             models.Index(
                 fields=["company", "event_time", "id"],

@@ -9,7 +9,8 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from apps.alerts.services import deliveries_purge, sns_subscription_failed
+from apps.alerts import partitions
+from apps.alerts.services import deliveries_purge, occurrences_prune, sns_subscription_failed
 from apps.audit.choices import AuditAction
 from apps.audit.services import record
 from apps.tenants.models import Company
@@ -64,3 +65,21 @@ def _confirm(company_id: int, topic_arn: str, token: str, region: str) -> str:
         details={"topic_arn": topic_arn, "subscription_arn": response.get("SubscriptionArn", "")},
     )
     return response.get("SubscriptionArn", "")
+
+
+@shared_task(soft_time_limit=240, time_limit=300)
+def partitions_ensure() -> list[str]:
+    """Create the alerts' monthly partitions ahead of time (PostgreSQL)."""
+    return partitions.partitions_ensure(now=timezone.now())
+
+
+@shared_task(soft_time_limit=3000, time_limit=3600)
+def retention_apply() -> list[str]:
+    """Drop (archive first when ALERTS_ARCHIVE_DIR is set) the alerts' monthly partitions
+    older than the retention of every company with alerts in them."""
+    return partitions.retention_apply(now=timezone.now(), archive_dir=settings.ALERTS_ARCHIVE_DIR)
+
+
+@shared_task(soft_time_limit=240, time_limit=300)
+def prune_occurrences() -> int:
+    return occurrences_prune()

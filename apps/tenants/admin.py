@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.http import HttpRequest
@@ -37,8 +38,18 @@ class ApiKeyInline(MSPRolePermissions, admin.TabularInline):
         return False
 
 
+class CompanyForm(forms.ModelForm):
+    """A post without the retention (an older form, a script) keeps the company's."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.is_bound and "retention_days" not in self.data:
+            self.fields["retention_days"].disabled = True
+
+
 @admin.register(Company)
 class CompanyAdmin(MSPModelAdmin):
+    form = CompanyForm
     list_display = (
         "name",
         "slug",
@@ -76,6 +87,7 @@ class CompanyAdmin(MSPModelAdmin):
             "Webhook protection",
             {"fields": ("rate_limit_per_minute", "rate_limit_burst", "hmac_enabled")},
         ),
+        ("History", {"fields": ("retention_days",)}),
         ("Record", {"fields": ("created_at", "updated_at")}),
     )
 

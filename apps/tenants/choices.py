@@ -34,3 +34,9 @@ AGGREGATION_KEY_CHOICES = (
     ("asset", "Asset only"),
     ("signature", "Signature only"),
 )
+
+
+class RetentionDays(models.IntegerChoices):
+    MONTH = 30, "30 days"
+    QUARTER = 90, "90 days"
+    YEAR = 365, "365 days"

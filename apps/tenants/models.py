@@ -17,6 +17,7 @@ from apps.common import crypto
 from apps.tenants.choices import (
     AGGREGATION_FIELDS,
     AssetType,
+    RetentionDays,
     Weekday,
     WindowKind,
 )
@@ -127,6 +128,18 @@ class Company(models.Model):
         help_text="Requests allowed at once before the per-minute rate applies (1–10000).",
     )
     hmac_enabled = models.BooleanField(default=False)
+
+    # History (docs/decisions.md, "Alerts partitioned by month"): whole monthly partitions
+    # of alerts are dropped, so this is how long a company's alerts are kept at least.
+    retention_days = models.PositiveIntegerField(
+        "alert retention",
+        choices=RetentionDays.choices,
+        default=RetentionDays.YEAR,
+        db_default=RetentionDays.YEAR,
+        help_text=(
+            "Alerts are kept at least this long; the incidents and KPIs built from them stay."
+        ),
+    )
     # Fernet token of the signing secret (apps/common/crypto.py); read it as hmac_secret.
     hmac_secret_encrypted = models.TextField(blank=True, editable=False)
 
