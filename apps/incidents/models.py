@@ -176,8 +176,13 @@ class IncidentKey(models.Model):
 class CorrelationReason(models.Model):
     """Why an alert joined its incident, when the reason is more than the shared key."""
 
+    # No database constraint: the alerts table is partitioned by month on PostgreSQL (its
+    # key is (id, event_time)); a dropped month deletes its reasons (alerts.partitions).
     alert = models.OneToOneField(
-        "alerts.Alert", on_delete=models.CASCADE, related_name="correlation_reason"
+        "alerts.Alert",
+        on_delete=models.CASCADE,
+        related_name="correlation_reason",
+        db_constraint=False,
     )
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="reasons")
     rule = models.CharField(max_length=20, choices=Rule.choices)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -14,7 +13,8 @@ from apps.oncall.tasks import escalation_sweep
 def start_escalations(*, incident_ids: list[int], **kwargs: Any) -> None:
     """Once the assignment has committed, start the incidents' escalation (two queries for
     all of them)."""
-    transaction.on_commit(partial(_start, list(incident_ids)), robust=True)
+    incident_ids = list(incident_ids)
+    transaction.on_commit(lambda: _start(incident_ids), robust=True)
 
 
 def _start(incident_ids: list[int]) -> None:
