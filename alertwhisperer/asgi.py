@@ -5,6 +5,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alertwhisperer.settings")
+# Each ASGI request runs its view in a thread of its own: a persistent connection would
+# stay open after it, unused, until it expired (docs/decisions.md, session 20).
+os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -151,7 +151,14 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 EMBEDDED = not REDIS_URL
 
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Persistent connections (60 s) for the WSGI servers and Celery, whose threads live on.
+    # Under ASGI (alertwhisperer.asgi sets 0) each request runs in a thread of its own, so
+    # a kept connection is never reused and piles up until it expires: closed per request.
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60"))
+        )
+    }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
         # JIT compiles the plan of any query estimated costly (a dashboard aggregate over

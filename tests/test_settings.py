@@ -256,3 +256,27 @@ def test_templates_hold_no_inline_script_or_style():
         if 'type="application/json"' not in match.group(0)
     ]
     assert offenders == []
+
+
+def test_the_asgi_server_closes_its_database_connections_after_each_request():
+    """Under ASGI every request has a thread of its own; a connection kept for the next
+    request of that thread is never reused (the browser suite's daphne servers held ~30
+    each, and CI ran out of PostgreSQL's 100). The WSGI servers and Celery keep theirs."""
+    probe = (
+        "import django.conf, alertwhisperer.{module}; "
+        "print(django.conf.settings.DATABASES['default']['CONN_MAX_AGE'])"
+    )
+    env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x"}
+    env.pop("DATABASE_CONN_MAX_AGE", None)
+    ages = {
+        module: subprocess.run(
+            [sys.executable, "-c", probe.format(module=module)],
+            env={**env, "DJANGO_SETTINGS_MODULE": "alertwhisperer.settings"},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout.split()[-1]
+        for module in ("asgi", "wsgi")
+    }
+    assert ages == {"asgi": "0", "wsgi": "60"}

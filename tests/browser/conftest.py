@@ -171,6 +171,8 @@ def _start_server(extra_env: dict[str, str], log: Path) -> Server:
             "REDIS_URL": settings.REDIS_URL,
             "DEBUG": "true",
             "PYTHONUNBUFFERED": "1",
+            # What alertwhisperer.asgi sets for daphne; runserver reads the settings first.
+            "DATABASE_CONN_MAX_AGE": "0",
             **extra_env,
         }
     )
