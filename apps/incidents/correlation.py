@@ -807,17 +807,7 @@ class _Batch:
         group = group.live()
         if not _accepts(group.incident):
             return
-        reach = grouping.window_of(key, self.windows[alert.company_id])
-        matches = {group: key}
-        for candidate in self.index.get((alert.company_id, key), ()):
-            other = candidate.live()
-            if other in matches or not _accepts(other.incident):
-                continue
-            if any(
-                first - reach <= alert.event_time <= last + reach
-                for first, last in other.spans.get(key, ())
-            ):
-                matches[other] = key
+        matches = {group: key, **self._matches(alert, grouping.Links(published=[], matched=[key]))}
         if len(matches) == 1:
             return
         company = self.companies[alert.company_id]

@@ -80,6 +80,21 @@ def partition(company) -> set[frozenset[str]]:
     return {frozenset(messages) for messages in groups.values()}
 
 
+def deliver_in_batches(company, order: list, data: st.DataObject) -> None:
+    """Store ``order`` in randomly cut deliveries, each correlated in sweeps of a random
+    batch size, as the drain meets them."""
+    cuts = sorted(
+        data.draw(st.sets(st.integers(min_value=1, max_value=len(order)), max_size=6), label="cuts")
+    )
+    start = 0
+    for end in [*cuts, len(order)]:
+        if end > start:
+            store(company, order[start:end])
+            batch = data.draw(st.integers(min_value=1, max_value=10), label="batch size")
+            correlate_company(company_id=company.pk, batch_size=batch)
+        start = end
+
+
 @settings(
     max_examples=150,
     deadline=None,
@@ -95,17 +110,7 @@ def test_any_arrival_order_and_batching_gives_the_same_incidents(specs, data):
     store(reference, sorted(alerts, key=lambda a: a.event_time))
     correlate_company(company_id=reference.pk)
 
-    order = data.draw(st.permutations(alerts), label="arrival order")
-    cuts = sorted(
-        data.draw(st.sets(st.integers(min_value=1, max_value=len(order)), max_size=6), label="cuts")
-    )
-    start = 0
-    for end in [*cuts, len(order)]:
-        if end > start:
-            store(shuffled, order[start:end])
-            batch = data.draw(st.integers(min_value=1, max_value=10), label="batch size")
-            correlate_company(company_id=shuffled.pk, batch_size=batch)
-        start = end
+    deliver_in_batches(shuffled, data.draw(st.permutations(alerts), label="arrival order"), data)
 
     assert partition(shuffled) == partition(reference)
     assert sum(len(group) for group in partition(shuffled)) == len(alerts)

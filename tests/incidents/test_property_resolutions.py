@@ -12,7 +12,7 @@ in one sweep, and into a second company in a random interleaving cut into random
 deliveries, each swept with a random batch size.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,17 +20,15 @@ from hypothesis import strategies as st
 
 from apps.alerts.adapters import NormalizedAlert
 from apps.alerts.models import Alert
-from apps.alerts.services import alerts_ingest
 from apps.incidents.correlation import correlate_company
 from apps.incidents.dependencies import dependencies_replace
 from apps.incidents.models import Incident
 from tests.factories import CompanyFactory
+from tests.incidents.test_property_correlation import GRAPH, T0, deliver_in_batches, store
 
 pytestmark = pytest.mark.django_db
-T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 # Few assets and signatures, so that keys meet often.
 ASSETS = ["db-01", "app-01", "app-02", "lb-01", "pod-a"]
-GRAPH = {"app-01": ["db-01"], "app-02": ["db-01"], "lb-01": ["app-01", "app-02"]}
 SIGNATURES = ["down", "errors"]
 
 problems_strategy = st.lists(
@@ -74,16 +72,6 @@ def notifications(number: int, spec: tuple) -> list[NormalizedAlert]:
         )
         for status, at in steps
     ]
-
-
-def store(company, alerts: list[NormalizedAlert]) -> None:
-    alerts_ingest(
-        company=company,
-        alerts=alerts,
-        source="generic",
-        delivery_id="",
-        received_at=T0 + timedelta(days=1),
-    )
 
 
 def outcome(company) -> tuple[dict, dict, frozenset]:
@@ -142,17 +130,7 @@ def test_resolutions_in_any_arrival_order_and_batching_give_the_same_incidents(s
         label="interleaving",
     )
     queues = [list(steps) for steps in per_alert]
-    order = [queues[n].pop(0) for n in owners]
-    cuts = sorted(
-        data.draw(st.sets(st.integers(min_value=1, max_value=len(order)), max_size=6), label="cuts")
-    )
-    start = 0
-    for end in [*cuts, len(order)]:
-        if end > start:
-            store(shuffled, order[start:end])
-            batch = data.draw(st.integers(min_value=1, max_value=10), label="batch size")
-            correlate_company(company_id=shuffled.pk, batch_size=batch)
-        start = end
+    deliver_in_batches(shuffled, [queues[n].pop(0) for n in owners], data)
 
     assert outcome(shuffled) == outcome(reference)
 
