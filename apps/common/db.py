@@ -16,11 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, JSONField, Model
+from django.db.models.lookups import In
+from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 from psycopg.pq import Format
 from psycopg.types.json import Jsonb
@@ -78,6 +81,50 @@ def unnest(
     return Unnest(columns, sql, params)
 
 
+class _Rows:
+    """The rows of a set-based write as one ``unnest()`` of arrays (``source``, aliased
+    ``v``) and an SQL expression per column (``expressions``): ``v."<column>"``, or one
+    parameter where every row has the same value (a sweep's ``correlated_at``, a new
+    incident's status and counters), which spares psycopg dumping an array of thousands of
+    equal values. The first ``keys`` columns (at least one, so the row count stands; the
+    columns an UPDATE finds its rows by) are always arrays. The
+    parameters (``params``) are in SQL order for a statement that names the expressions
+    before its ``FROM``: the single values, then the arrays."""
+
+    def __init__(
+        self,
+        model: type[Model],
+        objs: Sequence[Any],
+        fields: Sequence[str],
+        connection: BaseDatabaseWrapper,
+        *,
+        keys: int = 1,
+    ) -> None:
+        self.columns = [model._meta.get_field(name) for name in fields]
+        self.expressions: list[str] = []
+        scalars: list[Any] = []
+        arrays: list[list[Any]] = []
+        casts: list[str] = []
+        names: list[str] = []
+        for index, column in enumerate(self.columns):
+            values = [getattr(obj, column.attname) for obj in objs]
+            first = values[0]
+            same = index >= keys and all(value == first for value in values)
+            if isinstance(column, JSONField):
+                values = [Jsonb(value) for value in values]
+            db_type = column.db_type(connection)
+            if same:
+                self.expressions.append(f"%b::{db_type}")
+                scalars.append(values[0])
+            else:
+                self.expressions.append(f'v."{column.column}"')
+                arrays.append(values)
+                casts.append(f"%b::{db_type}[]")
+                names.append(f'"{column.column}"')
+        self.source = f"unnest({', '.join(casts)}) AS v({', '.join(names)})"
+        self.params = [*scalars, *arrays]
+
+
 @functools.cache
 def unnest_sql(model: type[Model], fields: tuple[str, ...], alias: str) -> tuple[list[Field], str]:
     """The model's ``fields`` as columns, and ``unnest(%b::<type>[], …) AS v(<columns>)``
@@ -89,10 +136,14 @@ def unnest_sql(model: type[Model], fields: tuple[str, ...], alias: str) -> tuple
     return columns, f"unnest({arrays}) AS v({names})"
 
 
-def bulk_set(model: type[Model], objs: Sequence[Any], fields: Sequence[str]) -> None:
+def bulk_set(
+    model: type[Model], objs: Sequence[Any], fields: Sequence[str], *, match: Sequence[str] = ()
+) -> None:
     """Write ``fields`` of every object in ``objs`` to its row: ``bulk_update`` semantics,
     as one ``UPDATE … FROM unnest(…)`` on PostgreSQL. The objects are model instances or
-    plain objects with the same attribute names (``id``, ``incident_id``…)."""
+    plain objects with the same attribute names (``id``, ``incident_id``…). ``match``:
+    columns the rows are found by besides the primary key, such as the partition key of a
+    partitioned table (each row is then looked for in its partition only)."""
     if not objs:
         return
     alias = router.db_for_write(model)
@@ -103,14 +154,37 @@ def bulk_set(model: type[Model], objs: Sequence[Any], fields: Sequence[str]) -> 
         model._default_manager.using(alias).bulk_update(instances, fields)
         return
     meta = model._meta
-    values = unnest(model, objs, [meta.pk.name, *fields], connection)
-    pk = f'"{meta.pk.column}"'
-    assignments = ", ".join(f'"{c.column}" = v."{c.column}"' for c in values.columns[1:])
+    rows = _Rows(model, objs, [meta.pk.name, *match, *fields], connection, keys=1 + len(match))
+    keys = rows.columns[: 1 + len(match)]
+    assignments = ", ".join(
+        f'"{column.column}" = {expression}'
+        for column, expression in zip(
+            rows.columns[len(keys) :], rows.expressions[len(keys) :], strict=True
+        )
+    )
+    found = " AND ".join(f't."{column.column}" = v."{column.column}"' for column in keys)
     with binding_cursor(connection) as cursor:
         cursor.execute(
             f'UPDATE "{meta.db_table}" AS t SET {assignments} '  # noqa: S608
-            f"FROM {values.sql} WHERE t.{pk} = v.{pk}",
-            values.params,
+            f"FROM {rows.source} WHERE {found}",
+            rows.params,
+        )
+
+
+@contextmanager
+def nested_loops(connection: BaseDatabaseWrapper) -> Iterator[None]:
+    """Within a transaction on PostgreSQL: the statements run inside join by nested loops
+    only, for writes keyed by an ``unnest()`` of at most a batch of ids (``bulk_set``),
+    which probing the key always serves best, whatever the planner's statistics say."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO DEFAULT"
         )
 
 
@@ -122,16 +196,22 @@ def bulk_insert(
     order, as ``bulk_create`` relies on too). The values must already be of the column's
     Python type, as the ORM hands them out; ``auto_now``/``auto_now_add`` times are set
     here. With ``ignore_conflicts`` rows that conflict are skipped and no ids are set.
-    Other databases go through ``bulk_create``."""
+    ``objs`` may be plain objects with the columns' attribute names (thousands of rows a
+    sweep, where a model instance each is most of the cost): no ids are returned to them.
+    Other databases go through ``bulk_create`` (with instances made of plain objects)."""
     if not objs:
         return
     alias = router.db_for_write(model)
     connection = connections[alias]
-    if connection.vendor != "postgresql":
-        model._default_manager.using(alias).bulk_create(objs, ignore_conflicts=ignore_conflicts)
-        return
     meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
+    if connection.vendor != "postgresql":
+        if not isinstance(objs[0], Model):
+            objs = [
+                model(**{f.attname: getattr(obj, f.attname, None) for f in fields}) for obj in objs
+            ]
+        model._default_manager.using(alias).bulk_create(objs, ignore_conflicts=ignore_conflicts)
+        return
     stamped = [
         f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
     ]
@@ -141,16 +221,42 @@ def bulk_insert(
             for field in stamped:
                 if field.auto_now or getattr(obj, field.attname) is None:
                     setattr(obj, field.attname, now)
-    values = unnest(model, objs, [f.name for f in fields], connection)
-    sql = f'INSERT INTO "{meta.db_table}" ({values.names}) SELECT * FROM {values.sql}'  # noqa: S608
+    rows = _Rows(model, objs, [f.name for f in fields], connection)
+    names = ", ".join(f'"{column.column}"' for column in rows.columns)
+    sql = (
+        f'INSERT INTO "{meta.db_table}" ({names}) '  # noqa: S608
+        f"SELECT {', '.join(rows.expressions)} FROM {rows.source}"
+    )
+    returning = not ignore_conflicts and isinstance(objs[0], Model)
     if ignore_conflicts:
         sql += " ON CONFLICT DO NOTHING"
-    else:
+    elif returning:
         sql += f' RETURNING "{meta.pk.column}"'
     with binding_cursor(connection) as cursor:
-        cursor.execute(sql, values.params)
-        if not ignore_conflicts:
+        cursor.execute(sql, rows.params)
+        if returning:
             for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
                 obj.pk = pk
                 obj._state.adding = False
                 obj._state.db = alias
+
+
+class AnyOf(In):
+    """``field__any=values``: ``field = ANY(%s)`` with the values as one array parameter on
+    PostgreSQL, where ``__in`` makes a placeholder per value for Django to prepare and
+    psycopg to split one by one (a correlation sweep's thousands of keys and ids). The
+    values must already be of the field's Python type. ``IN`` elsewhere."""
+
+    lookup_name = "any"
+
+    def get_prep_lookup(self) -> list[Any]:
+        return [value for value in self.rhs if value is not None]
+
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, list[Any]]:
+        if not self.rhs:
+            raise EmptyResultSet
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        db_type = self.lhs.output_field.db_type(connection)
+        return f"{lhs} = ANY(%s::{db_type}[])", [*lhs_params, list(self.rhs)]

@@ -1,0 +1,150 @@
+"""The set-based writes of apps.common.db (PostgreSQL): what they store equals what the ORM
+stores, whether a column's values differ from row to row or are all the same (sent as one
+parameter), and the ``__any`` lookup finds what ``__in`` finds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.db import connection, transaction
+from django.db.models import Q
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apps.common.db import bulk_insert, bulk_set, nested_loops
+from apps.incidents.models import Incident, IncidentKey
+from apps.tenants.models import Company
+
+pytestmark = pytest.mark.django_db
+
+BASE = datetime(2026, 11, 1, tzinfo=UTC)
+KEYS = st.sampled_from(["k:a", "k:b", "b:x=1", "at:db-01", ""])
+TIMES = st.integers(0, 3).map(lambda minutes: BASE + timedelta(minutes=minutes))
+ROWS = st.lists(st.tuples(KEYS, TIMES, TIMES), min_size=1, max_size=12)
+
+
+@pytest.fixture
+def incident():
+    company = Company.objects.create(name="Acme", slug="acme")
+    return Incident.objects.create(
+        company=company,
+        key="a|b",
+        title="t",
+        asset_name="a",
+        signature="b",
+        severity="high",
+        first_alert_at=BASE,
+        last_alert_at=BASE,
+        tool_sources=["Prometheus"],
+    )
+
+
+def _stored(incident: Incident) -> list[tuple]:
+    return sorted(
+        IncidentKey.objects.filter(incident=incident).values_list(
+            "company_id", "incident_id", "key", "first_alert_at", "last_alert_at"
+        )
+    )
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=ROWS, updates=ROWS)
+def test_plain_rows_insert_and_update_as_the_orm_does(incident, rows, updates):
+    with transaction.atomic():
+        plain = [
+            SimpleNamespace(
+                company_id=incident.company_id,
+                incident_id=incident.pk,
+                key=key,
+                first_alert_at=first,
+                last_alert_at=last,
+            )
+            for key, first, last in rows
+        ]
+        bulk_insert(IncidentKey, plain)
+        expected = sorted(
+            (incident.company_id, incident.pk, key, first, last) for key, first, last in rows
+        )
+        assert _stored(incident) == expected
+        stored = list(IncidentKey.objects.filter(incident=incident).order_by("pk"))
+        changes = [
+            SimpleNamespace(id=row.pk, first_alert_at=first, last_alert_at=last)
+            for row, (_, first, last) in zip(stored, updates, strict=False)
+        ]
+        bulk_set(IncidentKey, changes, ["first_alert_at", "last_alert_at"])
+        by_id = {change.id: change for change in changes}
+        assert _stored(incident) == sorted(
+            (
+                row.company_id,
+                row.incident_id,
+                row.key,
+                by_id[row.pk].first_alert_at if row.pk in by_id else row.first_alert_at,
+                by_id[row.pk].last_alert_at if row.pk in by_id else row.last_alert_at,
+            )
+            for row in stored
+        )
+        transaction.set_rollback(True)
+
+
+def test_model_instances_get_their_ids_and_equal_json_values_go_once(incident):
+    copies = [
+        Incident(
+            company_id=incident.company_id,
+            key=f"k{n}",
+            title="t",
+            asset_name="a",
+            signature="b",
+            severity="high",
+            first_alert_at=BASE,
+            last_alert_at=BASE,
+            tool_sources=["Prometheus", "Zabbix"],
+        )
+        for n in range(3)
+    ]
+    bulk_insert(Incident, copies)
+    assert all(copy.pk for copy in copies)
+    assert (
+        list(
+            Incident.objects.filter(pk__in=[c.pk for c in copies]).values_list(
+                "tool_sources", flat=True
+            )
+        )
+        == [["Prometheus", "Zabbix"]] * 3
+    )
+
+
+def test_any_finds_what_in_finds(incident):
+    IncidentKey.objects.bulk_create(
+        IncidentKey(
+            company_id=incident.company_id,
+            incident=incident,
+            key=key,
+            first_alert_at=BASE,
+            last_alert_at=BASE,
+        )
+        for key in ("k:a", "k:b", "k:c")
+    )
+    for keys in (["k:a"], {"k:a", "k:c", "k:z"}, [], ["k:a", None]):
+        assert set(IncidentKey.objects.filter(key__any=keys)) == set(
+            IncidentKey.objects.filter(key__in=keys)
+        )
+    assert IncidentKey.objects.filter(incident__any=[incident.pk]).count() == 3
+    assert Incident.objects.filter(Q(pk__any=[]) | Q(pk=incident.pk)).get() == incident
+
+
+def test_nested_loops_last_for_the_block_only():
+    def enabled() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW enable_hashjoin")
+            hash_join = cursor.fetchone()[0]
+            cursor.execute("SHOW enable_mergejoin")
+            return [hash_join, cursor.fetchone()[0]]
+
+    with transaction.atomic():
+        with nested_loops(connection):
+            assert enabled() == ["off", "off"]
+        assert enabled() == ["on", "on"]
