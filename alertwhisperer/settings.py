@@ -268,6 +268,7 @@ CELERY_BEAT_SCHEDULE = {
     "prune-occurrences": {"task": "apps.alerts.tasks.prune_occurrences", "schedule": 3600.0},
     # The alerts' monthly partitions (docs/decisions.md, "Alerts partitioned by month").
     "alert-partitions": {"task": "apps.alerts.tasks.partitions_ensure", "schedule": 21600.0},
+    "alert-statistics": {"task": "apps.alerts.tasks.refresh_statistics", "schedule": 3600.0},
     "alert-retention": {"task": "apps.alerts.tasks.retention_apply", "schedule": 86400.0},
     "check-heartbeats": {"task": "apps.heartbeats.tasks.check_heartbeats", "schedule": 30.0},
     "resume-executions": {"task": "apps.runbooks.tasks.executions_resume", "schedule": 30.0},

@@ -97,6 +97,20 @@ def partitions_ensure(*, now: datetime, since: datetime | None = None) -> list[s
     return created
 
 
+def statistics_refresh() -> bool:
+    """ANALYZE the partitioned table itself. Autovacuum analyzes each month's partition as
+    it fills but never the parent, whose statistics the planner uses for every join
+    through it: without them it took each id of a correlation sweep's ``UPDATE … FROM
+    unnest(…)`` to match thousands of rows and sorted the whole table instead of probing
+    the key (1.15 s → 0.23 s for 10,000 alerts among 0.9 M). ANALYZE samples a fixed
+    number of rows, so its cost does not grow with the table. Returns whether it ran."""
+    if not is_partitioned():
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(f'ANALYZE "{TABLE}"')
+    return True
+
+
 def _kept_days(partition: Partition) -> int:
     """The longest retention among the companies with alerts in ``partition`` (one index
     probe per company; 0 when it holds none)."""

@@ -73,6 +73,13 @@ def partitions_ensure() -> list[str]:
     return partitions.partitions_ensure(now=timezone.now())
 
 
+@shared_task(soft_time_limit=240, time_limit=300)
+def refresh_statistics() -> bool:
+    """Beat, hourly: the partitioned alerts table's own statistics (autovacuum keeps only
+    its partitions')."""
+    return partitions.statistics_refresh()
+
+
 @shared_task(soft_time_limit=3000, time_limit=3600)
 def retention_apply() -> list[str]:
     """Drop (archive first when ALERTS_ARCHIVE_DIR is set) the alerts' monthly partitions

@@ -20,6 +20,7 @@ from apps.alerts import partitions, tasks
 from apps.alerts.adapters.base import build_alert
 from apps.alerts.models import Alert, Occurrence
 from apps.alerts.services import alerts_ingest, occurrence_key, occurrences_prune
+from apps.incidents.correlation import correlate_company
 from apps.kpis.models import HourlyRollup
 from apps.tenants.choices import RetentionDays
 from apps.tenants.models import Company
@@ -346,6 +347,7 @@ def test_beat_runs_the_partition_upkeep_in_the_periodic_queue(settings, acme):
         "alert-partitions": tasks.partitions_ensure,
         "alert-retention": tasks.retention_apply,
         "prune-occurrences": tasks.prune_occurrences,
+        "alert-statistics": tasks.refresh_statistics,
     }
     for entry, task in names.items():
         assert settings.CELERY_BEAT_SCHEDULE[entry]["task"] == task.name
@@ -360,3 +362,44 @@ def test_beat_runs_the_partition_upkeep_in_the_periodic_queue(settings, acme):
     assert tasks.prune_occurrences.delay().get() == 1
     # Nothing the webhook may still write to (an empty previous month can go, on a 31st).
     assert f"alerts_alert_p{now:%Y%m}" not in tasks.retention_apply.delay().get()
+
+
+def _parent_statistics() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stats WHERE tablename = %s AND inherited",
+            [Alert._meta.db_table],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_the_partitioned_table_gets_statistics_of_its_own(acme):
+    """Autovacuum analyzes partitions, never their parent: the upkeep does, or the planner
+    joins through the parent blind (a sweep's update by id sorted the whole table)."""
+    now = timezone.now()
+    _ingest(acme, now, received_at=now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM pg_statistic WHERE starelid = %s::regclass", [Alert._meta.db_table]
+        )
+    assert _parent_statistics() == 0
+    assert tasks.refresh_statistics.delay().get() is True
+    assert _parent_statistics() > 0
+
+
+def test_a_sweep_correlates_and_resolves_alerts_of_two_months(acme):
+    """The sweep writes each alert in its month's partition (by id and event time): a
+    firing alert of last month and its resolution of this one."""
+    edge = _month_edge()
+    fired = _ingest(acme, edge - timedelta(hours=3), received_at=edge - timedelta(hours=3))
+    correlate_company(company_id=acme.pk)
+    resolved = _ingest(acme, edge - timedelta(hours=1), received_at=edge, status="resolved")
+    other = _ingest(acme, edge - timedelta(hours=1), received_at=edge, occurrence="other")
+    correlate_company(company_id=acme.pk)
+    firing = Alert.objects.get(pk=fired.alert_ids[0])
+    assert firing.resolved_at == edge - timedelta(hours=1)
+    assert _partition_of(firing.pk) != _partition_of(resolved.alert_ids[0])
+    assert not Alert.objects.filter(
+        pk__in=[*resolved.alert_ids, *other.alert_ids], correlated_at__isnull=True
+    ).exists()
+    assert Alert.objects.get(pk=other.alert_ids[0]).incident_id is not None
