@@ -38,18 +38,20 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from types import SimpleNamespace
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.base import ModelState
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
 from apps.alerts.models import Alert
 from apps.audit.services import record
-from apps.common.db import binding_cursor, bulk_insert, bulk_set, is_postgresql
+from apps.common.db import binding_cursor, bulk_insert, bulk_set, is_postgresql, nested_loops
 from apps.incidents import grouping
 from apps.incidents.choices import (
     MERGE_AUDIT_ACTION,
@@ -390,11 +392,9 @@ class _Batch:
             self.maintenance[window.company_id].append(window)
         self.assets = _assets({(a.company_id, a.asset_name) for a in alerts})
         correlating = [a for a in alerts if companies[a.company_id].auto_correlate]
-        labelled = [
-            (a.company_id, a.asset_name, _labels(a))
-            for a in correlating
-            if a.labels not in ("{}", {})
-        ]
+        for alert in correlating:
+            alert.labels = _labels(alert)
+        labelled = [(a.company_id, a.asset_name, a.labels) for a in correlating if a.labels]
         # The graph around the batch's assets and the assets its labels name.
         self.graphs = grouping.load_around(
             {},
@@ -413,7 +413,7 @@ class _Batch:
                 company=companies[a.company_id],
                 key=self.keys[a.id],
                 alert=a,
-                labels=_labels(a) if companies[a.company_id].group_by else {},
+                labels=a.labels if companies[a.company_id].group_by else {},
                 graph=self.graphs.get(a.company_id, grouping.EMPTY_GRAPH),
             )
             for a in alerts
@@ -438,7 +438,8 @@ class _Batch:
         self.open_firing: dict[Scoped, list[tuple[int, datetime, _Group | None]]] = defaultdict(
             list
         )
-        self.closed_earlier: dict[int, datetime] = {}
+        # Firing alerts of earlier sweeps this one resolves: id -> (event time, resolved at).
+        self.closed_earlier: dict[int, tuple[datetime, datetime]] = {}
         self.resolved_now: list[Incident] = []
         self.flapping_now: list[Incident] = []
 
@@ -466,11 +467,11 @@ class _Batch:
                     status=AlertStatus.FIRING,
                     resolved_at__isnull=True,
                     correlated_at__isnull=False,
-                    fingerprint__in={fingerprint for _, fingerprint in fingerprints},
+                    fingerprint__any={fingerprint for _, fingerprint in fingerprints},
                 ).values_list("id", "company_id", "fingerprint", "event_time", "incident_id")
                 if (row[1], row[2]) in fingerprints
             ]
-        wanted = Q(pk__in={row[4] for row in earlier if row[4] is not None})
+        wanted = Q(pk__any={row[4] for row in earlier if row[4] is not None})
         # What each alert can match: a firing alert its link keys, a resolution its
         # aggregation key (``_bridge``).
         matching = {alert_id: links.matched for alert_id, links in self.links.items()}
@@ -484,7 +485,7 @@ class _Batch:
             reach = max(self.windows[a.company_id] for a in linked)
             keys = IncidentKey.objects.filter(
                 company_id__in={a.company_id for a in linked},
-                key__in={key for a in linked for key in matching[a.id]},
+                key__any={key for a in linked for key in matching[a.id]},
                 last_alert_at__gte=min(a.event_time for a in linked) - reach,
                 first_alert_at__lte=max(a.event_time for a in linked) + reach,
             )
@@ -525,8 +526,8 @@ class _Batch:
         if linkable and touched:
             for pk, incident_id, key, first, last in IncidentKey.objects.filter(
                 company_id__in={loaded[pk].incident.company_id for pk in linkable},
-                incident_id__in=linkable,
-                key__in=touched,
+                incident_id__any=linkable,
+                key__any=touched,
             ).values_list("id", "incident_id", "key", "first_alert_at", "last_alert_at"):
                 group = loaded[incident_id]
                 if key not in group.spans:
@@ -598,12 +599,13 @@ class _Batch:
             group.dirty.add(key)
 
     def _open(self, company: Company, alert: SweepAlert) -> _Group:
-        incident = Incident(
+        asset = self.assets.get((company.pk, alert.asset_name))
+        incident = _unsaved_incident(
             company=company,
+            asset=asset,
             key=self.keys[alert.id],
             accepting=company.auto_correlate,
             title=f"{alert.signature} on {alert.asset_name}"[:600],
-            asset=self.assets.get((company.pk, alert.asset_name)),
             asset_name=alert.asset_name,
             signature=alert.signature,
             severity=alert.severity,
@@ -615,8 +617,8 @@ class _Batch:
             in_maintenance=any(
                 w.is_active(alert.event_time, company.tz) for w in self.maintenance[company.pk]
             ),
+            visible=company.min_alerts <= 1,
         )
-        incident.visible = incident.alert_count >= company.min_alerts
         return self._group(incident)
 
     def _join(self, company: Company, group: _Group, alert: SweepAlert) -> None:
@@ -775,7 +777,7 @@ class _Batch:
             if alert_id in self.placement:
                 self.placement[alert_id] = (self.placement[alert_id][0], alert.event_time)
             else:
-                self.closed_earlier[alert_id] = alert.event_time
+                self.closed_earlier[alert_id] = (event_time, alert.event_time)
             if group is not None:
                 group = group.live()
                 incident = group.incident
@@ -845,18 +847,24 @@ class _Batch:
             asset = self.assets.get((alert.company_id, alert.asset_name))
             alert.asset_id = asset.pk if asset is not None else None
             alert.correlated_at = self.now
-        bulk_set(Alert, self.alerts, ALERT_UPDATE_FIELDS)
-        bulk_set(
-            Alert,
-            [SimpleNamespace(id=pk, resolved_at=at) for pk, at in self.closed_earlier.items()],
-            ["resolved_at"],
-        )
+        # By id and event time: each alert is looked for in its month's partition only.
+        with nested_loops(connection):
+            bulk_set(Alert, self.alerts, ALERT_UPDATE_FIELDS, match=["event_time"])
+            bulk_set(
+                Alert,
+                [
+                    SimpleNamespace(id=pk, event_time=event_time, resolved_at=at)
+                    for pk, (event_time, at) in self.closed_earlier.items()
+                ],
+                ["resolved_at"],
+                match=["event_time"],
+            )
         self._write_keys(live)
         bulk_insert(
             CorrelationReason,
             [
-                CorrelationReason(
-                    alert_id=alert.id, incident=group.live().incident, rule=rule, text=text
+                SimpleNamespace(
+                    alert_id=alert.id, incident_id=group.live().incident.pk, rule=rule, text=text
                 )
                 for alert, group, rule, text in self.reasons
             ],
@@ -906,7 +914,7 @@ class _Batch:
         had none, deleted where segments joined. A merged incident's loaded keys are
         deleted (folded into the survivor's)."""
         moved: list[SimpleNamespace] = []
-        added: list[IncidentKey] = []
+        added: list[SimpleNamespace] = []
         dropped: list[int] = []
         for group in live:
             incident = group.incident
@@ -917,7 +925,7 @@ class _Batch:
                     moved.append(SimpleNamespace(id=pk, first_alert_at=first, last_alert_at=last))
                 dropped += stored[len(segments) :]
                 added += (
-                    IncidentKey(
+                    SimpleNamespace(
                         company_id=incident.company_id,
                         incident_id=incident.pk,
                         key=key,
@@ -931,7 +939,7 @@ class _Batch:
             pk for absorbed, _ in self.merges for pks in absorbed.stored.values() for pk in pks
         ]
         if dropped:
-            IncidentKey.objects.filter(pk__in=dropped).delete()
+            IncidentKey.objects.filter(pk__any=dropped).delete()
         bulk_set(IncidentKey, moved, ["first_alert_at", "last_alert_at"])
         bulk_insert(IncidentKey, added)
 
@@ -966,6 +974,32 @@ class _Batch:
                 details=details,
             )
         IncidentEvent.objects.bulk_create(events)
+
+
+@cache
+def _incident_defaults() -> dict[str, object]:
+    """An unsaved incident's attributes: each concrete field's default (None without one;
+    the one mutable default, ``tool_sources``, is always given)."""
+    return {
+        field.attname: field.get_default()
+        for field in Incident._meta.concrete_fields
+        if not (field.has_default() and callable(field.default))
+    }
+
+
+def _unsaved_incident(*, company: Company, asset: Asset | None, **values: object) -> Incident:
+    """``Incident(company=…, asset=…, **values)`` as ``Model.from_db`` builds instances,
+    without ``Model.__init__``'s per-field work: a storm's sweep opens thousands."""
+    incident = Incident.__new__(Incident)
+    incident._state = ModelState()
+    incident.__dict__.update(
+        _incident_defaults(),
+        company_id=company.pk,
+        asset_id=asset.pk if asset is not None else None,
+        **values,
+    )
+    incident._state.fields_cache.update(company=company, asset=asset)
+    return incident
 
 
 def _labels(alert: SweepAlert) -> dict:
