@@ -25,20 +25,26 @@ TIMES = st.integers(0, 3).map(lambda minutes: BASE + timedelta(minutes=minutes))
 ROWS = st.lists(st.tuples(KEYS, TIMES, TIMES), min_size=1, max_size=12)
 
 
-@pytest.fixture
-def incident():
-    company = Company.objects.create(name="Acme", slug="acme")
-    return Incident.objects.create(
-        company=company,
-        key="a|b",
+def _unsaved(company_id: int, key: str, tool_sources: list[str]) -> Incident:
+    return Incident(
+        company_id=company_id,
+        key=key,
         title="t",
         asset_name="a",
         signature="b",
         severity="high",
         first_alert_at=BASE,
         last_alert_at=BASE,
-        tool_sources=["Prometheus"],
+        tool_sources=tool_sources,
     )
+
+
+@pytest.fixture
+def incident():
+    company = Company.objects.create(name="Acme", slug="acme")
+    incident = _unsaved(company.pk, "a|b", ["Prometheus"])
+    incident.save()
+    return incident
 
 
 def _stored(incident: Incident) -> list[tuple]:
@@ -91,20 +97,7 @@ def test_plain_rows_insert_and_update_as_the_orm_does(incident, rows, updates):
 
 
 def test_model_instances_get_their_ids_and_equal_json_values_go_once(incident):
-    copies = [
-        Incident(
-            company_id=incident.company_id,
-            key=f"k{n}",
-            title="t",
-            asset_name="a",
-            signature="b",
-            severity="high",
-            first_alert_at=BASE,
-            last_alert_at=BASE,
-            tool_sources=["Prometheus", "Zabbix"],
-        )
-        for n in range(3)
-    ]
+    copies = [_unsaved(incident.company_id, f"k{n}", ["Prometheus", "Zabbix"]) for n in range(3)]
     bulk_insert(Incident, copies)
     assert all(copy.pk for copy in copies)
     assert (
