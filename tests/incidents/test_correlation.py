@@ -656,3 +656,36 @@ def test_a_sweep_reads_the_dependency_graph_around_its_assets_only(company_a, co
     assert len(queries) == 0
     load_around(graphs, {(company_a.pk, "lb-01")})
     assert graphs[company_a.pk].ancestors("lb-01") == {"app-01", "db-01", "switch-01"}
+
+
+def test_deriving_from_labels_inserts_only_the_assets_the_graph_does_not_know(company):
+    """``load_around`` reads the ids of the named assets that exist (and of their
+    ancestors), so deriving edges onto them inserts no asset and reads none back: a storm's
+    deployments and its known pods cost one insert of the new edges."""
+    from apps.incidents.dependencies import dependencies_replace
+    from apps.incidents.grouping import derive_from_labels, load_around
+    from apps.tenants.models import Asset, AssetDependency
+
+    dependencies_replace(company=company, graph={"payments": ["db-01"]}, actor=None)
+    AssetFactory(company=company, name="pod-known")
+    graphs = load_around(
+        {}, {(company.pk, n) for n in ("pod-known", "pod-new", "payments", "missing")}
+    )
+    ids = dict(Asset.objects.filter(company=company).values_list("name", "id"))
+    assert graphs[company.pk].ids == {n: ids[n] for n in ("pod-known", "payments", "db-01")}
+    labels = {"deployment": "payments"}
+    with CaptureQueriesContext(connection) as queries:
+        derive_from_labels(graphs, [(company.pk, "pod-known", labels)])
+    assert len(queries) == 1
+    with CaptureQueriesContext(connection) as queries:
+        derive_from_labels(graphs, [(company.pk, "pod-new", labels)])
+    assert len(queries) == 3  # the new asset, its id, the edge
+    assert (
+        graphs[company.pk].ids["pod-new"] == Asset.objects.get(company=company, name="pod-new").pk
+    )
+    assert set(
+        AssetDependency.objects.filter(company=company, source="labels").values_list(
+            "asset__name", "depends_on__name"
+        )
+    ) == {("pod-known", "payments"), ("pod-new", "payments")}
+    assert graphs[company.pk].ancestors("pod-new") == {"payments", "db-01"}
