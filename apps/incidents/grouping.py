@@ -227,15 +227,8 @@ def derive_from_labels(
         return
     names = {(c, n) for c, asset, parent in wanted for n in (asset, parent)}
     new = {(c, n) for c, n in names if n not in graphs.get(c, EMPTY_GRAPH).ids}
-    if new:
-        bulk_insert(
-            Asset, [Asset(company_id=c, name=n) for c, n in sorted(new)], ignore_conflicts=True
-        )
-        for company_id, name, pk in Asset.objects.filter(
-            company_id__in={c for c, _ in new}, name__in={n for _, n in new}
-        ).values_list("company_id", "name", "id"):
-            if (company_id, name) in new:
-                graphs.setdefault(company_id, Graph()).ids[name] = pk
+    for (company_id, name), pk in _assets_create(new).items():
+        graphs.setdefault(company_id, Graph()).ids[name] = pk
     added = []
     for company_id, asset, parent in sorted(wanted):
         graph = graphs.setdefault(company_id, Graph())
@@ -253,6 +246,49 @@ def derive_from_labels(
             )
         )
     bulk_insert(AssetDependency, added, ignore_conflicts=True)
+
+
+def _assets_create(names: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """The ids of the assets of these (company, name) pairs, creating those that do not
+    exist with the model's defaults. On PostgreSQL one ``INSERT … SELECT FROM
+    unnest(companies, names) … ON CONFLICT DO NOTHING RETURNING``, each default passed
+    once rather than per row (no model instance per pod); only names that existed are read
+    back. Elsewhere ``bulk_create`` and a read."""
+    if not names:
+        return {}
+    ordered = sorted(names)
+    ids: dict[tuple[int, str], int] = {}
+    if is_postgresql(Asset):
+        template = Asset(company_id=0, name="")
+        fields = [
+            f
+            for f in Asset._meta.concrete_fields
+            if not f.primary_key and f.attname not in ("company_id", "name")
+        ]
+        defaults = [f.get_db_prep_save(f.pre_save(template, add=True), connection) for f in fields]
+        columns = ", ".join(f'"{f.column}"' for f in fields)
+        values = ", ".join(f"%s::{f.db_type(connection)}" for f in fields)
+        sql = (
+            f'INSERT INTO "{Asset._meta.db_table}" ("company_id", "name", {columns}) '  # noqa: S608
+            f"SELECT v.company_id, v.name, {values} "
+            "FROM unnest(%s::bigint[], %s::text[]) AS v(company_id, name) "
+            'ON CONFLICT DO NOTHING RETURNING "company_id", "name", "id"'
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*defaults, [c for c, _ in ordered], [n for _, n in ordered]])
+            ids = {(c, n): pk for c, n, pk in cursor.fetchall()}
+    else:
+        Asset.objects.bulk_create(
+            [Asset(company_id=c, name=n) for c, n in ordered], ignore_conflicts=True
+        )
+    existing = names - ids.keys()
+    if existing:
+        for company_id, name, pk in Asset.objects.filter(
+            company_id__in={c for c, _ in existing}, name__in={n for _, n in existing}
+        ).values_list("company_id", "name", "id"):
+            if (company_id, name) in existing:
+                ids[company_id, name] = pk
+    return ids
 
 
 @dataclass(slots=True)

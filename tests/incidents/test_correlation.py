@@ -661,7 +661,8 @@ def test_a_sweep_reads_the_dependency_graph_around_its_assets_only(company_a, co
 def test_deriving_from_labels_inserts_only_the_assets_the_graph_does_not_know(company):
     """``load_around`` reads the ids of the named assets that exist (and of their
     ancestors), so deriving edges onto them inserts no asset and reads none back: a storm's
-    deployments and its known pods cost one insert of the new edges."""
+    deployments and its known pods cost one insert of the new edges, a new pod one more
+    (its asset, returning its id)."""
     from apps.incidents.dependencies import dependencies_replace
     from apps.incidents.grouping import derive_from_labels, load_around
     from apps.tenants.models import Asset, AssetDependency
@@ -679,13 +680,19 @@ def test_deriving_from_labels_inserts_only_the_assets_the_graph_does_not_know(co
     assert len(queries) == 1
     with CaptureQueriesContext(connection) as queries:
         derive_from_labels(graphs, [(company.pk, "pod-new", labels)])
-    assert len(queries) == 3  # the new asset, its id, the edge
-    assert (
-        graphs[company.pk].ids["pod-new"] == Asset.objects.get(company=company, name="pod-new").pk
-    )
+    assert len(queries) == 2  # the new asset, returning its id; the edge
+    pod = Asset.objects.get(company=company, name="pod-new")
+    assert graphs[company.pk].ids["pod-new"] == pod.pk
+    assert (pod.asset_type, pod.tags, pod.is_critical) == ("server", {}, False)
+    # An asset created since the graph was read (by another process) is read back.
+    late = AssetFactory(company=company, name="pod-late")
+    with CaptureQueriesContext(connection) as queries:
+        derive_from_labels(graphs, [(company.pk, "pod-late", labels)])
+    assert len(queries) == 3
+    assert graphs[company.pk].ids["pod-late"] == late.pk
     assert set(
         AssetDependency.objects.filter(company=company, source="labels").values_list(
             "asset__name", "depends_on__name"
         )
-    ) == {("pod-known", "payments"), ("pod-new", "payments")}
+    ) == {("pod-known", "payments"), ("pod-new", "payments"), ("pod-late", "payments")}
     assert graphs[company.pk].ancestors("pod-new") == {"payments", "db-01"}
