@@ -23,15 +23,17 @@ incidents merges them). Keys, published and matched alike unless said otherwise:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
+from typing import Any
 
 from django.db import connection
+from django.db.models import Model
 
 from apps.alerts.choices import Severity
-from apps.common.db import bulk_insert, is_postgresql
+from apps.common.db import is_postgresql
 from apps.incidents.choices import Rule
 from apps.tenants.models import Asset, AssetDependency, Company
 
@@ -86,6 +88,9 @@ class Graph:
     has_dependents: set[str] = field(default_factory=set)
     # The assets read by ``load_around``: their ancestors and dependents are all known.
     around: set[str] = field(default_factory=set)
+    # Ids of the assets ``load_around`` found (the named ones that exist, their ancestors)
+    # and of those ``derive_from_labels`` created: not asked for again.
+    ids: dict[str, int] = field(default_factory=dict)
     _ancestors: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def ancestors(self, name: str) -> frozenset[str]:
@@ -119,12 +124,30 @@ def load_graphs(company_ids: Iterable[int]) -> dict[int, Graph]:
     return graphs
 
 
+def _parents_of(column: str) -> str:
+    """The edges up from the asset whose id is ``column``, with the parents' names: an
+    index look-up per row (``OFFSET 0`` keeps the subquery from becoming a join)."""
+    asset, dependency = Asset._meta.db_table, AssetDependency._meta.db_table
+    return f"""LATERAL (
+        SELECT d.depends_on_id, (SELECT p.name FROM "{asset}" p WHERE p.id = d.depends_on_id)
+        FROM "{dependency}" d WHERE d.asset_id = {column} OFFSET 0
+    ) AS d(depends_on_id, depends_on)"""  # noqa: S608 - table and column names only
+
+
 def load_around(graphs: dict[int, Graph], names: Iterable[tuple[int, str]]) -> dict[int, Graph]:
     """Add to ``graphs`` what a sweep needs of its companies' graphs around these (company,
     asset name) pairs, in one query: every edge up from them (so ``ancestors`` of each is
-    complete) and whether each has dependents. A company with thousands of pods under
-    its deployments is not read whole for a sweep of a few alerts. Pairs already read
-    are skipped. Other databases than PostgreSQL read the companies' whole graphs."""
+    complete), whether each has dependents, and the ids of those that exist. A company
+    with thousands of pods under its deployments is not read whole for a sweep of a few
+    alerts. Pairs already read are skipped. Other databases than PostgreSQL read the
+    companies' whole graphs.
+
+    Each step is a look-up per row on a unique or foreign-key index, written so that the
+    planner cannot turn it into a join over the whole tables (a scalar subquery per name,
+    a ``LATERAL … OFFSET 0`` per edge, ``LIMIT 1`` for "has dependents"): estimates of a
+    recursive CTE are guesses, and for a storm's five thousand names the planner chose
+    hash and merge joins over every asset and dependency of the company (200–360 ms
+    against 30 ms; docs/decisions.md, "the dependency graph of a storm sweep")."""
     done = {(pk, name) for pk, graph in graphs.items() for name in graph.around}
     wanted = sorted(set(names) - done)
     if not wanted:
@@ -139,31 +162,44 @@ def load_around(graphs: dict[int, Graph], names: Iterable[tuple[int, str]]) -> d
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH RECURSIVE start AS (
-                SELECT a.id FROM "{asset}" a
-                WHERE (a.company_id, a.name) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))
-            ), up(id) AS (
-                SELECT id FROM start
-                UNION SELECT d.depends_on_id FROM "{dependency}" d JOIN up ON d.asset_id = up.id
+            WITH RECURSIVE start AS MATERIALIZED (
+                SELECT w.company_id, w.name, (
+                    SELECT a.id FROM "{asset}" a
+                    WHERE a.company_id = w.company_id AND a.name = w.name
+                ) AS id
+                FROM unnest(%s::bigint[], %s::text[]) AS w(company_id, name)
+            ), up(company_id, asset_id, name, depends_on_id, depends_on) AS (
+                SELECT s.company_id, s.id, s.name, d.depends_on_id, d.depends_on
+                FROM start s, {_parents_of("s.id")}
+                UNION
+                SELECT up.company_id, up.depends_on_id, up.depends_on, d.depends_on_id,
+                    d.depends_on
+                FROM up, {_parents_of("up.depends_on_id")}
             )
-            SELECT d.company_id, a.name, p.name FROM "{dependency}" d
-            JOIN up ON d.asset_id = up.id
-            JOIN "{asset}" a ON a.id = d.asset_id JOIN "{asset}" p ON p.id = d.depends_on_id
+            SELECT company_id, name, id, NULL, NULL, (
+                SELECT d.id FROM "{dependency}" d WHERE d.depends_on_id = start.id LIMIT 1
+            ) IS NOT NULL
+            FROM start WHERE id IS NOT NULL
             UNION ALL
-            SELECT a.company_id, NULL, a.name FROM start JOIN "{asset}" a ON a.id = start.id
-            WHERE EXISTS (SELECT 1 FROM "{dependency}" d WHERE d.depends_on_id = start.id)
+            SELECT company_id, name, asset_id, depends_on, depends_on_id, NULL FROM up
             """,  # noqa: S608 - table names only; values as parameters
             [[pk for pk, _ in wanted], [name for _, name in wanted]],
         )
         rows = cursor.fetchall()
     for pk, name in wanted:
         graphs.setdefault(pk, Graph()).around.add(name)
-    for company_id, name, depends_on in rows:
+    for company_id, name, asset_id, depends_on, depends_on_id, has_dependents in rows:
         graph = graphs[company_id]
-        if name is not None:
-            graph.parents[name].add(depends_on)
+        graph.ids[name] = asset_id
+        if depends_on is None:
+            if has_dependents:
+                graph.has_dependents.add(name)
+            continue
+        graph.ids[depends_on] = depends_on_id
+        graph.parents[name].add(depends_on)
         graph.has_dependents.add(depends_on)
-        graph._ancestors.clear()
+    for pk in {pk for pk, _ in wanted}:
+        graphs[pk]._ancestors.clear()
     return graphs
 
 
@@ -172,7 +208,9 @@ def derive_from_labels(
 ) -> None:
     """Dependencies the alerts' labels state and the graphs lack (no loop, never an asset
     on itself) are stored (source "labels", unknown names become assets) and added to the
-    graphs. Three queries when there are new ones, none otherwise."""
+    graphs. Assets whose ids ``load_around`` read (a storm's deployments) are not inserted
+    again: two queries when there are new edges (their new assets, the edges), a third
+    only for assets another process created meanwhile; none otherwise."""
     wanted: set[tuple[int, str, str]] = set()
     for company_id, asset, labels in alerts:
         graph = graphs.get(company_id, EMPTY_GRAPH)
@@ -190,15 +228,9 @@ def derive_from_labels(
     if not wanted:
         return
     names = {(c, n) for c, asset, parent in wanted for n in (asset, parent)}
-    bulk_insert(
-        Asset, [Asset(company_id=c, name=n) for c, n in sorted(names)], ignore_conflicts=True
-    )
-    ids = {
-        (c, n): pk
-        for pk, c, n in Asset.objects.filter(
-            company_id__in={c for c, _ in names}, name__in={n for _, n in names}
-        ).values_list("id", "company_id", "name")
-    }
+    new = {(c, n) for c, n in names if n not in graphs.get(c, EMPTY_GRAPH).ids}
+    for (company_id, name), pk in _assets_create(new).items():
+        graphs.setdefault(company_id, Graph()).ids[name] = pk
     added = []
     for company_id, asset, parent in sorted(wanted):
         graph = graphs.setdefault(company_id, Graph())
@@ -207,15 +239,77 @@ def derive_from_labels(
         graph.parents[asset].add(parent)
         graph.has_dependents.add(parent)
         graph._ancestors.clear()
-        added.append(
-            AssetDependency(
-                company_id=company_id,
-                asset_id=ids[company_id, asset],
-                depends_on_id=ids[company_id, parent],
-                source=AssetDependency.Source.LABELS,
-            )
+        added.append((company_id, graph.ids[asset], graph.ids[parent]))
+    derived = AssetDependency(source=AssetDependency.Source.LABELS)
+    if is_postgresql(AssetDependency):
+        _insert_rows(derived, ("company_id", "asset_id", "depends_on_id"), added)
+    else:
+        AssetDependency.objects.bulk_create(
+            [
+                AssetDependency(company_id=c, asset_id=a, depends_on_id=d, source=derived.source)
+                for c, a, d in added
+            ],
+            ignore_conflicts=True,
         )
-    bulk_insert(AssetDependency, added, ignore_conflicts=True)
+
+
+def _assets_create(names: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """The ids of the assets of these (company, name) pairs, creating those that do not
+    exist with the model's defaults; on PostgreSQL the insert returns the new ones' ids
+    and only names that existed are read back."""
+    if not names:
+        return {}
+    ordered = sorted(names)
+    ids: dict[tuple[int, str], int] = {}
+    if is_postgresql(Asset):
+        returned = _insert_rows(
+            Asset(), ("company_id", "name"), ordered, returning=("company_id", "name", "id")
+        )
+        ids = {(c, n): pk for c, n, pk in returned}
+    else:
+        Asset.objects.bulk_create(
+            [Asset(company_id=c, name=n) for c, n in ordered], ignore_conflicts=True
+        )
+    existing = names - ids.keys()
+    if existing:
+        for company_id, name, pk in Asset.objects.filter(
+            company_id__in={c for c, _ in existing}, name__in={n for _, n in existing}
+        ).values_list("company_id", "name", "id"):
+            if (company_id, name) in existing:
+                ids[company_id, name] = pk
+    return ids
+
+
+def _insert_rows(
+    template: Model,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    returning: tuple[str, ...] = (),
+) -> list[tuple[Any, ...]]:
+    """``INSERT … SELECT FROM unnest(<an array per column>) ON CONFLICT DO NOTHING`` of
+    ``rows`` (PostgreSQL), the model's other columns set to ``template``'s values (its
+    defaults, ``auto_now_add`` times) passed once rather than per row: no model instance
+    per pod or edge (the storm derives 3,000 of each a sweep). ``returning``: those
+    columns of the rows inserted."""
+    if not rows:
+        return []
+    meta = type(template)._meta
+    given = [meta.get_field(c) for c in columns]
+    others = [f for f in meta.concrete_fields if not f.primary_key and f not in given]
+    constants = [f.get_db_prep_save(f.pre_save(template, add=True), connection) for f in others]
+    names = ", ".join(f'"{f.column}"' for f in (*given, *others))
+    values = ", ".join(f"%s::{f.db_type(connection)}" for f in others)
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in given)
+    sql = (
+        f'INSERT INTO "{meta.db_table}" ({names}) SELECT v.*, {values} '  # noqa: S608 - names only
+        f"FROM unnest({arrays}) AS v ON CONFLICT DO NOTHING"
+    )
+    if returning:
+        sql += " RETURNING " + ", ".join(f'"{meta.get_field(c).column}"' for c in returning)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*constants, *(list(column) for column in zip(*rows, strict=True))])
+        return cursor.fetchall() if returning else []
 
 
 @dataclass(slots=True)

@@ -657,3 +657,43 @@ def test_a_sweep_reads_the_dependency_graph_around_its_assets_only(company_a, co
     assert len(queries) == 0
     load_around(graphs, {(company_a.pk, "lb-01")})
     assert graphs[company_a.pk].ancestors("lb-01") == {"app-01", "db-01", "switch-01"}
+
+
+def test_deriving_from_labels_inserts_only_the_assets_the_graph_does_not_know(company):
+    """``load_around`` reads the ids of the named assets that exist (and of their
+    ancestors), so deriving edges onto them inserts no asset and reads none back: a storm's
+    deployments and its known pods cost one insert of the new edges, a new pod one more
+    (its asset, returning its id)."""
+    from apps.incidents.dependencies import dependencies_replace
+    from apps.incidents.grouping import derive_from_labels, load_around
+    from apps.tenants.models import Asset, AssetDependency
+
+    dependencies_replace(company=company, graph={"payments": ["db-01"]}, actor=None)
+    AssetFactory(company=company, name="pod-known")
+    graphs = load_around(
+        {}, {(company.pk, n) for n in ("pod-known", "pod-new", "payments", "missing")}
+    )
+    ids = dict(Asset.objects.filter(company=company).values_list("name", "id"))
+    assert graphs[company.pk].ids == {n: ids[n] for n in ("pod-known", "payments", "db-01")}
+    labels = {"deployment": "payments"}
+    with CaptureQueriesContext(connection) as queries:
+        derive_from_labels(graphs, [(company.pk, "pod-known", labels)])
+    assert len(queries) == 1
+    with CaptureQueriesContext(connection) as queries:
+        derive_from_labels(graphs, [(company.pk, "pod-new", labels)])
+    assert len(queries) == 2  # the new asset, returning its id; the edge
+    pod = Asset.objects.get(company=company, name="pod-new")
+    assert graphs[company.pk].ids["pod-new"] == pod.pk
+    assert (pod.asset_type, pod.tags, pod.is_critical) == ("server", {}, False)
+    # An asset created since the graph was read (by another process) is read back.
+    late = AssetFactory(company=company, name="pod-late")
+    with CaptureQueriesContext(connection) as queries:
+        derive_from_labels(graphs, [(company.pk, "pod-late", labels)])
+    assert len(queries) == 3
+    assert graphs[company.pk].ids["pod-late"] == late.pk
+    assert set(
+        AssetDependency.objects.filter(company=company, source="labels").values_list(
+            "asset__name", "depends_on__name"
+        )
+    ) == {("pod-known", "payments"), ("pod-new", "payments"), ("pod-late", "payments")}
+    assert graphs[company.pk].ancestors("pod-new") == {"payments", "db-01"}
