@@ -45,7 +45,6 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.base import ModelState
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
@@ -334,20 +333,25 @@ def _oldest_uncorrelated(company_ids: list[int], share: int) -> list[SweepAlert]
 
 def _assets(names: set[Scoped]) -> dict[Scoped, Asset]:
     """The assets of these (company, name) pairs, exactly those (on PostgreSQL: a storm
-    over many companies names the same hosts in each), with the fields a sweep reads."""
-    assets = Asset.objects.only(*ASSET_FIELDS)
-    if is_postgresql(Asset):
-        companies, asset_names = zip(*sorted(names), strict=True) if names else ((), ())
-        assets = assets.filter(
-            pk__in=RawSQL(  # noqa: S611 - fixed SQL, values as parameters
-                f'SELECT id FROM "{Asset._meta.db_table}" '  # noqa: S608
-                "WHERE (company_id, name) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))",
-                (list(companies), list(asset_names)),
-            )
+    over many companies names the same hosts in each), with the fields a sweep reads. On
+    PostgreSQL one index probe per pair (``LIMIT 1`` keeps the planner from joining every
+    asset of the company: a storm's company holds hundreds of thousands of pods)."""
+    if not is_postgresql(Asset):
+        assets = Asset.objects.only(*ASSET_FIELDS).filter(
+            company_id__in={c for c, _ in names}, name__in={n for _, n in names}
         )
-    else:
-        assets = assets.filter(company_id__in={c for c, _ in names}, name__in={n for _, n in names})
-    return {(a.company_id, a.name): a for a in assets if (a.company_id, a.name) in names}
+        return {(a.company_id, a.name): a for a in assets if (a.company_id, a.name) in names}
+    if not names:
+        return {}
+    companies, asset_names = zip(*sorted(names), strict=True)
+    columns = ", ".join(f"a.{name}" for name in ASSET_FIELDS)
+    assets = Asset.objects.raw(
+        f"SELECT {columns} FROM unnest(%s::bigint[], %s::text[]) AS w(company_id, name) "  # noqa: S608
+        f'CROSS JOIN LATERAL (SELECT * FROM "{Asset._meta.db_table}" AS u '
+        "WHERE u.company_id = w.company_id AND u.name = w.name LIMIT 1) AS a",
+        [list(companies), list(asset_names)],
+    )
+    return {(a.company_id, a.name): a for a in assets}
 
 
 @dataclass(eq=False, slots=True)
@@ -390,7 +394,6 @@ class _Batch:
         self.maintenance: dict[int, list[MaintenanceWindow]] = defaultdict(list)
         for window in MaintenanceWindow.objects.filter(company_id__in=companies):
             self.maintenance[window.company_id].append(window)
-        self.assets = _assets({(a.company_id, a.asset_name) for a in alerts})
         correlating = [a for a in alerts if companies[a.company_id].auto_correlate]
         for alert in correlating:
             alert.labels = _labels(alert)
@@ -407,6 +410,8 @@ class _Batch:
             },
         )
         grouping.derive_from_labels(self.graphs, labelled)
+        # After the labels made their assets: a new pod's alerts link to it at once.
+        self.assets = _assets({(a.company_id, a.asset_name) for a in alerts})
         self.keys = {a.id: aggregation_key(companies[a.company_id], a) for a in alerts}
         self.links: dict[int, grouping.Links] = {
             a.id: grouping.links(

@@ -697,3 +697,19 @@ def test_deriving_from_labels_inserts_only_the_assets_the_graph_does_not_know(co
         )
     ) == {("pod-known", "payments"), ("pod-new", "payments"), ("pod-late", "payments")}
     assert graphs[company.pk].ancestors("pod-new") == {"payments", "db-01"}
+
+
+def test_a_new_pods_alert_links_to_the_asset_its_labels_made_in_the_same_sweep(company):
+    """The sweep reads its alerts' assets after deriving the labels' dependencies, so the
+    first alert of a never-seen pod already points at the pod's new asset."""
+    AssetFactory(company=company, name="srv-db-01", is_critical=True)
+    ingest(
+        company,
+        alert(asset_name="pod-7", labels={"deployment": "payments"}, fingerprint="p"),
+        alert(asset_name="srv-db-01", fingerprint="d"),
+    )
+    sweep(company)
+    pod, db = Alert.objects.get(fingerprint="p"), Alert.objects.get(fingerprint="d")
+    assert pod.asset is not None and pod.asset.name == "pod-7"
+    assert pod.incident.asset_id == pod.asset_id
+    assert db.asset.is_critical and db.incident.asset_id == db.asset_id
