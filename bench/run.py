@@ -588,6 +588,13 @@ def report(layout: Layout, phases: dict[str, Phase], edges: dict[str, int]) -> d
         f"celery worker --concurrency={layout.celery_concurrency} + beat, wrk 1 thread; "
         f"{os.cpu_count()} CPUs"
     )
+    with psycopg.connect(DATABASE_URL) as conn:
+        autovacuum = conn.execute("SHOW autovacuum").fetchone()[0]
+    if autovacuum != "on":
+        print(
+            "note: this PostgreSQL server runs with autovacuum off: nothing vacuums or "
+            "analyzes the tables during the run, as production's autovacuum would."
+        )
     if any(phase.cores().get("other", 0) > OTHER_WORK_WARNING for phase in phases.values()):
         print(
             "warning: other programs used the CPUs during the run ('other' above): "

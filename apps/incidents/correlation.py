@@ -43,8 +43,9 @@ from types import SimpleNamespace
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.base import ModelState
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
@@ -354,6 +355,65 @@ def _assets(names: set[Scoped]) -> dict[Scoped, Asset]:
     return {(a.company_id, a.name): a for a in assets}
 
 
+# Every stored segment of these (company, key) pairs, one index probe per pair (OFFSET 0
+# keeps the planner from flattening the probe into a join over every key of the company: a
+# storm's company holds millions, all within the window of a storm).
+_KEY_PROBE = (
+    "FROM unnest(%s::bigint[], %s::text[]) AS w(company_id, key) CROSS JOIN LATERAL ("  # noqa: S608
+    f'  SELECT * FROM "{IncidentKey._meta.db_table}" AS u'
+    "  WHERE u.company_id = w.company_id AND u.key = w.key{} OFFSET 0"
+    ") AS u"
+)
+
+
+def _pairs(pairs: set[Scoped]) -> list[list]:
+    companies, keys = zip(*sorted(pairs), strict=True) if pairs else ((), ())
+    return [list(companies), list(keys)]
+
+
+def _holding_keys(pairs: set[Scoped], *, since: datetime, until: datetime) -> Q:
+    """Incidents holding a segment of one of these (company, key) pairs that reaches into
+    [since, until]: on PostgreSQL ``id = ANY(ARRAY(…))`` over the probes, so the incidents,
+    too, are read by their key."""
+    if not is_postgresql(IncidentKey):
+        keys = IncidentKey.objects.filter(
+            company_id__in={c for c, _ in pairs},
+            key__in={k for _, k in pairs},
+            last_alert_at__gte=since,
+            first_alert_at__lte=until,
+        )
+        return Q(pk__in=keys.values("incident_id"))
+    probe = _KEY_PROBE.format(" AND u.last_alert_at >= %s AND u.first_alert_at <= %s")
+    table = Incident._meta.db_table
+    return Q(
+        RawSQL(  # noqa: S611 - fixed SQL, values as parameters
+            f'"{table}"."id" = ANY(ARRAY(SELECT u.incident_id {probe}))',
+            [*_pairs(pairs), since, until],
+            output_field=BooleanField(),
+        )
+    )
+
+
+def _key_segments(pairs: set[Scoped], incident_ids: list[int]) -> list[tuple]:
+    """(id, incident id, key, first, last) of the segments of these (company, key) pairs
+    that these incidents hold."""
+    if not is_postgresql(IncidentKey):
+        return list(
+            IncidentKey.objects.filter(
+                company_id__in={c for c, _ in pairs},
+                incident_id__in=incident_ids,
+                key__in={k for _, k in pairs},
+            ).values_list("id", "incident_id", "key", "first_alert_at", "last_alert_at")
+        )
+    with binding_cursor(connection, binary=True) as cursor:
+        cursor.execute(
+            "SELECT u.id, u.incident_id, u.key, u.first_alert_at, u.last_alert_at "
+            f"{_KEY_PROBE.format('')} WHERE u.incident_id = ANY(%s::bigint[])",
+            [*_pairs(pairs), list(incident_ids)],
+        )
+        return cursor.fetchall()
+
+
 @dataclass(eq=False, slots=True)
 class _Group:
     """An incident as the batch builds it, with its link keys' segments (key -> [[first,
@@ -488,15 +548,10 @@ class _Batch:
         if matching:
             linked = [a for a in self.alerts if a.id in matching]
             reach = max(self.windows[a.company_id] for a in linked)
-            keys = IncidentKey.objects.filter(
-                company_id__in={a.company_id for a in linked},
-                key__any={key for a in linked for key in matching[a.id]},
-                last_alert_at__gte=min(a.event_time for a in linked) - reach,
-                first_alert_at__lte=max(a.event_time for a in linked) + reach,
-            )
-            wanted |= Q(
-                pk__in=keys.values("incident_id"),
-                accepting=True,
+            wanted |= Q(accepting=True) & _holding_keys(
+                {(a.company_id, key) for a in linked for key in matching[a.id]},
+                since=min(a.event_time for a in linked) - reach,
+                until=max(a.event_time for a in linked) + reach,
             )
         loaded: dict[int, _Group] = {}
         for incident in (
@@ -529,11 +584,10 @@ class _Batch:
             if a.status == AlertStatus.RESOLVED and self.companies[a.company_id].auto_correlate
         )
         if linkable and touched:
-            for pk, incident_id, key, first, last in IncidentKey.objects.filter(
-                company_id__in={loaded[pk].incident.company_id for pk in linkable},
-                incident_id__any=linkable,
-                key__any=touched,
-            ).values_list("id", "incident_id", "key", "first_alert_at", "last_alert_at"):
+            companies = {loaded[pk].incident.company_id for pk in linkable}
+            for pk, incident_id, key, first, last in _key_segments(
+                {(company_id, key) for company_id in companies for key in touched}, linkable
+            ):
                 group = loaded[incident_id]
                 if key not in group.spans:
                     group.spans[key] = []
