@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from apps.alerts.models import Alert, Delivery
 from apps.alerts.signing import REPLAY_EPOCH_KEY
@@ -379,6 +380,26 @@ def test_hot_path_query_count(tenant, django_assert_num_queries):
     with django_assert_num_queries(3):
         body = (FIXTURES / "alertmanager" / "alertmanager_group_firing_2_alerts.json").read_bytes()
         assert tenant.post(body).status_code == 202
+
+
+def test_the_upsert_is_prepared_once_per_connection(tenant):
+    """The webhook's statement is planned once per connection, not at each request: it is a
+    prepared statement on the server (psycopg ignores ``prepare=True`` while the
+    connection's threshold is None, Django's default), run again without parsing it."""
+
+    def executions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(sum(generic_plans + custom_plans), 0) "
+                "FROM pg_prepared_statements WHERE statement LIKE %s",
+                ['%INSERT INTO "alerts_occurrence"%'],
+            )
+            return cursor.fetchone()[0]
+
+    before = executions()
+    for n in range(3):
+        assert tenant.post(generic(message=f"run {n}")).status_code == 202
+    assert executions() == before + 3
 
 
 def test_nothing_correlates_before_commit(tenant):
