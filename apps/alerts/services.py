@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import sys
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 from psycopg.types.json import Jsonb
@@ -28,7 +27,7 @@ from apps.alerts.adapters import NormalizedAlert
 from apps.alerts.adapters.base import build_alert
 from apps.alerts.models import DELIVERY_IDS_KEPT, MERGEABLE, Alert, Delivery, Occurrence
 from apps.audit.services import record
-from apps.common.db import is_postgresql
+from apps.common.db import is_postgresql, unnest, unnest_sql
 from apps.common.errors import ValidationError
 from apps.incidents.choices import OPEN_STATUSES
 from apps.incidents.services import incident_acknowledge
@@ -325,16 +324,10 @@ def _upsert_sql(alias: str, *, with_delivery: bool) -> str:
     back from a partitioned table). The delivery ids are one parameter for all rows."""
     table = Alert._meta.db_table
     occurrences = Occurrence._meta.db_table
-    columns = [Alert._meta.get_field(name) for name in INSERT_FIELDS]
+    columns, values_sql = unnest_sql(Alert, INSERT_FIELDS, alias)
     names = [f'"{column.column}"' for column in columns]
-    types = ", ".join(
-        f"{name} {c.db_type(connections[alias])}" for name, c in zip(names, columns, strict=True)
-    )
-    # The rows' positions (``n``) keep the body's order through the join.
-    values_sql = (
-        f"ROWS FROM (jsonb_to_recordset(%b::jsonb) AS ({types})) "
-        f'WITH ORDINALITY AS v({", ".join(names)}, "n")'
-    )
+    # The rows' positions, to keep the body's order through the join.
+    values_sql = values_sql.replace(" AS v(", " WITH ORDINALITY AS v(")[:-1] + ', "n")'
     latest = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in LATEST_FIELDS)
     kept = f"'$[last - {DELIVERY_IDS_KEPT - 1} to last]'"
     selected = ", ".join(
@@ -406,25 +399,15 @@ def _prepared_cursor() -> Iterator[CursorWrapper]:
         yield wrapped
 
 
-def _isoformat(value: datetime) -> str:
-    return value.isoformat()
-
-
-_dumps_rows = functools.partial(json.dumps, default=_isoformat)
-
-
 def _insert(
     rows: list[SimpleNamespace], *, company: Company, delivery_id: str, received_at: datetime
 ) -> list[tuple[int, bool]]:
     """One statement (so, in autocommit, one round trip and its own transaction): the
     alerts from one array per column, merged into their stored occurrences, and the
     delivery record holding their ids."""
+    values = unnest(Alert, rows, INSERT_FIELDS, connection)
     upsert = _upsert_sql(connection.alias, with_delivery=bool(delivery_id))
-    # The rows as one JSON array (their attributes are named like the columns, datetimes
-    # as ISO 8601): one json.dumps, where one array per column cost psycopg a dump per
-    # value, a json.dumps per JSON value among them.
-    values = Jsonb([vars(row) for row in rows], dumps=_dumps_rows)
-    params = [values, Jsonb(rows[0].delivery_ids if rows else [])]
+    params = [*values.params, Jsonb(rows[0].delivery_ids if rows else [])]
     if delivery_id:
         params += [company.pk, delivery_id, received_at]
     with _prepared_cursor() as cursor:
