@@ -8,7 +8,9 @@ Run after `make bench` (it reuses its database, Redis db 2 and bench/results/key
 
 It calls the webhook server's WSGI application directly for --requests signed requests in
 eight chunks and prints the CPU per request of the fastest and the median chunk (the
-fastest is the one least disturbed by the rest of the machine), then correlates what they
+fastest is the one least disturbed by the rest of the machine), and, when PostgreSQL runs on
+this machine, its backend's CPU per request the same way (``/proc/<pid>/schedstat``), then
+correlates what they
 stored in one sweep and prints the worker's CPU per alert, then runs the escalation sweep
 over the incidents opened and prints its CPU per incident. Add --profile to print the
 functions that took the most time (cProfile).
@@ -211,6 +213,19 @@ def escalate() -> None:
     )
 
 
+def backend_cpu_ns() -> int | None:
+    """The CPU time the connection's PostgreSQL backend has used, in ns; None when it is not
+    a process of this machine (or not PostgreSQL)."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    pid = getattr(getattr(connection.connection, "info", None), "backend_pid", None)
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--mode", choices=("generic", "alertmanager", "storm"), default="generic")
@@ -218,6 +233,7 @@ def main() -> int:
     parser.add_argument("--full-stack", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="tottime", help="cProfile's order for the sweeps.")
+    parser.add_argument("--web-sort", default="tottime", help="cProfile's order for the requests.")
     parser.add_argument(
         "--sweep-requests", type=int, default=60, help="Requests stored before each sweep."
     )
@@ -234,6 +250,8 @@ def main() -> int:
         ALLOWED_HOSTS="127.0.0.1",
         SECURE_SSL_REDIRECT="false",
         LOG_LEVEL="WARNING",
+        # One backend for the whole run, so that its CPU can be read per chunk.
+        DATABASE_CONN_MAX_AGE="3600",
     )
     # The key bench/run.py encrypted the companies' HMAC secrets with.
     secrets = ROOT / "bench" / "results" / "field-keys.txt"
@@ -268,19 +286,28 @@ def main() -> int:
     if profiler:
         profiler.enable()
     per_chunk = max(1, args.requests // CHUNKS)
-    costs = []
+    costs, database = [], []
     for _ in range(CHUNKS):
+        backend = backend_cpu_ns()
         start = time.process_time()
         for _ in range(per_chunk):
             post()
         costs.append((time.process_time() - start) / per_chunk * 1000)
+        if backend is not None and (ended := backend_cpu_ns()) is not None:
+            database.append((ended - backend) / per_chunk / 1e6)
     costs.sort()
     print(f"web, {args.mode}: {costs[0]:.2f} ms CPU per request (median {costs[CHUNKS // 2]:.2f})")
+    if len(database) == CHUNKS:
+        database.sort()
+        print(
+            f"database backend, {args.mode}: {database[0]:.2f} ms CPU per request "
+            f"(median {database[CHUNKS // 2]:.2f})"
+        )
 
     if profiler:
         profiler.disable()
         print("web requests:")
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+        pstats.Stats(profiler).sort_stats(args.web_sort).print_stats(30)
     sweeper = cProfile.Profile(time.process_time) if args.profile else None
     sweeps(post, args.sweep_requests, args.sweeps, sweeper)
     if sweeper:

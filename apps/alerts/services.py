@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -381,10 +382,17 @@ class _PreparingCursor(ServerBindingCursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
+# psycopg ignores ``prepare=True`` while the connection's threshold is None, which Django
+# sets by default: one it never reaches prepares what asks to be, and nothing else.
+_PREPARE_ONLY_WHEN_ASKED = sys.maxsize
+
+
 @contextmanager
 def _prepared_cursor() -> Iterator[CursorWrapper]:
     """``apps.common.db.binding_cursor`` with a ``_PreparingCursor``."""
     connection.ensure_connection()
+    if connection.connection.prepare_threshold is None:
+        connection.connection.prepare_threshold = _PREPARE_ONLY_WHEN_ASKED
     cursor = _PreparingCursor(connection.connection)
     wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
     with wrap(cursor) as wrapped:

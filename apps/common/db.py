@@ -3,8 +3,9 @@
 Both pass one array per column to ``unnest()``: one parameter per column whatever the row
 count, where ``bulk_update`` builds a CASE/WHEN per field and row through the ORM and
 ``bulk_create`` a placeholder per value. They run on a server-binding cursor: the arrays
-travel apart from the SQL (binary where psycopg can), so no value is quoted in Python, and
-psycopg prepares a statement it sees repeatedly. Callers fall back to the ORM on other
+travel apart from the SQL (binary where psycopg can), so no value is quoted in Python. They
+are not prepared (psycopg prepares nothing while Django's threshold is None; the webhook's
+upsert asks for it, apps/alerts/services.py). Callers fall back to the ORM on other
 databases (SQLite, the embedded mode).
 """
 

@@ -2,16 +2,19 @@
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.utils import timezone
 
 from apps.alerts.models import Alert, Delivery
 from apps.alerts.signing import REPLAY_EPOCH_KEY
 from apps.common.redis import get_redis
 from apps.incidents.models import Incident
-from apps.tenants.models import Company
+from apps.tenants.models import Asset, Company
 from apps.tenants.services import (
     api_key_regenerate,
     company_update,
@@ -379,6 +382,68 @@ def test_hot_path_query_count(tenant, django_assert_num_queries):
     with django_assert_num_queries(3):
         body = (FIXTURES / "alertmanager" / "alertmanager_group_firing_2_alerts.json").read_bytes()
         assert tenant.post(body).status_code == 202
+
+
+def test_the_upsert_is_prepared_once_per_connection(tenant):
+    """The webhook's statement is planned once per connection, not at each request: it is a
+    prepared statement on the server (psycopg ignores ``prepare=True`` while the
+    connection's threshold is None, Django's default), run again without parsing it."""
+
+    def executions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(sum(generic_plans + custom_plans), 0) "
+                "FROM pg_prepared_statements WHERE statement LIKE %s",
+                ['%INSERT INTO "alerts_occurrence"%'],
+            )
+            return cursor.fetchone()[0]
+
+    before = executions()
+    for n in range(3):
+        assert tenant.post(generic(message=f"run {n}")).status_code == 202
+    assert executions() == before + 3
+
+
+def test_values_reach_their_columns_unchanged(tenant):
+    """The rows travel as one JSON parameter: text with quotes, backslashes and non-ASCII,
+    JSON values and event times to the microsecond come back as they were sent."""
+    event_time = timezone.now().replace(microsecond=123456) - timedelta(minutes=3)
+    body = generic(
+        asset_name='srv "db"\\01 — Zürich',
+        message='line 1\nline 2\t{"not": "json"} ✓',
+        timestamp=event_time.isoformat(),
+        labels={"team": "ops ✓", "quote": '"'},
+    )
+    response = tenant.post(body, **{"X-Delivery-ID": "dé-1"})
+    assert response.status_code == 202
+    alert = Alert.objects.get()
+    assert alert.asset_name == body["asset_name"]
+    assert alert.message == body["message"]
+    assert alert.event_time == event_time
+    assert alert.labels == body["labels"]
+    assert alert.raw == body
+    assert alert.delivery_ids == ["dé-1"]
+    assert alert.correlated_at is None and alert.received_at == alert.last_seen_at
+
+
+def test_foreign_key_indexes_leave_out_alerts_without_incident_or_asset(tenant):
+    """The webhook stores every alert without incident and asset: the two indexes on those
+    columns leave such rows out, so that its insert maintains neither; deleting an asset
+    still finds its alerts through its index."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'alerts_alert' "
+            "AND (indexdef LIKE '%%(asset_id%%' OR indexdef LIKE '%%(incident_id%%')"
+        )
+        definitions = dict(cursor.fetchall())
+    assert sorted(definitions) == ["alert_asset", "alert_incident_time"]
+    assert definitions["alert_asset"].endswith("WHERE (asset_id IS NOT NULL)")
+    assert definitions["alert_incident_time"].endswith("WHERE (incident_id IS NOT NULL)")
+    asset = Asset.objects.create(company=tenant.company, name="srv-db-01")
+    tenant.post(generic())
+    Alert.objects.update(asset=asset)
+    asset.delete()
+    assert Alert.objects.get().asset_id is None
 
 
 def test_nothing_correlates_before_commit(tenant):

@@ -14,6 +14,6 @@ def analyze(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("alerts", "0007_partitioned_by_month")]
+    dependencies = [("alerts", "0008_partial_fk_indexes")]
 
     operations = [migrations.RunPython(analyze, migrations.RunPython.noop, elidable=True)]
