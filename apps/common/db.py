@@ -173,20 +173,23 @@ def bulk_set(
 
 
 @contextmanager
-def nested_loops(connection: BaseDatabaseWrapper) -> Iterator[None]:
-    """Within a transaction on PostgreSQL: the statements run inside join by nested loops
-    only, for writes keyed by an ``unnest()`` of at most a batch of ids (``bulk_set``),
-    which probing the key always serves best, whatever the planner's statistics say."""
-    if connection.vendor != "postgresql":
+def planner(connection: BaseDatabaseWrapper, **off: bool) -> Iterator[None]:
+    """Within a transaction on PostgreSQL: the planner's ``enable_<name>`` settings named
+    False are off for the statements run inside, then back to default. For statements
+    whose best plan is known whatever the statistics say (which the partitioned alerts
+    table has only hourly, and a backlog outgrows in seconds): ``hashjoin``/``mergejoin``
+    off for a write keyed by at most a batch of ids (``bulk_set``: probe the key), ``sort``
+    off for the oldest rows of an ordered index under a LIMIT (merge the partitions'
+    ordered scans rather than read and sort every match)."""
+    names = [f"enable_{name}" for name, enabled in off.items() if not enabled]
+    if connection.vendor != "postgresql" or not names:
         yield
         return
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+        cursor.execute("; ".join(f"SET LOCAL {name} = off" for name in names))
     yield
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO DEFAULT"
-        )
+        cursor.execute("; ".join(f"SET LOCAL {name} TO DEFAULT" for name in names))
 
 
 def bulk_insert(

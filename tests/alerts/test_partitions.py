@@ -10,7 +10,7 @@ import io
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 from django.utils import timezone
@@ -20,7 +20,7 @@ from apps.alerts import partitions, tasks
 from apps.alerts.adapters.base import build_alert
 from apps.alerts.models import Alert, Occurrence
 from apps.alerts.services import alerts_ingest, occurrence_key, occurrences_prune
-from apps.incidents.correlation import correlate_company
+from apps.incidents.correlation import _oldest_uncorrelated, correlate_company
 from apps.kpis.models import HourlyRollup
 from apps.tenants.choices import RetentionDays
 from apps.tenants.models import Company
@@ -403,3 +403,15 @@ def test_a_sweep_correlates_and_resolves_alerts_of_two_months(acme):
         pk__in=[*resolved.alert_ids, *other.alert_ids], correlated_at__isnull=True
     ).exists()
     assert Alert.objects.get(pk=other.alert_ids[0]).incident_id is not None
+
+
+def test_a_sweep_takes_the_oldest_alerts_across_months_first(acme):
+    """The uncorrelated alerts are read as the months' ordered scans merged: a batch takes
+    the oldest, whichever partition they are in."""
+    edge = _month_edge()
+    times = [edge + timedelta(minutes=10), edge - timedelta(hours=3), edge - timedelta(hours=1)]
+    for number, at in enumerate(times):
+        _ingest(acme, at, received_at=edge + timedelta(minutes=20), occurrence=f"o{number}")
+    with transaction.atomic():
+        oldest = _oldest_uncorrelated([acme.pk], 2)
+    assert [alert.event_time for alert in oldest] == sorted(times)[:2]

@@ -13,7 +13,7 @@ from django.db.models import Q
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.common.db import bulk_insert, bulk_set, nested_loops
+from apps.common.db import bulk_insert, bulk_set, planner
 from apps.incidents.models import Incident, IncidentKey
 from apps.tenants.models import Company
 
@@ -129,7 +129,7 @@ def test_any_finds_what_in_finds(incident):
     assert Incident.objects.filter(Q(pk__any=[]) | Q(pk=incident.pk)).get() == incident
 
 
-def test_nested_loops_last_for_the_block_only():
+def test_planner_settings_last_for_the_block_only():
     def enabled() -> list[str]:
         with connection.cursor() as cursor:
             cursor.execute("SHOW enable_hashjoin")
@@ -138,6 +138,6 @@ def test_nested_loops_last_for_the_block_only():
             return [hash_join, cursor.fetchone()[0]]
 
     with transaction.atomic():
-        with nested_loops(connection):
+        with planner(connection, hashjoin=False, mergejoin=False, sort=True):
             assert enabled() == ["off", "off"]
         assert enabled() == ["on", "on"]
