@@ -30,7 +30,8 @@ The rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -255,20 +256,45 @@ def escalations_sweep(*, now: datetime | None = None, batch: int = SWEEP_BATCH) 
     failed: set[int] = set()
     while True:
         with transaction.atomic():
-            due = list(
-                IncidentEscalation.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(finished_at__isnull=True, next_step_at__lte=sweep.now)
-                .exclude(pk__in=failed)
-                .select_related("incident__company", "policy")
-                .prefetch_related("policy__steps")
-                .order_by("next_step_at", "pk")[:batch]
-            )
+            with in_due_order():
+                due = list(escalations_due(now=sweep.now, skip=failed)[:batch])
             sweep.read_on_call(escalation.incident.company_id for escalation in due)
             moved += _advance(due, sweep, failed)
             companies_changed(sorted(sweep.changed))
             sweep.changed.clear()
         if len(due) < batch:
             return moved
+
+
+def escalations_due(*, now: datetime, skip: Iterable[int] = ()) -> QuerySet[IncidentEscalation]:
+    """The escalations due at ``now`` in the order they fell due, locked by the reader and
+    skipped by the other workers (rule 4); read in the order of their partial index."""
+    return (
+        IncidentEscalation.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(finished_at__isnull=True, next_step_at__lte=now)
+        .exclude(pk__in=skip)
+        .select_related("incident__company", "policy")
+        .prefetch_related("policy__steps")
+        .order_by("next_step_at", "pk")
+    )
+
+
+@contextmanager
+def in_due_order() -> Iterator[None]:
+    """Within a transaction on PostgreSQL: the due escalations are read in the order of
+    their partial index, never sorted. A storm's escalations fall due at a few instants,
+    beyond what the table's statistics know, so the planner expects a few due rows and
+    sorts: tens of thousands of them joined to their incidents, for each batch of a
+    hundred (0.6 s a batch at 33,000 due)."""
+    connection = connections[router.db_for_read(IncidentEscalation)]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort TO DEFAULT")
 
 
 def _advance(due: list[IncidentEscalation], sweep: Sweep, failed: set[int]) -> int:
