@@ -279,10 +279,13 @@ class IncidentEscalation(models.Model):
 
     class Meta:
         indexes = [
+            # In the sweep's order (next_step_at, id): a storm starts thousands of
+            # escalations at one instant, and a batch then reads its hundred rows in order
+            # instead of sorting all of them (docs/decisions.md).
             models.Index(
-                fields=["next_step_at"],
+                fields=["next_step_at", "id"],
                 condition=Q(finished_at__isnull=True),
-                name="oncall_escalation_due",
+                name="oncall_escalation_due_order",
             )
         ]
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.accounts.roles import Role
+from apps.common.db import planner
 from apps.incidents.choices import EventKind, IncidentStatus
 from apps.incidents.models import IncidentEvent
 from apps.incidents.services import (
@@ -20,7 +21,12 @@ from apps.incidents.services import (
 )
 from apps.notifications.models import Kind, Notification
 from apps.oncall.choices import StopReason, Target
-from apps.oncall.escalation import escalations_start, escalations_sweep
+from apps.oncall.escalation import (
+    Sweep,
+    escalations_due,
+    escalations_start,
+    escalations_sweep,
+)
 from apps.oncall.models import EscalationPage, IncidentEscalation
 from apps.silences.models import Snooze
 from apps.silences.services import silence_create
@@ -336,3 +342,125 @@ def test_reopening_escalates_again_from_the_first_step(
         "title", flat=True
     )
     assert sorted(t.split(":")[0] for t in titles) == ["New incident", "Reopened"]
+
+
+def _first_steps(companies, count: int, at: datetime) -> list:
+    incidents = [IncidentFactory(company=companies[i % len(companies)]) for i in range(count)]
+    escalations_start(incident_ids=[i.pk for i in incidents], now=at)
+    return incidents
+
+
+def test_a_batch_of_first_steps_costs_the_same_queries_for_any_number(company_a, company_b):
+    """Nobody to page (no notification call): the page rows, events and states are one
+    statement each, so ten first steps and ninety cost the same queries, a custom
+    policy's steps included (prefetched)."""
+    policy(company_b, [(0, Target.COMPANY_ADMINS), (10, Target.MSP_ADMINS)])
+    _first_steps([company_a, company_b], 10, T0)
+    with CaptureQueriesContext(connection) as ten:
+        assert escalations_sweep(now=T0) == 10
+    many = _first_steps([company_a, company_b], 90, minutes(1))
+    with CaptureQueriesContext(connection) as ninety:
+        assert escalations_sweep(now=minutes(1)) == 90
+    assert len(ninety) == len(ten) <= 14, [q["sql"][:80] for q in ninety.captured_queries]
+    events = IncidentEvent.objects.filter(kind=EventKind.ESCALATED)
+    assert events.count() == EscalationPage.objects.count() == 100
+    assert set(events.filter(incident__in=many).values_list("text", flat=True)) == {
+        "Escalation step 1: nobody to page (whoever is on call)",
+        "Escalation step 1: nobody to page (the company's admins)",
+    }
+    assert set(IncidentEscalation.objects.values_list("step", "next_step_at")) == {
+        (1, minutes(15)),
+        (1, minutes(10)),
+        (1, minutes(16)),
+        (1, minutes(11)),
+    }
+
+
+def _poison_page_rows(incident_id: int) -> None:
+    """A database that refuses one incident's page row (a trigger), as a corrupt row or a
+    broken constraint would: the statement fails and aborts the transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_poison_page() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.incident_id = {int(incident_id)} THEN RAISE EXCEPTION 'poison'; END IF; "
+            "RETURN NEW; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER test_poison_page BEFORE INSERT ON oncall_escalationpage "
+            "FOR EACH ROW EXECUTE FUNCTION test_poison_page()"
+        )
+
+
+def test_an_escalation_whose_writes_fail_is_skipped_and_the_others_page(
+    company_a, technician_a, caplog
+):
+    incidents = _first_steps([company_a], 6, T0)
+    poison = incidents[3]
+    _poison_page_rows(poison.pk)
+    assert escalations_sweep(now=T0) == 5
+    assert sorted(EscalationPage.objects.values_list("incident_id", flat=True)) == sorted(
+        i.pk for i in incidents if i != poison
+    )
+    assert escalation_notices(technician_a) == 5
+    assert IncidentEvent.objects.filter(kind=EventKind.ESCALATED).count() == 5
+    assert not IncidentEvent.objects.filter(incident=poison).exists()
+    stuck = IncidentEscalation.objects.get(incident=poison)
+    assert (stuck.step, stuck.next_step_at) == (0, T0)
+    assert f"Escalation of incident {poison.pk} failed" in caplog.text
+    assert "A batch of 6 escalations failed: running them one by one" in caplog.text
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER test_poison_page ON oncall_escalationpage")
+    assert escalations_sweep(now=minutes(1)) == 1
+    assert paged(poison) == [(0, 0, ["tech@acme.example"])]
+    assert escalation_notices(technician_a) == 6
+
+
+def test_an_escalation_whose_recipients_fail_is_skipped_and_the_others_page(
+    company_a, technician_a, monkeypatch
+):
+    incidents = _first_steps([company_a], 4, T0)
+    poison = incidents[0]
+    looked_up = Sweep.recipients
+
+    def recipients(sweep, incident, step):
+        if incident.pk == poison.pk:
+            raise RuntimeError("the directory is down")
+        return looked_up(sweep, incident, step)
+
+    monkeypatch.setattr(Sweep, "recipients", recipients)
+    assert escalations_sweep(now=T0, batch=3) == 3
+    assert not EscalationPage.objects.filter(incident=poison).exists()
+    assert EscalationPage.objects.count() == escalation_notices(technician_a) == 3
+    monkeypatch.setattr(Sweep, "recipients", looked_up)
+    assert escalations_sweep(now=T0) == 1
+    assert paged(poison) == [(0, 0, ["tech@acme.example"])]
+
+
+def test_a_batch_pages_once_the_steps_a_previous_sweep_paged(company_a, technician_a, caplog):
+    """A second sweep over escalations whose state went back to a step that paged (a lost
+    write): in the same batch as new first steps, they log and advance, the others page."""
+    paged_before = _first_steps([company_a], 5, T0)
+    escalations_sweep(now=T0)
+    IncidentEscalation.objects.filter(incident__in=paged_before).update(
+        step=0, next_step_at=minutes(1)
+    )
+    fresh = _first_steps([company_a], 5, minutes(1))
+    with caplog.at_level("INFO", logger="apps.oncall.escalation"):
+        assert escalations_sweep(now=minutes(1)) == 10
+    assert caplog.text.count("has paged already") == 5
+    for incident in paged_before + fresh:
+        assert paged(incident) == [(0, 0, ["tech@acme.example"])]
+    assert escalation_notices(technician_a) == 10
+    assert IncidentEvent.objects.filter(kind=EventKind.ESCALATED).count() == 10
+    assert set(IncidentEscalation.objects.values_list("step", "next_step_at")) == {(1, minutes(16))}
+
+
+def test_a_batch_reads_the_due_escalations_in_index_order_without_sorting(company_a):
+    """A storm starts thousands of escalations at one instant: a batch must read its rows
+    in order from the partial index and stop at its size, not sort all of them."""
+    _first_steps([company_a], 3, T0)
+    with transaction.atomic(), planner(connection, sort=False):
+        plan = escalations_due(now=T0)[:100].explain()
+    assert "oncall_escalation_due_order" in plan
+    assert "Sort" not in plan
