@@ -577,19 +577,19 @@ class _Batch:
         # Of their keys, those the batch can match or extend: an incident grown by a storm
         # holds thousands (one per pod), and the others change nothing here. (On a merge,
         # the absorbed incident's other keys move to the survivor as they are.)
-        touched = {
-            key for links in self.links.values() for key in (*links.matched, *links.published)
+        touched: set[Scoped] = {
+            (a.company_id, key)
+            for a in self.alerts
+            if (links := self.links.get(a.id)) is not None
+            for key in (*links.matched, *links.published)
         }
         touched.update(
-            f"k:{self.keys[a.id]}"[: grouping.KEY_LENGTH]
+            (a.company_id, f"k:{self.keys[a.id]}"[: grouping.KEY_LENGTH])
             for a in self.alerts
             if a.status == AlertStatus.RESOLVED and self.companies[a.company_id].auto_correlate
         )
         if linkable and touched:
-            companies = {loaded[pk].incident.company_id for pk in linkable}
-            for pk, incident_id, key, first, last in _key_segments(
-                {(company_id, key) for company_id in companies for key in touched}, linkable
-            ):
+            for pk, incident_id, key, first, last in _key_segments(touched, linkable):
                 group = loaded[incident_id]
                 if key not in group.spans:
                     group.spans[key] = []

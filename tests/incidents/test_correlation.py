@@ -713,3 +713,30 @@ def test_a_new_pods_alert_links_to_the_asset_its_labels_made_in_the_same_sweep(c
     assert pod.asset is not None and pod.asset.name == "pod-7"
     assert pod.incident.asset_id == pod.asset_id
     assert db.asset.is_critical and db.incident.asset_id == db.asset_id
+
+
+def test_a_shared_sweep_reads_each_companys_own_keys_only(monkeypatch):
+    """Key segments are read for the (company, key) pairs of each alert's own company: a
+    sweep over many companies must not probe every company for every key of the batch."""
+    import apps.incidents.correlation as correlation
+
+    read = []
+
+    def segments(pairs, incident_ids):
+        read.append(set(pairs))
+        return key_segments(pairs, incident_ids)
+
+    key_segments = correlation._key_segments
+    monkeypatch.setattr(correlation, "_key_segments", segments)
+    companies = [CompanyFactory() for _ in range(5)]
+    for number, company in enumerate(companies):
+        ingest(company, alert(asset_name=f"host-{number}"))
+    correlate_companies(company_ids=[c.pk for c in companies])
+    for number, company in enumerate(companies):
+        ingest(company, alert(asset_name=f"host-{number}", event_time=T0 + timedelta(minutes=1)))
+    correlate_companies(company_ids=[c.pk for c in companies])
+    pairs = read[-1]
+    assert {(c.pk, f"k:host-{n}|disk_full") for n, c in enumerate(companies)} <= pairs
+    owner = {company.pk: number for number, company in enumerate(companies)}
+    assert all(key == f"k:host-{owner[pk]}|disk_full" for pk, key in pairs)
+    assert Incident.objects.count() == 5
