@@ -69,16 +69,8 @@ class Occurrence(models.Model):
 class Alert(models.Model):
     # No single-column indexes on company and incident: the composite indexes below start
     # with them, and every index costs each insert and each correlation update.
-    # No database constraint: its check is a lookup (and share-lock) of the company row per
-    # alert stored, a tenth of PostgreSQL's work for a batch of new alerts; the webhook has
-    # just authenticated that company, and Django deletes a company's alerts with it (as the
-    # occurrences, and the correlation reasons of alerts).
     company = models.ForeignKey(
-        "tenants.Company",
-        on_delete=models.CASCADE,
-        related_name="alerts",
-        db_index=False,
-        db_constraint=False,
+        "tenants.Company", on_delete=models.CASCADE, related_name="alerts", db_index=False
     )
     incident = models.ForeignKey(
         "incidents.Incident",

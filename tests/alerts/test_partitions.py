@@ -415,22 +415,3 @@ def test_a_sweep_takes_the_oldest_alerts_across_months_first(acme):
     with transaction.atomic():
         oldest = _oldest_uncorrelated([acme.pk], 2)
     assert [alert.event_time for alert in oldest] == sorted(times)[:2]
-
-
-def test_alerts_check_no_company_row_per_insert_and_go_with_their_company(acme):
-    """Storing an alert costs no foreign-key lookup of the company row (the webhook has just
-    authenticated it); deleting the company still deletes its alerts and occurrences."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_constraint WHERE conrelid = %s::regclass "
-            "AND contype = 'f' AND confrelid = 'tenants_company'::regclass",
-            [Alert._meta.db_table],
-        )
-        assert cursor.fetchone()[0] == 0
-    now = timezone.now()
-    _ingest(acme, now, received_at=now)
-    other, _ = company_create(company=Company(name="Other", slug="other"))
-    _ingest(other, now, received_at=now)
-    acme.delete()
-    assert list(Alert.objects.values_list("company_id", flat=True)) == [other.pk]
-    assert list(Occurrence.objects.values_list("company_id", flat=True)) == [other.pk]

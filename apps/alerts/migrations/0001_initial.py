@@ -5,95 +5,47 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("tenants", "0001_initial"),
+        ('tenants', '0001_initial'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Delivery",
+            name='Delivery',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("delivery_id", models.CharField(max_length=200)),
-                ("received_at", models.DateTimeField(db_index=True)),
-                ("alert_ids", models.JSONField(default=list)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('delivery_id', models.CharField(max_length=200)),
+                ('received_at', models.DateTimeField(db_index=True)),
+                ('alert_ids', models.JSONField(default=list)),
             ],
         ),
         migrations.CreateModel(
-            name="Alert",
+            name='Alert',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("asset_name", models.CharField(max_length=255)),
-                ("signature", models.CharField(max_length=255)),
-                (
-                    "severity",
-                    models.CharField(
-                        choices=[
-                            ("critical", "Critical"),
-                            ("high", "High"),
-                            ("medium", "Medium"),
-                            ("low", "Low"),
-                        ],
-                        max_length=10,
-                    ),
-                ),
-                ("message", models.TextField(blank=True)),
-                ("tool_source", models.CharField(max_length=100)),
-                ("source", models.CharField(help_text="Adapter that parsed it.", max_length=20)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("firing", "Firing"), ("resolved", "Resolved")], max_length=10
-                    ),
-                ),
-                ("fingerprint", models.CharField(max_length=255)),
-                ("delivery_id", models.CharField(blank=True, max_length=200)),
-                ("event_time", models.DateTimeField()),
-                ("received_at", models.DateTimeField()),
-                ("correlated_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "resolved_at",
-                    models.DateTimeField(
-                        blank=True,
-                        help_text="For a firing alert: when a resolved alert closed it.",
-                        null=True,
-                    ),
-                ),
-                ("labels", models.JSONField(blank=True, default=dict)),
-                ("raw", models.JSONField(blank=True, default=dict)),
-                (
-                    "asset",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="alerts",
-                        to="tenants.asset",
-                    ),
-                ),
-                (
-                    "company",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="alerts",
-                        to="tenants.company",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('asset_name', models.CharField(max_length=255)),
+                ('signature', models.CharField(max_length=255)),
+                ('severity', models.CharField(choices=[('critical', 'Critical'), ('high', 'High'), ('medium', 'Medium'), ('low', 'Low')], max_length=10)),
+                ('message', models.TextField(blank=True)),
+                ('tool_source', models.CharField(max_length=100)),
+                ('source', models.CharField(help_text='Adapter that parsed it.', max_length=20)),
+                ('status', models.CharField(choices=[('firing', 'Firing'), ('resolved', 'Resolved')], max_length=10)),
+                ('fingerprint', models.CharField(max_length=255)),
+                ('delivery_id', models.CharField(blank=True, max_length=200)),
+                ('event_time', models.DateTimeField()),
+                ('received_at', models.DateTimeField()),
+                ('correlated_at', models.DateTimeField(blank=True, null=True)),
+                ('resolved_at', models.DateTimeField(blank=True, help_text='For a firing alert: when a resolved alert closed it.', null=True)),
+                ('labels', models.JSONField(blank=True, default=dict)),
+                ('raw', models.JSONField(blank=True, default=dict)),
+                ('asset', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='alerts', to='tenants.asset')),
+                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='tenants.company')),
             ],
             options={
-                "ordering": ["-event_time", "-id"],
+                'ordering': ['-event_time', '-id'],
             },
         ),
     ]

@@ -5,61 +5,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("alerts", "0001_initial"),
-        ("incidents", "0001_initial"),
-        ("tenants", "0001_initial"),
+        ('alerts', '0001_initial'),
+        ('incidents', '0001_initial'),
+        ('tenants', '0001_initial'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="alert",
-            name="incident",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="alerts",
-                to="incidents.incident",
-            ),
+            model_name='alert',
+            name='incident',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='alerts', to='incidents.incident'),
         ),
         migrations.AddField(
-            model_name="delivery",
-            name="company",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.company"
-            ),
+            model_name='delivery',
+            name='company',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.company'),
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(
-                condition=models.Q(("correlated_at__isnull", True)),
-                fields=["company", "event_time", "id"],
-                name="alert_uncorrelated",
-            ),
+            model_name='alert',
+            index=models.Index(condition=models.Q(('correlated_at__isnull', True)), fields=['company', 'event_time', 'id'], name='alert_uncorrelated'),
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(
-                condition=models.Q(("resolved_at__isnull", True), ("status", "firing")),
-                fields=["company", "fingerprint"],
-                name="alert_open_fingerprint",
-            ),
+            model_name='alert',
+            index=models.Index(condition=models.Q(('resolved_at__isnull', True), ('status', 'firing')), fields=['company', 'fingerprint'], name='alert_open_fingerprint'),
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(fields=["company", "-event_time"], name="alert_company_time"),
+            model_name='alert',
+            index=models.Index(fields=['company', '-event_time'], name='alert_company_time'),
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(fields=["incident", "event_time"], name="alert_incident_time"),
+            model_name='alert',
+            index=models.Index(fields=['incident', 'event_time'], name='alert_incident_time'),
         ),
         migrations.AddConstraint(
-            model_name="delivery",
-            constraint=models.UniqueConstraint(
-                fields=("company", "delivery_id"), name="delivery_once"
-            ),
+            model_name='delivery',
+            constraint=models.UniqueConstraint(fields=('company', 'delivery_id'), name='delivery_once'),
         ),
     ]

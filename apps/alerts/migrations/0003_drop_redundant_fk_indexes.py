@@ -5,33 +5,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("alerts", "0002_initial"),
-        ("incidents", "0003_kpi_indexes"),
-        ("tenants", "0002_awslink"),
+        ('alerts', '0002_initial'),
+        ('incidents', '0003_kpi_indexes'),
+        ('tenants', '0002_awslink'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="alert",
-            name="company",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="alerts",
-                to="tenants.company",
-            ),
+            model_name='alert',
+            name='company',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='tenants.company'),
         ),
         migrations.AlterField(
-            model_name="alert",
-            name="incident",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="alerts",
-                to="incidents.incident",
-            ),
+            model_name='alert',
+            name='incident',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='alerts', to='incidents.incident'),
         ),
     ]

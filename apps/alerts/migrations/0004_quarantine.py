@@ -4,44 +4,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("alerts", "0003_drop_redundant_fk_indexes"),
-        ("incidents", "0004_drop_redundant_fk_indexes"),
-        ("tenants", "0002_awslink"),
+        ('alerts', '0003_drop_redundant_fk_indexes'),
+        ('incidents', '0004_drop_redundant_fk_indexes'),
+        ('tenants', '0002_awslink'),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name="alert",
-            name="alert_uncorrelated",
+            model_name='alert',
+            name='alert_uncorrelated',
         ),
         migrations.AddField(
-            model_name="alert",
-            name="quarantine_error",
-            field=models.TextField(blank=True, db_default=""),
+            model_name='alert',
+            name='quarantine_error',
+            field=models.TextField(blank=True, db_default=''),
         ),
         migrations.AddField(
-            model_name="alert",
-            name="quarantined_at",
-            field=models.DateTimeField(
-                blank=True, help_text="Set aside after correlation failed on it alone.", null=True
-            ),
+            model_name='alert',
+            name='quarantined_at',
+            field=models.DateTimeField(blank=True, help_text='Set aside after correlation failed on it alone.', null=True),
         ),
         migrations.AddField(
-            model_name="alert",
-            name="warnings",
-            field=models.JSONField(
-                blank=True, default=list, help_text="What was changed to store it, in plain words."
-            ),
+            model_name='alert',
+            name='warnings',
+            field=models.JSONField(blank=True, default=list, help_text='What was changed to store it, in plain words.'),
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(
-                condition=models.Q(
-                    ("correlated_at__isnull", True), ("quarantined_at__isnull", True)
-                ),
-                fields=["company", "event_time", "id"],
-                name="alert_uncorrelated",
-            ),
+            model_name='alert',
+            index=models.Index(condition=models.Q(('correlated_at__isnull', True), ('quarantined_at__isnull', True)), fields=['company', 'event_time', 'id'], name='alert_uncorrelated'),
         ),
     ]

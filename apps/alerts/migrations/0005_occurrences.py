@@ -4,62 +4,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("alerts", "0004_quarantine"),
-        ("incidents", "0004_drop_redundant_fk_indexes"),
-        ("tenants", "0003_hmac_secret_encrypted"),
+        ('alerts', '0004_quarantine'),
+        ('incidents', '0004_drop_redundant_fk_indexes'),
+        ('tenants', '0003_hmac_secret_encrypted'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="alert",
-            name="delivery_ids",
-            field=models.JSONField(
-                blank=True,
-                db_default=[],
-                default=list,
-                help_text="The latest 100 deliveries that carried it, oldest first.",
-            ),
+            model_name='alert',
+            name='delivery_ids',
+            field=models.JSONField(blank=True, db_default=[], default=list, help_text='The latest 100 deliveries that carried it, oldest first.'),
         ),
         migrations.AddField(
-            model_name="alert",
-            name="last_seen_at",
-            field=models.DateTimeField(
-                blank=True, help_text="When the latest notification of it arrived.", null=True
-            ),
+            model_name='alert',
+            name='last_seen_at',
+            field=models.DateTimeField(blank=True, help_text='When the latest notification of it arrived.', null=True),
         ),
         migrations.AddField(
-            model_name="alert",
-            name="occurrence_key",
-            field=models.CharField(blank=True, db_default="", max_length=40),
+            model_name='alert',
+            name='occurrence_key',
+            field=models.CharField(blank=True, db_default='', max_length=40),
         ),
         migrations.AddField(
-            model_name="alert",
-            name="repeat_count",
-            field=models.PositiveIntegerField(
-                db_default=0, default=0, help_text="Re-notifications merged into this alert."
-            ),
+            model_name='alert',
+            name='repeat_count',
+            field=models.PositiveIntegerField(db_default=0, default=0, help_text='Re-notifications merged into this alert.'),
         ),
         migrations.AlterField(
-            model_name="alert",
-            name="delivery_id",
-            field=models.CharField(
-                blank=True, help_text="The X-Delivery-ID of the first delivery.", max_length=200
-            ),
+            model_name='alert',
+            name='delivery_id',
+            field=models.CharField(blank=True, help_text='The X-Delivery-ID of the first delivery.', max_length=200),
         ),
         migrations.AddConstraint(
-            model_name="alert",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(
-                    models.Q(("occurrence_key", ""), _negated=True),
-                    models.Q(
-                        models.Q(("resolved_at__isnull", True), ("status", "firing")),
-                        models.Q(("correlated_at__isnull", True), ("status", "resolved")),
-                        _connector="OR",
-                    ),
-                ),
-                fields=("company", "source", "occurrence_key"),
-                name="alert_occurrence_once",
-            ),
+            model_name='alert',
+            constraint=models.UniqueConstraint(condition=models.Q(models.Q(('occurrence_key', ''), _negated=True), models.Q(models.Q(('resolved_at__isnull', True), ('status', 'firing')), models.Q(('correlated_at__isnull', True), ('status', 'resolved')), _connector='OR')), fields=('company', 'source', 'occurrence_key'), name='alert_occurrence_once'),
         ),
     ]

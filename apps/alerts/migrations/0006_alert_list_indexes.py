@@ -4,27 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("alerts", "0005_occurrences"),
-        ("incidents", "0006_hand_grouping_and_flapping"),
-        ("tenants", "0007_company_ping_signatures"),
+        ('alerts', '0005_occurrences'),
+        ('incidents', '0006_hand_grouping_and_flapping'),
+        ('tenants', '0007_company_ping_signatures'),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name="alert",
-            name="alert_incident_time",
+            model_name='alert',
+            name='alert_incident_time',
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(fields=["-event_time", "-id"], name="alert_time_id"),
+            model_name='alert',
+            index=models.Index(fields=['-event_time', '-id'], name='alert_time_id'),
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(
-                fields=["incident", "event_time"],
-                include=("severity", "status", "resolved_at"),
-                name="alert_incident_time",
-            ),
+            model_name='alert',
+            index=models.Index(fields=['incident', 'event_time'], include=('severity', 'status', 'resolved_at'), name='alert_incident_time'),
         ),
     ]

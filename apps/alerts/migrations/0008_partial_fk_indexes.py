@@ -5,42 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("alerts", "0007_partitioned_by_month"),
-        ("incidents", "0010_reason_alert_without_constraint"),
-        ("tenants", "0008_company_retention_days"),
+        ('alerts', '0007_partitioned_by_month'),
+        ('incidents', '0010_reason_alert_without_constraint'),
+        ('tenants', '0008_company_retention_days'),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name="alert",
-            name="alert_incident_time",
+            model_name='alert',
+            name='alert_incident_time',
         ),
         migrations.AlterField(
-            model_name="alert",
-            name="asset",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="alerts",
-                to="tenants.asset",
-            ),
+            model_name='alert',
+            name='asset',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='alerts', to='tenants.asset'),
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(
-                condition=models.Q(("incident__isnull", False)),
-                fields=["incident", "event_time"],
-                include=("severity", "status", "resolved_at"),
-                name="alert_incident_time",
-            ),
+            model_name='alert',
+            index=models.Index(condition=models.Q(('incident__isnull', False)), fields=['incident', 'event_time'], include=('severity', 'status', 'resolved_at'), name='alert_incident_time'),
         ),
         migrations.AddIndex(
-            model_name="alert",
-            index=models.Index(
-                condition=models.Q(("asset__isnull", False)), fields=["asset"], name="alert_asset"
-            ),
+            model_name='alert',
+            index=models.Index(condition=models.Q(('asset__isnull', False)), fields=['asset'], name='alert_asset'),
         ),
     ]
