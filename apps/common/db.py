@@ -12,10 +12,10 @@ databases (SQLite, the embedded mode).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, router
@@ -23,11 +23,14 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, JSONField, Model
+from django.db.models.base import ModelState
 from django.db.models.lookups import In
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 from psycopg.pq import Format
 from psycopg.types.json import Jsonb
+
+M = TypeVar("M", bound=Model)
 
 
 def is_postgresql(model: type[Model]) -> bool:
@@ -193,29 +196,36 @@ def planner(connection: BaseDatabaseWrapper, **off: bool) -> Iterator[None]:
 
 
 def bulk_insert(
-    model: type[Model], objs: Sequence[Model], *, ignore_conflicts: bool = False
-) -> None:
+    model: type[Model],
+    objs: Sequence[Any],
+    *,
+    ignore_conflicts: bool = False,
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
     """``bulk_create`` for PostgreSQL without its per-value preparation: every concrete
-    column as one array to ``unnest()``, ``RETURNING`` the new ids into the objects (in
-    order, as ``bulk_create`` relies on too). The values must already be of the column's
-    Python type, as the ORM hands them out; ``auto_now``/``auto_now_add`` times are set
-    here. With ``ignore_conflicts`` rows that conflict are skipped and no ids are set.
-    ``objs`` may be plain objects with the columns' attribute names (thousands of rows a
-    sweep, where a model instance each is most of the cost): no ids are returned to them.
-    Other databases go through ``bulk_create`` (with instances made of plain objects)."""
+    column as one array to ``unnest()`` (a column equal in every row as one value),
+    ``RETURNING`` the new ids into model instances (in order, as ``bulk_create`` relies on
+    too). The values must already be of the column's Python type, as the ORM hands them
+    out; ``auto_now``/``auto_now_add`` times are set here. ``objs`` may be plain objects
+    with the columns' attribute names, or ``unsaved`` instances (thousands of rows a sweep,
+    where ``Model.__init__`` each is most of the cost). With ``ignore_conflicts`` rows that
+    conflict are skipped and no ids are set. ``returning``: these columns of the rows
+    inserted are returned instead (with ``ignore_conflicts``, those not skipped), on SQLite
+    too. Otherwise other databases go through ``bulk_create``."""
     if not objs:
-        return
+        return []
     alias = router.db_for_write(model)
     connection = connections[alias]
     meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" and not returning:
         if not isinstance(objs[0], Model):
             objs = [
-                model(**{f.attname: getattr(obj, f.attname, None) for f in fields}) for obj in objs
+                unsaved(model, **{f.attname: getattr(obj, f.attname) for f in fields})
+                for obj in objs
             ]
         model._default_manager.using(alias).bulk_create(objs, ignore_conflicts=ignore_conflicts)
-        return
+        return []
     stamped = [
         f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
     ]
@@ -225,24 +235,93 @@ def bulk_insert(
             for field in stamped:
                 if field.auto_now or getattr(obj, field.attname) is None:
                     setattr(obj, field.attname, now)
+    table = connection.ops.quote_name(meta.db_table)
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    conflicts = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    if returning:
+        columns = ", ".join(connection.ops.quote_name(meta.get_field(c).column) for c in returning)
+        conflicts += f" RETURNING {columns}"
+    if connection.vendor != "postgresql":
+        return _insert_values(connection, f"INSERT INTO {table} ({names})", conflicts, fields, objs)
     rows = _Rows(model, objs, [f.name for f in fields], connection)
-    names = ", ".join(f'"{column.column}"' for column in rows.columns)
-    sql = (
-        f'INSERT INTO "{meta.db_table}" ({names}) '  # noqa: S608
-        f"SELECT {', '.join(rows.expressions)} FROM {rows.source}"
-    )
-    returning = not ignore_conflicts and isinstance(objs[0], Model)
-    if ignore_conflicts:
-        sql += " ON CONFLICT DO NOTHING"
-    elif returning:
-        sql += f' RETURNING "{meta.pk.column}"'
+    ids = not ignore_conflicts and not returning and isinstance(objs[0], Model)
+    if ids:
+        conflicts = f" RETURNING {connection.ops.quote_name(meta.pk.column)}"
     with binding_cursor(connection) as cursor:
-        cursor.execute(sql, rows.params)
-        if returning:
-            for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
-                obj.pk = pk
-                obj._state.adding = False
-                obj._state.db = alias
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) SELECT {', '.join(rows.expressions)} "  # noqa: S608
+            f"FROM {rows.source}{conflicts}",
+            rows.params,
+        )
+        if not ids:
+            return cursor.fetchall() if returning else []
+        for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
+            obj.pk = pk
+            obj._state.adding = False
+            obj._state.db = alias
+    return []
+
+
+def _insert_values(
+    connection: BaseDatabaseWrapper,
+    insert: str,
+    tail: str,
+    fields: list[Field],
+    objs: Sequence[Any],
+) -> list[tuple[Any, ...]]:
+    """``bulk_insert`` returning rows elsewhere than PostgreSQL (SQLite, the embedded mode):
+    ``INSERT … VALUES (…), (…) <tail>`` in batches the database's parameter limit allows."""
+    limit = connection.features.max_query_params or 999
+    size = max(1, limit // len(fields))
+    found: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), size):
+            batch = objs[start : start + size]
+            row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+            cursor.execute(
+                f"{insert} VALUES {', '.join([row] * len(batch))}{tail}",
+                [
+                    field.get_db_prep_save(getattr(obj, field.attname), connection)
+                    for obj in batch
+                    for field in fields
+                ],
+            )
+            found += [tuple(row) for row in cursor.fetchall()]
+    return found
+
+
+@functools.cache
+def _defaults(model: type[Model]) -> tuple[dict[str, Any], tuple[Field, ...]]:
+    """The model's concrete fields' defaults by attribute name, and the fields whose default
+    is made anew for each instance (a list, a dict)."""
+    fixed: dict[str, Any] = {}
+    made: list[Field] = []
+    for field in model._meta.concrete_fields:
+        if field.has_default() and callable(field.default):
+            made.append(field)
+        else:
+            fixed[field.attname] = field.get_default()
+    return fixed, tuple(made)
+
+
+def unsaved(model: type[M], *, related: Mapping[str, Model | None] = {}, **values: Any) -> M:
+    """``model(**values)`` built as ``Model.from_db`` builds instances, without
+    ``Model.__init__``'s per-field work (a storm's sweep makes thousands): each concrete
+    field's default, then ``values`` by attribute name (``company_id``, ``key``…).
+    ``related``: objects by relation name, their key set and cached (so
+    ``incident.asset`` reads no row)."""
+    instance = model.__new__(model)
+    instance._state = ModelState()
+    fixed, made = _defaults(model)
+    instance.__dict__.update(fixed)
+    for field in made:
+        if field.attname not in values:
+            instance.__dict__[field.attname] = field.get_default()
+    instance.__dict__.update(values)
+    for name, obj in related.items():
+        instance.__dict__[model._meta.get_field(name).attname] = None if obj is None else obj.pk
+        instance._state.fields_cache[name] = obj
+    return instance
 
 
 class AnyOf(In):

@@ -38,20 +38,18 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
 from types import SimpleNamespace
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import BooleanField, Q, QuerySet
-from django.db.models.base import ModelState
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from apps.alerts.choices import SEVERITY_RANK, AlertStatus
 from apps.alerts.models import Alert
 from apps.audit.services import record
-from apps.common.db import binding_cursor, bulk_insert, bulk_set, is_postgresql, planner
+from apps.common.db import binding_cursor, bulk_insert, bulk_set, is_postgresql, planner, unsaved
 from apps.incidents import grouping
 from apps.incidents.choices import (
     MERGE_AUDIT_ACTION,
@@ -661,9 +659,9 @@ class _Batch:
 
     def _open(self, company: Company, alert: SweepAlert) -> _Group:
         asset = self.assets.get((company.pk, alert.asset_name))
-        incident = _unsaved_incident(
-            company=company,
-            asset=asset,
+        incident = unsaved(
+            Incident,
+            related={"company": company, "asset": asset},
             key=self.keys[alert.id],
             accepting=company.auto_correlate,
             title=f"{alert.signature} on {alert.asset_name}"[:600],
@@ -1035,32 +1033,6 @@ class _Batch:
                 details=details,
             )
         IncidentEvent.objects.bulk_create(events)
-
-
-@cache
-def _incident_defaults() -> dict[str, object]:
-    """An unsaved incident's attributes: each concrete field's default (None without one;
-    the one mutable default, ``tool_sources``, is always given)."""
-    return {
-        field.attname: field.get_default()
-        for field in Incident._meta.concrete_fields
-        if not (field.has_default() and callable(field.default))
-    }
-
-
-def _unsaved_incident(*, company: Company, asset: Asset | None, **values: object) -> Incident:
-    """``Incident(company=…, asset=…, **values)`` as ``Model.from_db`` builds instances,
-    without ``Model.__init__``'s per-field work: a storm's sweep opens thousands."""
-    incident = Incident.__new__(Incident)
-    incident._state = ModelState()
-    incident.__dict__.update(
-        _incident_defaults(),
-        company_id=company.pk,
-        asset_id=asset.pk if asset is not None else None,
-        **values,
-    )
-    incident._state.fields_cache.update(company=company, asset=asset)
-    return incident
 
 
 def _labels(alert: SweepAlert) -> dict:

@@ -23,17 +23,15 @@ incidents merges them). Keys, published and matched alike unless said otherwise:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
-from typing import Any
 
 from django.db import connection
-from django.db.models import Model
 
 from apps.alerts.choices import Severity
-from apps.common.db import is_postgresql
+from apps.common.db import bulk_insert, is_postgresql, unsaved
 from apps.incidents.choices import Rule
 from apps.tenants.models import Asset, AssetDependency, Company
 
@@ -239,37 +237,31 @@ def derive_from_labels(
         graph.parents[asset].add(parent)
         graph.has_dependents.add(parent)
         graph._ancestors.clear()
-        added.append((company_id, graph.ids[asset], graph.ids[parent]))
-    derived = AssetDependency(source=AssetDependency.Source.LABELS)
-    if is_postgresql(AssetDependency):
-        _insert_rows(derived, ("company_id", "asset_id", "depends_on_id"), added)
-    else:
-        AssetDependency.objects.bulk_create(
-            [
-                AssetDependency(company_id=c, asset_id=a, depends_on_id=d, source=derived.source)
-                for c, a, d in added
-            ],
-            ignore_conflicts=True,
+        added.append(
+            unsaved(
+                AssetDependency,
+                company_id=company_id,
+                asset_id=graph.ids[asset],
+                depends_on_id=graph.ids[parent],
+                source=AssetDependency.Source.LABELS,
+            )
         )
+    bulk_insert(AssetDependency, added, ignore_conflicts=True)
 
 
 def _assets_create(names: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
     """The ids of the assets of these (company, name) pairs, creating those that do not
-    exist with the model's defaults; on PostgreSQL the insert returns the new ones' ids
-    and only names that existed are read back."""
+    exist with the model's defaults: the insert returns the new ones' ids, and only names
+    that existed are read back."""
     if not names:
         return {}
-    ordered = sorted(names)
-    ids: dict[tuple[int, str], int] = {}
-    if is_postgresql(Asset):
-        returned = _insert_rows(
-            Asset(), ("company_id", "name"), ordered, returning=("company_id", "name", "id")
-        )
-        ids = {(c, n): pk for c, n, pk in returned}
-    else:
-        Asset.objects.bulk_create(
-            [Asset(company_id=c, name=n) for c, n in ordered], ignore_conflicts=True
-        )
+    created = bulk_insert(
+        Asset,
+        [unsaved(Asset, company_id=company_id, name=name) for company_id, name in sorted(names)],
+        ignore_conflicts=True,
+        returning=("company_id", "name", "id"),
+    )
+    ids = {(company_id, name): pk for company_id, name, pk in created}
     existing = names - ids.keys()
     if existing:
         for company_id, name, pk in Asset.objects.filter(
@@ -278,38 +270,6 @@ def _assets_create(names: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
             if (company_id, name) in existing:
                 ids[company_id, name] = pk
     return ids
-
-
-def _insert_rows(
-    template: Model,
-    columns: tuple[str, ...],
-    rows: Sequence[tuple[Any, ...]],
-    *,
-    returning: tuple[str, ...] = (),
-) -> list[tuple[Any, ...]]:
-    """``INSERT … SELECT FROM unnest(<an array per column>) ON CONFLICT DO NOTHING`` of
-    ``rows`` (PostgreSQL), the model's other columns set to ``template``'s values (its
-    defaults, ``auto_now_add`` times) passed once rather than per row: no model instance
-    per pod or edge (the storm derives 3,000 of each a sweep). ``returning``: those
-    columns of the rows inserted."""
-    if not rows:
-        return []
-    meta = type(template)._meta
-    given = [meta.get_field(c) for c in columns]
-    others = [f for f in meta.concrete_fields if not f.primary_key and f not in given]
-    constants = [f.get_db_prep_save(f.pre_save(template, add=True), connection) for f in others]
-    names = ", ".join(f'"{f.column}"' for f in (*given, *others))
-    values = ", ".join(f"%s::{f.db_type(connection)}" for f in others)
-    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in given)
-    sql = (
-        f'INSERT INTO "{meta.db_table}" ({names}) SELECT v.*, {values} '  # noqa: S608 - names only
-        f"FROM unnest({arrays}) AS v ON CONFLICT DO NOTHING"
-    )
-    if returning:
-        sql += " RETURNING " + ", ".join(f'"{meta.get_field(c).column}"' for c in returning)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*constants, *(list(column) for column in zip(*rows, strict=True))])
-        return cursor.fetchall() if returning else []
 
 
 @dataclass(slots=True)

@@ -42,7 +42,7 @@ from django.utils import timezone
 from apps.accounts.models import Membership, User
 from apps.accounts.permissions import msp_admins
 from apps.accounts.roles import Role
-from apps.common.db import binding_cursor, bulk_insert, bulk_set, planner, unnest
+from apps.common.db import bulk_insert, bulk_set, planner
 from apps.incidents.choices import OPEN_STATUSES, EventKind
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.selectors import on_call_technicians
@@ -424,7 +424,6 @@ class _PageRow:
     created_at: datetime
 
 
-PAGE_FIELDS = ["incident", "cycle", "step", "round", "target", "created_at"]
 PageKey = tuple[int, int, int, int]
 
 
@@ -437,33 +436,12 @@ def _page_rows(paging: list[tuple[IncidentEscalation, Step]], now: datetime) -> 
     rows = [
         _PageRow(e.incident_id, e.cycle, e.step, e.round, step.target, now) for e, step in paging
     ]
-    connection = connections[router.db_for_write(EscalationPage)]
-    table = connection.ops.quote_name(EscalationPage._meta.db_table)
-    returning = "ON CONFLICT DO NOTHING RETURNING incident_id, cycle, step, round, id"
-    if connection.vendor == "postgresql":
-        source = unnest(EscalationPage, rows, PAGE_FIELDS, connection)
-        with binding_cursor(connection) as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} ({source.names}) "  # noqa: S608 - names only
-                f"SELECT * FROM {source.sql} {returning}",
-                source.params,
-            )
-            found = cursor.fetchall()
-    else:
-        created_at = connection.ops.adapt_datetimefield_value(now)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} "  # noqa: S608 - names only
-                "(incident_id, cycle, step, round, target, created_at) VALUES "
-                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
-                + f" {returning}",
-                [
-                    value
-                    for r in rows
-                    for value in (r.incident_id, r.cycle, r.step, r.round, r.target, created_at)
-                ],
-            )
-            found = cursor.fetchall()
+    found = bulk_insert(
+        EscalationPage,
+        rows,
+        ignore_conflicts=True,
+        returning=("incident_id", "cycle", "step", "round", "id"),
+    )
     return {tuple(key): pk for *key, pk in found}
 
 

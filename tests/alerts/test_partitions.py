@@ -415,3 +415,25 @@ def test_a_sweep_takes_the_oldest_alerts_across_months_first(acme):
     with transaction.atomic():
         oldest = _oldest_uncorrelated([acme.pk], 2)
     assert [alert.event_time for alert in oldest] == sorted(times)[:2]
+
+
+def test_a_sweep_reads_its_oldest_alerts_as_the_months_ordered_scans_not_a_sort(acme):
+    """The batch's read merges each month's ordered partial-index scan up to the limit,
+    whatever the statistics say: sorted, a storm's whole backlog was read every sweep."""
+    edge = _month_edge()
+    for number in range(6):
+        at = edge + timedelta(hours=(-3, 1)[number % 2], minutes=number)
+        _ingest(acme, at, received_at=edge + timedelta(hours=2), occurrence=f"o{number}")
+    plans = []
+
+    def explain(execute, sql, params, many, context):
+        if "ORDER BY u.event_time, u.id LIMIT" in sql:
+            raw = context["cursor"].cursor
+            raw.execute(f"EXPLAIN {sql}", params)
+            plans.append("\n".join(row[0] for row in raw.fetchall()))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(explain), transaction.atomic():
+        assert len(_oldest_uncorrelated([acme.pk], 4)) == 4
+    assert "Merge Append" in plans[0]
+    assert "Sort  (" not in plans[0]

@@ -13,9 +13,9 @@ from django.db.models import Q
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.common.db import bulk_insert, bulk_set, planner
+from apps.common.db import bulk_insert, bulk_set, planner, unsaved
 from apps.incidents.models import Incident, IncidentKey
-from apps.tenants.models import Company
+from apps.tenants.models import Asset, Company
 
 pytestmark = pytest.mark.django_db
 
@@ -141,3 +141,28 @@ def test_planner_settings_last_for_the_block_only():
         with planner(connection, hashjoin=False, mergejoin=False, sort=True):
             assert enabled() == ["off", "off"]
         assert enabled() == ["on", "on"]
+
+
+def test_unsaved_instances_have_the_models_defaults_and_related_objects(incident):
+    built = unsaved(Incident, related={"company": incident.company}, key="k", tool_sources=[])
+    plain = Incident(company=incident.company, key="k", tool_sources=[])
+    fields = [f.attname for f in Incident._meta.concrete_fields if f.attname != "created_at"]
+    assert [getattr(built, name) for name in fields] == [getattr(plain, name) for name in fields]
+    assert built.company is incident.company and built.asset is None
+    a, b = unsaved(Asset, company_id=incident.company_id), unsaved(Asset)
+    assert a.tags == {} and a.tags is not b.tags
+
+
+def test_inserting_with_returning_returns_only_the_rows_not_skipped(incident):
+    company = incident.company_id
+    Asset.objects.create(company_id=company, name="db-01")
+    returned = bulk_insert(
+        Asset,
+        [unsaved(Asset, company_id=company, name=name) for name in ("db-01", "pod-1", "pod-2")],
+        ignore_conflicts=True,
+        returning=("name", "id"),
+    )
+    assert sorted(name for name, _ in returned) == ["pod-1", "pod-2"]
+    assert dict(returned) == dict(
+        Asset.objects.filter(name__startswith="pod-").values_list("name", "id")
+    )
