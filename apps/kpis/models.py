@@ -60,10 +60,15 @@ class HourlyRollup(RollupSums):
         "tenants.Company", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
     hour = models.DateTimeField()
+    # The writer's share of the bucket (``rollups.ALERTS_STRIPE`` or ``INCIDENTS_STRIPE``):
+    # readers sum a bucket's rows, so the webhook and the sweep never wait for each other.
+    stripe = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["company", "hour"], name="hourly_rollup_bucket")
+            models.UniqueConstraint(
+                fields=["company", "hour", "stripe"], name="hourly_rollup_stripe"
+            )
         ]
         # "All companies" reads a range of hours of every company.
         indexes = [models.Index(fields=["hour"], name="hourly_rollup_hour")]
@@ -81,10 +86,11 @@ class DailyRollup(RollupSums):
         "tenants.Company", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
     day = models.DateField()
+    stripe = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["company", "day"], name="daily_rollup_bucket")
+            models.UniqueConstraint(fields=["company", "day", "stripe"], name="daily_rollup_stripe")
         ]
         indexes = [models.Index(fields=["day"], name="daily_rollup_day")]
 

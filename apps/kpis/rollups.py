@@ -7,6 +7,14 @@ Each statement adds ``sign`` × the relation's contribution to the buckets; an u
 old row taken away and its new row added. Buckets are truncated in UTC explicitly, so the
 session's time zone never matters, and upserts lock buckets in (company, bucket) order, so
 two concurrent statements never deadlock on them.
+
+An hourly or daily bucket is kept as one row per writer (``stripe``): the alerts' share
+(``ALERTS_STRIPE``, written by the webhook's insert) apart from the incidents' share
+(``INCIDENTS_STRIPE``, written by the correlation sweep and by technicians). A writer holds
+the rows it upserted until it commits, so with one row a webhook waited for every sweep that
+had opened an incident of its company in that hour, until the sweep's end; readers sum the
+rows of a bucket. The ``striped`` arguments give the single-row SQL of the migrations
+before ``0007_rollup_stripes``.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ MONTHLY = "kpis_signaturemonthlyrollup"
 SIGNATURES = "kpis_signaturedailyrollup"
 ALERTS = "alerts_alert"
 INCIDENTS = "incidents_incident"
+ALERTS_STRIPE = 0
+INCIDENTS_STRIPE = 1
 
 # Resolved incidents: count and summed resolution time (µs), overall and per resolution.
 SIGNATURE_VALUES = (
@@ -63,8 +73,16 @@ def _zeros(names: tuple[str, ...], given: dict[str, str]) -> str:
     return ", ".join(f"{given.get(name, '0')} AS {name}" for name in names)
 
 
-def alerts_sql(src: str, sign: int) -> str:
+def _stripe(number: int, striped: bool) -> tuple[str, tuple[str, ...]]:
+    """The select's stripe column and the bucket's keys."""
+    if not striped:
+        return "", ("company_id", "hour")
+    return f"{number} AS stripe, ", ("company_id", "hour", "stripe")
+
+
+def alerts_sql(src: str, sign: int, *, striped: bool = True) -> str:
     """Add ``sign`` × the alerts of relation ``src`` to the hourly buckets."""
+    stripe, keys = _stripe(ALERTS_STRIPE, striped)
     firing = {
         f"alerts_{severity}": f"{sign} * (status = 'firing' AND severity = '{severity}')::int"
         for severity in ("critical", "high", "medium", "low")
@@ -72,9 +90,9 @@ def alerts_sql(src: str, sign: int) -> str:
     given = {**firing, "alerts_resolved": f"{sign} * (status = 'resolved')::int"}
     select = (
         "SELECT company_id, date_trunc('hour', event_time, 'UTC') AS hour, "  # noqa: S608
-        f"{_zeros(HOURLY_VALUES, given)} FROM {src} AS s"
+        f"{stripe}{_zeros(HOURLY_VALUES, given)} FROM {src} AS s"
     )
-    return _upsert(HOURLY, ("company_id", "hour"), HOURLY_VALUES, select)
+    return _upsert(HOURLY, keys, HOURLY_VALUES, select)
 
 
 def _resolution_values(sign: int) -> dict[str, str]:
@@ -99,33 +117,36 @@ RESOLVED = "visible AND status = 'resolved' AND resolved_at IS NOT NULL"
 ACKNOWLEDGED = "visible AND acknowledged_at IS NOT NULL"
 
 
-def _acknowledged_select(src: str, sign: int, values: tuple[str, ...]) -> str:
+def _acknowledged_select(src: str, sign: int, values: tuple[str, ...], stripe: str) -> str:
     return (
         "SELECT company_id, date_trunc('hour', acknowledged_at, 'UTC') AS hour, "  # noqa: S608
-        f"{_zeros(values, _acknowledged_values(sign))} FROM {src} AS s WHERE {ACKNOWLEDGED}"
+        f"{stripe}{_zeros(values, _acknowledged_values(sign))} "
+        f"FROM {src} AS s WHERE {ACKNOWLEDGED}"
     )
 
 
-def incidents_sql(src: str, sign: int) -> list[str]:
+def incidents_sql(src: str, sign: int, *, striped: bool = True) -> list[str]:
     """Add ``sign`` × the incidents of relation ``src`` to the hourly and signature buckets."""
+    stripe, keys = _stripe(INCIDENTS_STRIPE, striped)
     opened = {
         "incidents_opened": str(sign),
         "incidents_self_healed": f"{sign} * (resolution = 'self_healed')::int",
     }
     hourly = (
         "SELECT company_id, date_trunc('hour', first_alert_at, 'UTC') AS hour, "  # noqa: S608
-        f"{_zeros(HOURLY_VALUES, opened)} FROM {src} AS s WHERE visible "
+        f"{stripe}{_zeros(HOURLY_VALUES, opened)} FROM {src} AS s WHERE visible "
         "UNION ALL "
         "SELECT company_id, date_trunc('hour', resolved_at, 'UTC'), "
-        f"{_zeros(HOURLY_VALUES, _resolution_values(sign))} FROM {src} AS s WHERE {RESOLVED} "
-        f"UNION ALL {_acknowledged_select(src, sign, HOURLY_VALUES)}"
+        f"{stripe}{_zeros(HOURLY_VALUES, _resolution_values(sign))} "
+        f"FROM {src} AS s WHERE {RESOLVED} "
+        f"UNION ALL {_acknowledged_select(src, sign, HOURLY_VALUES, stripe)}"
     )
     signatures = (
         "SELECT company_id, (resolved_at AT TIME ZONE 'UTC')::date AS day, signature, "  # noqa: S608
         f"{_zeros(SIGNATURE_VALUES, _resolution_values(sign))} FROM {src} AS s WHERE {RESOLVED}"
     )
     return [
-        _upsert(HOURLY, ("company_id", "hour"), HOURLY_VALUES, hourly),
+        _upsert(HOURLY, keys, HOURLY_VALUES, hourly),
         _upsert(SIGNATURES, ("company_id", "day", "signature"), SIGNATURE_VALUES, signatures),
     ]
 
@@ -155,18 +176,23 @@ def _changed(columns: tuple[str, ...]) -> str:
     return " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in columns)
 
 
-def install_sql() -> list[str]:
-    """The trigger functions and triggers (the migration runs these)."""
+def install_sql(*, striped: bool = True) -> list[str]:
+    """The trigger functions and triggers (the migrations run these)."""
     old_row, new_row = "(SELECT (OLD).*)", "(SELECT (NEW).*)"
+
+    def alerts(src: str, sign: int) -> str:
+        return alerts_sql(src, sign, striped=striped)
+
+    def incidents(src: str, sign: int) -> list[str]:
+        return incidents_sql(src, sign, striped=striped)
+
     return [
-        _function("kpis_alerts_inserted", [alerts_sql("new_rows", 1)]),
-        _function("kpis_alerts_deleted", [alerts_sql("old_rows", -1)]),
-        _function("kpis_alert_updated", [alerts_sql(old_row, -1), alerts_sql(new_row, 1)]),
-        _function("kpis_incidents_inserted", incidents_sql("new_rows", 1)),
-        _function("kpis_incidents_deleted", incidents_sql("old_rows", -1)),
-        _function(
-            "kpis_incident_updated", [*incidents_sql(old_row, -1), *incidents_sql(new_row, 1)]
-        ),
+        _function("kpis_alerts_inserted", [alerts("new_rows", 1)]),
+        _function("kpis_alerts_deleted", [alerts("old_rows", -1)]),
+        _function("kpis_alert_updated", [alerts(old_row, -1), alerts(new_row, 1)]),
+        _function("kpis_incidents_inserted", incidents("new_rows", 1)),
+        _function("kpis_incidents_deleted", incidents("old_rows", -1)),
+        _function("kpis_incident_updated", [*incidents(old_row, -1), *incidents(new_row, 1)]),
         f"CREATE TRIGGER kpis_alerts_inserted AFTER INSERT ON {ALERTS} "
         "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
         "EXECUTE FUNCTION kpis_alerts_inserted()",
@@ -207,6 +233,7 @@ MONTHLY_TRIGGER = "kpis_signature_daily_to_monthly"
 # The coarser buckets: (trigger, source table, target table, {key: expression of {r}, the
 # source record}).
 DAILY_KEYS = {"company_id": "{r}.company_id", "day": "({r}.hour AT TIME ZONE 'UTC')::date"}
+STRIPED_DAILY_KEYS = {**DAILY_KEYS, "stripe": "{r}.stripe"}
 MONTHLY_KEYS = {
     "company_id": "{r}.company_id",
     "month": "date_trunc('month', {r}.day::timestamp)::date",
@@ -272,9 +299,15 @@ def _coarse_fill(
     )
 
 
-def daily_install_sql(values: tuple[str, ...] = HOURLY_VALUES) -> list[str]:
+def _daily_keys(striped: bool) -> dict[str, str]:
+    return STRIPED_DAILY_KEYS if striped else DAILY_KEYS
+
+
+def daily_install_sql(
+    values: tuple[str, ...] = HOURLY_VALUES, *, striped: bool = True
+) -> list[str]:
     """The trigger that keeps ``DailyRollup`` the sum of the hourly buckets."""
-    return _coarse_install_sql(DAILY_TRIGGER, HOURLY, DAILY, DAILY_KEYS, values)
+    return _coarse_install_sql(DAILY_TRIGGER, HOURLY, DAILY, _daily_keys(striped), values)
 
 
 def monthly_install_sql(values: tuple[str, ...] = SIGNATURE_VALUES) -> list[str]:
@@ -298,9 +331,9 @@ def monthly_uninstall_sql() -> list[str]:
     return _coarse_uninstall_sql(MONTHLY_TRIGGER, SIGNATURES)
 
 
-def fill_daily(cursor, values: tuple[str, ...] = HOURLY_VALUES) -> None:
+def fill_daily(cursor, values: tuple[str, ...] = HOURLY_VALUES, *, striped: bool = True) -> None:
     """Empty the daily buckets and sum them again from the hourly ones."""
-    _coarse_fill(cursor, HOURLY, DAILY, DAILY_KEYS, values)
+    _coarse_fill(cursor, HOURLY, DAILY, _daily_keys(striped), values)
 
 
 def fill_monthly(cursor, values: tuple[str, ...] = SIGNATURE_VALUES) -> None:
@@ -308,24 +341,24 @@ def fill_monthly(cursor, values: tuple[str, ...] = SIGNATURE_VALUES) -> None:
     _coarse_fill(cursor, SIGNATURES, MONTHLY, MONTHLY_KEYS, values)
 
 
-def fill(cursor) -> None:
+def fill(cursor, *, striped: bool = True) -> None:
     """Empty the rollups and compute them again from the raw tables, in the caller's
     transaction."""
     cursor.execute(f"TRUNCATE {HOURLY}, {SIGNATURES}")
-    cursor.execute(alerts_sql(ALERTS, 1))
-    for statement in incidents_sql(INCIDENTS, 1):
+    cursor.execute(alerts_sql(ALERTS, 1, striped=striped))
+    for statement in incidents_sql(INCIDENTS, 1, striped=striped):
         cursor.execute(statement)
 
 
-def fill_all(cursor) -> None:
+def fill_all(cursor, *, striped: bool = True) -> None:
     """``fill``, then the daily and monthly buckets summed once from the finer ones (not
     row by row by their triggers during the fill)."""
     coarse = ((HOURLY, DAILY_TRIGGER), (SIGNATURES, MONTHLY_TRIGGER))
     for table, trigger in coarse:
         cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
         cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}_update")
-    fill(cursor)
-    fill_daily(cursor)
+    fill(cursor, striped=striped)
+    fill_daily(cursor, striped=striped)
     fill_monthly(cursor)
     for table, trigger in coarse:
         cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")

@@ -199,9 +199,9 @@ def _nonzero(model, keys):
 
 def _kept():
     return (
-        _nonzero(HourlyRollup, ("company_id", "hour")),
+        _nonzero(HourlyRollup, ("company_id", "hour", "stripe")),
         _nonzero(SignatureDailyRollup, ("company_id", "day", "signature")),
-        _nonzero(DailyRollup, ("company_id", "day")),
+        _nonzero(DailyRollup, ("company_id", "day", "stripe")),
         _nonzero(SignatureMonthlyRollup, ("company_id", "month", "signature")),
     )
 
@@ -209,8 +209,9 @@ def _kept():
 def _daily_from_hourly():
     """The daily buckets as sums of the hourly ones (what the row trigger must keep)."""
     days: dict = {}
-    for (company_id, hour), values in _nonzero(HourlyRollup, ("company_id", "hour")).items():
-        key = (company_id, hour.astimezone(UTC).date())
+    hours = _nonzero(HourlyRollup, ("company_id", "hour", "stripe"))
+    for (company_id, hour, stripe), values in hours.items():
+        key = (company_id, hour.astimezone(UTC).date(), stripe)
         days[key] = tuple(map(sum, zip(days.get(key, (0,) * len(values)), values, strict=True)))
     return {key: values for key, values in days.items() if any(values)}
 

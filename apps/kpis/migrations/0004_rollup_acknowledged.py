@@ -15,9 +15,9 @@ def install(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:
-        for statement in [*rollups.uninstall_sql(), *rollups.install_sql()]:
+        for statement in [*rollups.uninstall_sql(), *rollups.install_sql(striped=False)]:
             cursor.execute(statement)
-        rollups.fill(cursor)
+        rollups.fill(cursor, striped=False)
 
 
 def uninstall(apps, schema_editor):

@@ -36,9 +36,9 @@ def install(apps, schema_editor):
         return
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {rollups.HOURLY} IN SHARE ROW EXCLUSIVE MODE")
-        for statement in rollups.daily_install_sql(VALUES):
+        for statement in rollups.daily_install_sql(VALUES, striped=False):
             cursor.execute(statement)
-        rollups.fill_daily(cursor, VALUES)
+        rollups.fill_daily(cursor, VALUES, striped=False)
         cursor.execute(f"ANALYZE {rollups.DAILY}")
 
 
