@@ -24,3 +24,7 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+from alertwhisperer import collector  # noqa: E402
+
+collector.settle()

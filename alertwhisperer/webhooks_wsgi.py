@@ -10,3 +10,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alertwhisperer.settings")
 os.environ["AW_SERVER"] = "webhooks"
 application = get_wsgi_application()
+
+from alertwhisperer import collector  # noqa: E402
+
+collector.settle()

@@ -14,11 +14,13 @@ from celery.signals import (
     task_failure,
     task_postrun,
     task_prerun,
+    worker_process_init,
 )
 from django.conf import settings
 from django.core.signals import request_finished
 from django.db import close_old_connections
 
+from alertwhisperer import collector
 from apps.notifications.services import notification_failed
 from apps.ops import requestid
 from apps.ops.metrics import NOTIFICATION_FAILURES, TASK_FAILURES
@@ -59,6 +61,12 @@ def start_watchdog(**kwargs: Any) -> None:
     ).start()
 
 
+def settle_collector(**kwargs: Any) -> None:
+    """Each Celery worker process, once forked with the application loaded: its sweeps
+    build thousands of objects a batch, which young collections walk again and again."""
+    collector.settle(young_threshold=collector.WORKER_YOUNG_THRESHOLD)
+
+
 def connect() -> None:
     request_finished.connect(requestid.clear, weak=False)
     before_task_publish.connect(requestid.on_before_task_publish, weak=False)
@@ -66,4 +74,5 @@ def connect() -> None:
     task_postrun.connect(requestid.on_task_postrun, weak=False)
     task_failure.connect(count_task_failure, weak=False)
     beat_init.connect(start_watchdog, weak=False)
+    worker_process_init.connect(settle_collector, weak=False)
     notification_failed.connect(count_notification_failure, weak=False)
