@@ -287,6 +287,9 @@ def main() -> int:
 
     for _ in range(100):
         post()
+    from alertwhisperer import collector
+
+    collector.settle()  # as the webhook server's workers do
     profiler = cProfile.Profile(time.process_time) if args.profile else None
     if profiler:
         profiler.enable()
@@ -313,6 +316,8 @@ def main() -> int:
         profiler.disable()
         print("web requests:")
         pstats.Stats(profiler).sort_stats(args.web_sort).print_stats(30)
+    # The worker's collector (apps/ops/receivers.settle_collector), for the sweeps.
+    collector.settle(young_threshold=collector.WORKER_YOUNG_THRESHOLD)
     sweeper = cProfile.Profile(time.process_time) if args.profile else None
     sweeps(post, args.sweep_requests, args.sweeps, sweeper)
     if sweeper:
