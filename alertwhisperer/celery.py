@@ -32,4 +32,10 @@ class RedisTransport(kombu_redis.Transport):
 
 app = Celery("alertwhisperer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Celery's Django fixup closes every database connection before and after each task unless
+# this is set (it then closes them every 2 × this many tasks): each correlation drain paid
+# a new PostgreSQL backend, with cold caches and none of its prepared statements. The
+# connections are kept as Django's own settings say instead (CONN_MAX_AGE, health checks:
+# apps/ops/receivers.reuse_connections). Read by the fixup under this exact name.
+app.conf.CELERY_DB_REUSE_MAX = 1_000_000_000
 app.autodiscover_tasks()

@@ -67,11 +67,21 @@ def settle_collector(**kwargs: Any) -> None:
     collector.settle(young_threshold=collector.WORKER_YOUNG_THRESHOLD)
 
 
+def reuse_connections(task: Any = None, **kwargs: Any) -> None:
+    """Before and after each task run by a worker, what Django does around each request:
+    close a connection past ``CONN_MAX_AGE`` or left unusable by an error, keep the others
+    (alertwhisperer/celery.py: Celery's own fixup would close them all)."""
+    if task is not None and not getattr(task.request, "is_eager", False):
+        close_old_connections()
+
+
 def connect() -> None:
     request_finished.connect(requestid.clear, weak=False)
     before_task_publish.connect(requestid.on_before_task_publish, weak=False)
     task_prerun.connect(requestid.on_task_prerun, weak=False)
     task_postrun.connect(requestid.on_task_postrun, weak=False)
+    task_prerun.connect(reuse_connections, weak=False)
+    task_postrun.connect(reuse_connections, weak=False)
     task_failure.connect(count_task_failure, weak=False)
     beat_init.connect(start_watchdog, weak=False)
     worker_process_init.connect(settle_collector, weak=False)
