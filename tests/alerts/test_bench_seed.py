@@ -36,3 +36,39 @@ def test_refuses_fewer_alerts_than_incidents(settings):
     settings.DATABASES = {**settings.DATABASES, "default": default}
     with pytest.raises(CommandError, match="--alerts ≥ --incidents"):
         call_command("bench_seed", "--alerts=1", "--incidents=2", stdout=io.StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_indexes_it_drops_come_back_on_every_partition(settings):
+    """Its indexes are dropped for the load and made again: on the partitioned alerts table
+    each must be valid and on every month's partition (made from their "ON ONLY"
+    definitions, they were invalid and absent from the partitions: every page a scan)."""
+    from django.db import connection
+
+    default = {**settings.DATABASES["default"], "NAME": "x_bench"}
+    settings.DATABASES = {**settings.DATABASES, "default": default}
+    call_command(
+        "bench_seed",
+        "--companies=2",
+        "--assets=2",
+        "--alerts=40",
+        "--incidents=4",
+        "--audit=5",
+        "--days=3",
+        stdout=io.StringIO(),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'alerts_alert'::regclass"
+        )
+        parents = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT p.relname, count(*) FROM pg_inherits h "
+            "JOIN pg_class p ON p.oid = h.inhrelid "
+            "JOIN pg_index i ON i.indrelid = p.oid "
+            "WHERE h.inhparent = 'alerts_alert'::regclass GROUP BY p.relname"
+        )
+        per_partition = dict(cursor.fetchall())
+    assert "alert_incident_time" in parents and all(parents.values()), parents
+    assert per_partition and set(per_partition.values()) == {len(parents)}, per_partition
