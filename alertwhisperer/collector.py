@@ -7,8 +7,8 @@ all of it in every full collection, and it collects the youngest generation afte
 700 new container objects, which a sweep of thousands of alerts creates by the million.
 Measured with `make bench` (session 22): full collections of 170 k objects took 320–450 ms
 in each webhook worker, twice during the half-rate phase, in the three workers within half
-a second of each other; the correlation sweep spent about a quarter of its CPU in
-collections (`bench/inprocess.py --mode storm`).
+a second of each other; the correlation sweep spends a quarter to a third of its CPU in
+collections (`bench/inprocess.py --mode storm`, with and without `--default-collector`).
 """
 
 from __future__ import annotations

@@ -237,6 +237,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--full-stack", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--default-collector",
+        action="store_true",
+        help="Leave CPython's collector as it is (the processes settle it: collector.py).",
+    )
     parser.add_argument("--sort", default="tottime", help="cProfile's order for the sweeps.")
     parser.add_argument("--web-sort", default="tottime", help="cProfile's order for the requests.")
     parser.add_argument(
@@ -289,7 +294,8 @@ def main() -> int:
         post()
     from alertwhisperer import collector
 
-    collector.settle()  # as the webhook server's workers do
+    if not args.default_collector:
+        collector.settle()  # as the webhook server's workers do
     profiler = cProfile.Profile(time.process_time) if args.profile else None
     if profiler:
         profiler.enable()
@@ -316,8 +322,9 @@ def main() -> int:
         profiler.disable()
         print("web requests:")
         pstats.Stats(profiler).sort_stats(args.web_sort).print_stats(30)
-    # The worker's collector (apps/ops/receivers.settle_collector), for the sweeps.
-    collector.settle(young_threshold=collector.WORKER_YOUNG_THRESHOLD)
+    if not args.default_collector:
+        # The worker's collector (apps/ops/receivers.settle_collector), for the sweeps.
+        collector.settle(young_threshold=collector.WORKER_YOUNG_THRESHOLD)
     sweeper = cProfile.Profile(time.process_time) if args.profile else None
     sweeps(post, args.sweep_requests, args.sweeps, sweeper)
     if sweeper:

@@ -590,6 +590,12 @@ def report(layout: Layout, phases: dict[str, Phase], edges: dict[str, int]) -> d
     )
     with psycopg.connect(DATABASE_URL) as conn:
         autovacuum = conn.execute("SHOW autovacuum").fetchone()[0]
+        # The database is new each run: every connection since its creation, set-up and
+        # this one included (a process that connects per task shows here).
+        sessions = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()[0]
+    print(f"database connections opened during the run (set-up included): {sessions}")
     if autovacuum != "on":
         print(
             "note: this PostgreSQL server runs with autovacuum off: nothing vacuums or "
@@ -603,6 +609,7 @@ def report(layout: Layout, phases: dict[str, Phase], edges: dict[str, int]) -> d
     return {
         "when": datetime.now(UTC).isoformat(),
         "cpus": os.cpu_count(),
+        "database_sessions": sessions,
         "layout": asdict(layout),
         "figures": [asdict(figure) for figure in rows],
         "dependency_edges": edges,
