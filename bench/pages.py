@@ -326,7 +326,6 @@ def main() -> int:
     os.environ.update(env)  # this process reads the same database (plans)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    RESULTS.mkdir(parents=True, exist_ok=True)
 
     ensure_database(args.database)
     if not args.no_migrate:

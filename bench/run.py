@@ -370,6 +370,7 @@ def bench_env() -> dict[str, str]:
     """The processes' environment; the encryption key goes to results/field-keys.txt too,
     for bench/inprocess.py to read the companies' HMAC secrets."""
     field_keys = Fernet.generate_key().decode()
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "field-keys.txt").write_text(field_keys)
     return {
         **os.environ,
@@ -750,7 +751,6 @@ def main() -> int:
         print(f"Port {args.port} is in use; choose another with --port.", file=sys.stderr)
         return 2
     layout = Layout(args.workers, args.threads, args.celery_concurrency)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     env = bench_env()
     # Ctrl-C (even when started in the background, where SIGINT is ignored by default) and
     # SIGTERM unwind through the finally below, which stops every process of the run.
