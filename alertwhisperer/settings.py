@@ -7,6 +7,7 @@ broker served by separate worker and beat processes. See docs/decisions.md.
 """
 
 import os
+import re
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -149,6 +150,7 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EMBEDDED = not REDIS_URL
+DATABASE_STATEMENT_TIMEOUT = os.environ.get("DATABASE_STATEMENT_TIMEOUT", "")
 
 if DATABASE_URL:
     # Persistent connections (60 s) for the WSGI servers and Celery, whose threads live on.
@@ -165,6 +167,19 @@ if DATABASE_URL:
         # thousands of open incidents, say) and takes longer doing so (~250 ms) than the
         # query runs: off for the application's short queries (docs/decisions.md, issue 16).
         DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+        # A web request's statements stop after DATABASE_STATEMENT_TIMEOUT (the web servers'
+        # modules set 30 s; Celery and commands have none): a query that runs away answers
+        # 503 and frees its connection, instead of running on for minutes after the browser
+        # or the monitoring tool gave up (docs/decisions.md, "Statement timeout").
+        if DATABASE_STATEMENT_TIMEOUT:
+            if not re.fullmatch(r"\d+(ms|s|min)?", DATABASE_STATEMENT_TIMEOUT):
+                raise ImproperlyConfigured(
+                    "DATABASE_STATEMENT_TIMEOUT must be a whole number of ms, s or min, such "
+                    f"as 30s; it is {DATABASE_STATEMENT_TIMEOUT!r}."
+                )
+            DATABASES["default"]["OPTIONS"]["options"] += (
+                f" -c statement_timeout={DATABASE_STATEMENT_TIMEOUT}"
+            )
 else:
     DATABASES = {
         "default": {

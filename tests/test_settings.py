@@ -280,3 +280,63 @@ def test_the_asgi_server_closes_its_database_connections_after_each_request():
         for module in ("asgi", "wsgi")
     }
     assert ages == {"asgi": "0", "wsgi": "60"}
+
+
+def test_web_requests_have_a_statement_timeout_and_workers_none():
+    """The web servers' modules give their connections a 30 s statement timeout (a query
+    that runs away answers 503 instead of running on after the client gave up); Celery
+    and management commands, whose retention and seeding statements may run long, have
+    none. Read from a real PostgreSQL connection of each entry point."""
+    probe = (
+        "import django, {module}; from django.db import connection; django.setup(); "
+        "cursor = connection.cursor(); cursor.execute('SHOW statement_timeout'); "
+        "print(cursor.fetchone()[0])"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+        "DJANGO_SETTINGS_MODULE": "alertwhisperer.settings",
+    }
+    env.pop("DATABASE_STATEMENT_TIMEOUT", None)
+    timeouts = {
+        module: subprocess.run(
+            [sys.executable, "-c", probe.format(module=module)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout.split()[-1]
+        for module in (
+            "alertwhisperer.asgi",
+            "alertwhisperer.wsgi",
+            "alertwhisperer.webhooks_wsgi",
+            "alertwhisperer.celery",
+            "django.core.management",
+        )
+    }
+    assert timeouts == {
+        "alertwhisperer.asgi": "30s",
+        "alertwhisperer.wsgi": "30s",
+        "alertwhisperer.webhooks_wsgi": "30s",
+        "alertwhisperer.celery": "0",
+        "django.core.management": "0",
+    }
+
+
+def test_a_statement_timeout_that_is_not_a_duration_stops_the_start():
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+        "DJANGO_SETTINGS_MODULE": "alertwhisperer.settings",
+        "DATABASE_STATEMENT_TIMEOUT": "30s -c search_path=evil",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode != 0
+    assert "DATABASE_STATEMENT_TIMEOUT must be a whole number of ms, s or min" in result.stderr

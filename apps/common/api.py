@@ -11,11 +11,13 @@ from typing import Any
 
 import kombu.exceptions
 import redis
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse
+from psycopg.errors import QueryCanceled
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -87,6 +89,16 @@ DETAIL_ERRORS = error_responses(
 
 
 def service_unavailable(exc: Exception) -> ServiceUnavailable | None:
+    cause = exc.__cause__ if isinstance(exc, DatabaseOperationalError) else None
+    if isinstance(cause, QueryCanceled) and "statement timeout" in str(cause):
+        logger.warning("A query ran past the statement timeout, answering 503: %r", exc)
+        limit = settings.DATABASE_STATEMENT_TIMEOUT
+        return ServiceUnavailable(
+            "The database stopped this request: one of its queries ran past the "
+            f"{limit + ' ' if limit else ''}time limit. Try again in {RETRY_AFTER_SECONDS} s; "
+            "if it happens again, narrow the filter or tell your administrator.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     for service, errors in OUTAGES:
         if isinstance(exc, errors):
             logger.warning("%s is unavailable, answering 503: %r", service, exc)

@@ -25,9 +25,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psycopg
 import pytest
 
-from tests.faults.conftest import Stack
+from tests.faults.conftest import (
+    VENV_BIN,
+    Stack,
+    Supervised,
+    accepts_connections,
+    free_port,
+    wait_until,
+)
 
 pytestmark = pytest.mark.fault
 
@@ -267,3 +275,60 @@ def test_postgres_restart_mid_stream(stack, capsys):
     check(stack, "postgres restart", "postgres", figures, capsys)
     assert figures.unavailable > 0, "the outage was not seen"
     assert_worker_kept(stack, worker, log_from)
+
+
+def test_a_webhook_held_by_the_database_answers_503_at_the_statement_timeout(stack):
+    """A webhook whose query cannot finish (here: the alerts table locked by another
+    session, as a long migration or a stuck maintenance job would) answers 503 with
+    ``Retry-After`` once the statement timeout stops it, instead of holding the tool's
+    connection until the tool gives up, and stores nothing; sent again once the table is
+    free, the same delivery is stored once. A webhook server of its own, with a 1 s
+    timeout (the web servers' default is 30 s)."""
+    port = free_port()
+    server = Supervised(
+        "webhooks-timeout",
+        [
+            *(str(VENV_BIN / "granian"), "--interface=wsgi", "--host=127.0.0.1"),
+            *(f"--port={port}", "--workers=1", "--blocking-threads=2", "--no-ws"),
+            *("--log-level=warning", "alertwhisperer.webhooks_wsgi:application"),
+        ],
+        {**stack.env, "DATABASE_STATEMENT_TIMEOUT": "1s"},
+        stack.directory,
+    )
+    tenant = stack.tenants[1]
+    body = json.dumps(
+        {
+            "asset_name": "srv-locked",
+            "signature": "disk_full",
+            "severity": "high",
+            "message": "held by a lock",
+            "tool_source": "Zabbix",
+        }
+    ).encode()
+
+    def send() -> tuple[int, dict, str | None]:
+        request = signed_request(stack, tenant, body, "held-by-a-lock")
+        request.full_url = f"http://127.0.0.1:{port}/api/webhooks/alerts"
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status, json.loads(response.read()), None
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read()), error.headers.get("Retry-After")
+
+    try:
+        wait_until(lambda: accepts_connections(port), 30, "webhook server start")
+        with psycopg.connect(stack.postgres.url) as holder:
+            holder.execute("LOCK TABLE alerts_alert IN ACCESS EXCLUSIVE MODE")
+            status, answer, retry_after = send()
+        assert status == 503, answer
+        assert "ran past the 1s time limit" in answer["message"]
+        assert retry_after == "5"
+        assert "statement timeout" in server.output()
+
+        status, answer, _ = send()
+        assert status == 202, answer
+        assert stack.query(
+            "SELECT count(*) FROM alerts_alert WHERE message = 'held by a lock'"
+        ) == [(1,)]
+    finally:
+        server.stop()
