@@ -84,7 +84,13 @@ def open_counts(company_ids: list[int]) -> tuple[int, int, int]:
     counts them, in one PostgreSQL query: the open incidents are read once, each one's
     active alerts counted from the index on (incident, event time) that covers severity,
     status and resolved_at (an incident without any still counts: the lateral aggregate
-    always gives one row). The two ORM queries walked the open incidents twice."""
+    always gives one row). The two ORM queries walked the open incidents twice.
+
+    An incident's firing alerts all lie between its first and last alert times (every path
+    that adds or moves one widens them: correlation's open, join and merge, a merge or
+    split by hand recounts them), so each incident's probe is limited to those times: the
+    monthly partitions outside them are pruned at run time, one probe per month the
+    incident spans instead of one per month of history."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -95,6 +101,7 @@ def open_counts(company_ids: list[int]) -> tuple[int, int, int]:
                        COUNT(*) FILTER (WHERE alert.severity = %(high)s) AS high
                 FROM alerts_alert AS alert
                 WHERE alert.incident_id = incident.id
+                  AND alert.event_time BETWEEN incident.first_alert_at AND incident.last_alert_at
                   AND alert.status = %(firing)s
                   AND alert.resolved_at IS NULL
             ) AS active

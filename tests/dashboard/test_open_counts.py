@@ -4,12 +4,14 @@ done in Python over the rows the test stored."""
 
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from apps.alerts import partitions
 from apps.alerts.choices import AlertStatus, Severity
 from apps.dashboard import selectors
 from apps.incidents.choices import OPEN_STATUSES, IncidentStatus
@@ -105,3 +107,42 @@ def test_an_open_incident_without_active_alerts_still_counts(client, msp_admin, 
     assert 'data-metric="critical">0<' in body
     assert 'data-metric="high">0<' in body
     assert 'data-metric="incidents">2<' in body
+
+
+def _loops_per_partition(plan: dict) -> dict[str, int]:
+    loops: dict[str, int] = {}
+    nodes = [plan]
+    while nodes:
+        node = nodes.pop()
+        name = node.get("Relation Name", "")
+        if name.startswith("alerts_alert_p"):
+            loops[name] = loops.get(name, 0) + node.get("Actual Loops", 0)
+        nodes.extend(node.get("Plans", []))
+    return loops
+
+
+def test_each_incident_is_looked_for_only_in_the_months_it_spans(company_a):
+    """The open counts look for an incident's active alerts in the monthly partitions of
+    its first to last alert only: with five months of partitions, an incident of one month
+    costs one probe and one spanning two months two, not one per month each."""
+    now = timezone.now()
+    starts = [partitions.month_start(now)]
+    for _ in range(3):
+        starts.append(partitions.month_start(starts[-1] - timedelta(days=1)))
+    partitions.partitions_ensure(now=now, since=starts[-1])
+    day = timedelta(days=1)
+    this_month = IncidentFactory(company=company_a, first_alert_at=starts[0] + day)
+    AlertFactory(incident=this_month, event_time=starts[0] + day, severity=Severity.CRITICAL)
+    two_months = IncidentFactory(company=company_a, first_alert_at=starts[3] + day)
+    for at in (starts[3] + day, starts[2] + day):
+        AlertFactory(incident=two_months, event_time=at, severity=Severity.HIGH)
+
+    with CaptureQueriesContext(connection) as captured:
+        assert selectors.open_counts([company_a.pk]) == (1, 2, 2)
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + captured.captured_queries[0]["sql"])
+        plan = cursor.fetchone()[0][0]["Plan"]
+
+    loops = _loops_per_partition(plan)
+    assert len(loops) >= 5
+    assert sum(loops.values()) == 3, loops

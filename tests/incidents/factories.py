@@ -27,10 +27,13 @@ class IncidentFactory(DjangoModelFactory):
 
 
 class AlertFactory(DjangoModelFactory):
-    """An alert; given an ``incident``, it belongs to the incident's company and asset."""
+    """An alert; given an ``incident``, it belongs to the incident's company and asset, and
+    a firing one widens the incident's first and last alert times to its event time, as
+    correlation does (the dashboard's counts rely on it)."""
 
     class Meta:
         model = Alert
+        skip_postgeneration_save = True
 
     incident = None
     company = factory.Maybe(
@@ -55,3 +58,16 @@ class AlertFactory(DjangoModelFactory):
     received_at = factory.LazyFunction(timezone.now)
     labels = factory.LazyFunction(lambda: {"env": "prod"})
     raw = factory.LazyFunction(lambda: {"title": "CPU above 90%"})
+
+    @factory.post_generation
+    def widen_incident(alert, create, extracted, **kwargs):
+        incident = alert.incident
+        if not create or incident is None or alert.status != "firing":
+            return
+        if incident.first_alert_at <= alert.event_time <= incident.last_alert_at:
+            return
+        incident.first_alert_at = min(incident.first_alert_at, alert.event_time)
+        incident.last_alert_at = max(incident.last_alert_at, alert.event_time)
+        Incident.objects.filter(pk=incident.pk).update(
+            first_alert_at=incident.first_alert_at, last_alert_at=incident.last_alert_at
+        )

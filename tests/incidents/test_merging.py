@@ -8,6 +8,7 @@ from apps.alerts.models import Alert
 from apps.audit.models import AuditLog
 from apps.incidents.dependencies import dependencies_replace
 from apps.incidents.models import Incident, IncidentEvent, IncidentKey
+from tests.incidents.invariants import assert_times_span_firing_alerts
 from tests.incidents.test_cascades import alert, deliver
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +39,7 @@ def test_a_technician_merges_two_incidents_and_splits_them_again(client, technic
         AuditLog.objects.filter(action="incident_merged_by_hand", actor=technician_a).count() == 1
     )
     assert IncidentEvent.objects.filter(incident=first, kind="merged").exists()
+    assert_times_span_firing_alerts(company_a)
 
     latency = Alert.objects.get(signature="latency")
     response = client.post(reverse("incidents:split", args=[first.pk]), {"alerts": [latency.pk]})
@@ -49,6 +51,7 @@ def test_a_technician_merges_two_incidents_and_splits_them_again(client, technic
     assert split.grouped_by_hand and first.grouped_by_hand
     assert AuditLog.objects.filter(action="incident_split_by_hand").count() == 1
     assert IncidentKey.objects.filter(incident=split, key="k:web-02|latency").exists()
+    assert_times_span_firing_alerts(company_a)
 
 
 def test_merging_by_hand_keeps_the_absorbed_acknowledgement(client, technician_a, company_a):

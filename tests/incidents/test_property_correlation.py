@@ -21,6 +21,7 @@ from apps.incidents.correlation import correlate_company
 from apps.incidents.dependencies import dependencies_replace
 from apps.incidents.models import Incident
 from tests.factories import CompanyFactory
+from tests.incidents.invariants import assert_times_span_firing_alerts
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -77,6 +78,7 @@ def partition(company) -> set[frozenset[str]]:
     assert set(groups) == set(live.values_list("pk", flat=True))
     for incident in live:
         assert incident.alert_count == len(groups[incident.pk])
+    assert_times_span_firing_alerts(company)
     return {frozenset(messages) for messages in groups.values()}
 
 

@@ -24,6 +24,7 @@ from apps.incidents.correlation import correlate_company
 from apps.incidents.dependencies import dependencies_replace
 from apps.incidents.models import Incident
 from tests.factories import CompanyFactory
+from tests.incidents.invariants import assert_times_span_firing_alerts
 from tests.incidents.test_property_correlation import GRAPH, T0, deliver_in_batches, store
 
 pytestmark = pytest.mark.django_db
@@ -105,6 +106,7 @@ def outcome(company) -> tuple[dict, dict, frozenset]:
             ("new", "") if still_open else ("resolved", "source")
         ), incident
         states[frozenset(messages)] = state
+    assert_times_span_firing_alerts(company)
     return states, closed, frozenset(lone)
 
 
