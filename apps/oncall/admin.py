@@ -85,10 +85,35 @@ class ReadOnlyAdmin(MSPModelAdmin):
         return False
 
 
+class FailingFilter(admin.SimpleListFilter):
+    """The escalations whose last attempt failed (the platform watchdog's incident names
+    them): nobody is paged about their incidents until they run again."""
+
+    title = "failing"
+    parameter_name = "failing"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Failing")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(failures__gt=0, finished_at__isnull=True)
+        return queryset
+
+
 @admin.register(IncidentEscalation)
 class IncidentEscalationAdmin(ReadOnlyAdmin):
-    list_display = ("incident", "policy", "step", "round", "next_step_at", "stop_reason")
-    list_filter = ("stop_reason",)
+    list_display = (
+        "incident",
+        "policy",
+        "step",
+        "round",
+        "next_step_at",
+        "stop_reason",
+        "failures",
+        "last_error",
+    )
+    list_filter = (FailingFilter, "stop_reason")
 
 
 @admin.register(EscalationPage)

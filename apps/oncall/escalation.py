@@ -25,6 +25,11 @@ The rules:
    that pages someone. Should the batch's writes fail, the batch runs again one escalation
    at a time, each in a savepoint of its own: a poison row is logged and skipped, the
    others move.
+7. An escalation whose step fails alone counts the failure and keeps the error on its row
+   and is tried again after ``retry_delay``: 1 minute, then twice as long each time, an hour
+   at most, not at every sweep. While any is failing the platform watchdog holds an
+   incident open for the MSP admins (``apps.ops.services``): nobody is paged about those
+   incidents. The first step that runs again resets the count.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ from apps.silences.selectors import silenced_incidents, snoozed_now
 logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 100
+RETRY_DELAY_MAX = timedelta(hours=1)
+ERROR_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -301,13 +308,32 @@ def _advance(due: list[IncidentEscalation], sweep: Sweep, failed: set[int]) -> i
         try:
             with transaction.atomic():
                 changed = escalations_advance(escalations=[escalation], sweep=sweep)
-        except Exception:
+        except Exception as error:
             logger.exception("Escalation of incident %s failed", escalation.incident_id)
             failed.add(escalation.pk)
+            _record_failure(escalation, error, sweep.now)
         else:
             sweep.changed |= changed
             moved += 1
     return moved
+
+
+def retry_delay(failures: int) -> timedelta:
+    """How long after its ``failures``-th failure in a row an escalation is tried again."""
+    return min(timedelta(minutes=2 ** min(failures - 1, 6)), RETRY_DELAY_MAX)
+
+
+def _record_failure(escalation: IncidentEscalation, error: Exception, now: datetime) -> None:
+    """Rule 7, in a savepoint of its own: the failed attempt's was rolled back. The error's
+    first line is kept (the log has the rest)."""
+    failures = escalation.failures + 1
+    first_line = str(error).partition("\n")[0]
+    with transaction.atomic():
+        IncidentEscalation.objects.filter(pk=escalation.pk).update(
+            failures=failures,
+            last_error=f"{type(error).__name__}: {first_line}"[:ERROR_LENGTH],
+            next_step_at=now + retry_delay(failures),
+        )
 
 
 @dataclass(frozen=True)
@@ -323,9 +349,19 @@ class Move:
     next_step_at: datetime | None
     finished_at: datetime | None = None
     stop_reason: str = ""
+    failures: int = 0
+    last_error: str = ""
 
 
-STATE_FIELDS = ["step", "round", "next_step_at", "finished_at", "stop_reason"]
+STATE_FIELDS = [
+    "step",
+    "round",
+    "next_step_at",
+    "finished_at",
+    "stop_reason",
+    "failures",
+    "last_error",
+]
 
 
 def escalation_move(*, escalation: IncidentEscalation, plan: Plan, now: datetime) -> Move:

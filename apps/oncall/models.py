@@ -276,9 +276,16 @@ class IncidentEscalation(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     stop_reason = models.CharField(max_length=20, choices=StopReason.choices, blank=True)
+    # Attempts in a row whose writes failed (the sweep retries later and later; the
+    # platform watchdog opens an incident while any is failing), and the last error.
+    failures = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
 
     class Meta:
         indexes = [
+            models.Index(
+                fields=["id"], condition=Q(failures__gt=0), name="oncall_escalation_failing"
+            ),
             # In the sweep's order (next_step_at, id): a storm starts thousands of
             # escalations at one instant, and a batch then reads its hundred rows in order
             # instead of sorting all of them (docs/decisions.md).
@@ -286,7 +293,7 @@ class IncidentEscalation(models.Model):
                 fields=["next_step_at", "id"],
                 condition=Q(finished_at__isnull=True),
                 name="oncall_escalation_due_order",
-            )
+            ),
         ]
 
     def __str__(self) -> str:

@@ -4,6 +4,7 @@ Nothing here is per company: ``/readyz`` and ``/metrics`` answer without authent
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -16,6 +17,7 @@ from django.db.models import Subquery
 from apps.alerts.models import Alert
 from apps.incidents.choices import OPEN_STATUSES
 from apps.incidents.models import Incident
+from apps.oncall.models import IncidentEscalation
 from apps.ops.models import Heartbeat
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,27 @@ def correlation_lag(*, now: datetime) -> float | None:
         Alert.objects.filter(pk=Subquery(oldest)).values_list("received_at", flat=True).first()
     )
     return None if received_at is None else max(0.0, (now - received_at).total_seconds())
+
+
+@dataclass(frozen=True)
+class FailingEscalations:
+    count: int
+    incident_ids: list[int]  # the first few, by incident
+    last_error: str  # of the first of them
+
+
+def failing_escalations(*, shown: int = 5) -> FailingEscalations:
+    """The escalations whose last attempt failed and that are not finished: nobody is
+    paged about their incidents until they run again (``apps.oncall.escalation`` rule 7).
+    Read through the partial index of failing rows."""
+    failing = IncidentEscalation.objects.filter(failures__gt=0, finished_at__isnull=True)
+    first = list(failing.order_by("incident_id").values_list("incident_id", "last_error")[:shown])
+    count = len(first) if len(first) < shown else failing.count()
+    return FailingEscalations(
+        count=count,
+        incident_ids=[incident_id for incident_id, _ in first],
+        last_error=first[0][1] if first else "",
+    )
 
 
 def platform_open_signatures(*, company_id: int) -> set[str]:

@@ -3,11 +3,13 @@
 The worker proves it is alive by running the ``heartbeat`` task that beat schedules
 (``heartbeat_record``). The watchdog (``watchdog_run``) runs in the beat process on a timer
 (``apps.ops.receivers``), not on the worker, so it still runs when the worker is dead or
-buried under a backlog. It checks two conditions, each reported the way every incident in
-the product is made: as an alert of a company, here the internal platform company.
+buried under a backlog. It checks three conditions, each reported the way every incident
+in the product is made: as an alert of a company, here the internal platform company.
 
 - the worker's heartbeat is older than ``OPS_HEARTBEAT_MAX_AGE`` seconds (or never came);
-- the oldest uncorrelated alert is older than ``OPS_CORRELATION_LAG_MAX`` seconds.
+- the oldest uncorrelated alert is older than ``OPS_CORRELATION_LAG_MAX`` seconds;
+- an incident's escalation is failing (its last attempt's writes failed): nobody is paged
+  about that incident until it runs again.
 
 A condition that starts failing is stored as a firing critical alert of the platform company
 and correlated in this process (the worker may be the thing that is down); the incident it
@@ -36,6 +38,7 @@ from apps.ops.models import Heartbeat
 from apps.ops.selectors import (
     WORKER,
     correlation_lag,
+    failing_escalations,
     heartbeat_age,
     platform_open_signatures,
 )
@@ -61,6 +64,8 @@ class Condition:
 
 WORKER_SILENT = Condition(signature="WorkerHeartbeatStale", asset_name="celery-worker")
 CORRELATION_LAGGING = Condition(signature="CorrelationLagging", asset_name="correlation")
+ESCALATIONS_FAILING = Condition(signature="EscalationsFailing", asset_name="escalation")
+CONDITIONS = (WORKER_SILENT, CORRELATION_LAGGING, ESCALATIONS_FAILING)
 
 
 def heartbeat_record(*, now: datetime) -> None:
@@ -99,6 +104,15 @@ def failing_conditions(*, now: datetime) -> dict[Condition, str]:
             f"The oldest uncorrelated alert was received {lag:.0f} s ago (limit "
             f"{max_lag:.0f} s): correlation is falling behind."
         )
+    escalations = failing_escalations()
+    if escalations.count:
+        listed = ", ".join(f"#{pk}" for pk in escalations.incident_ids)
+        if more := escalations.count - len(escalations.incident_ids):
+            listed += f" and {more} more"
+        failing[ESCALATIONS_FAILING] = (
+            f"Escalation is failing for {escalations.count} incident(s) ({listed}): nobody "
+            f"is paged about them until it runs again. Last error: {escalations.last_error}"
+        )
     return failing
 
 
@@ -125,7 +139,7 @@ def watchdog_run(*, now: datetime | None = None) -> list[NormalizedAlert]:
     company = platform_company()
     open_signatures = platform_open_signatures(company_id=company.pk)
     alerts = []
-    for condition in (WORKER_SILENT, CORRELATION_LAGGING):
+    for condition in CONDITIONS:
         if condition in failing and condition.signature not in open_signatures:
             logger.error("Platform watchdog: %s", failing[condition])
             alerts.append(_alert(condition, AlertStatus.FIRING, failing[condition]))

@@ -26,6 +26,7 @@ from apps.oncall.escalation import (
     escalations_due,
     escalations_start,
     escalations_sweep,
+    retry_delay,
 )
 from apps.oncall.models import EscalationPage, IncidentEscalation
 from apps.silences.models import Snooze
@@ -405,15 +406,30 @@ def test_an_escalation_whose_writes_fail_is_skipped_and_the_others_page(
     assert IncidentEvent.objects.filter(kind=EventKind.ESCALATED).count() == 5
     assert not IncidentEvent.objects.filter(incident=poison).exists()
     stuck = IncidentEscalation.objects.get(incident=poison)
-    assert (stuck.step, stuck.next_step_at) == (0, T0)
+    assert (stuck.step, stuck.failures, stuck.next_step_at) == (0, 1, minutes(1))
+    assert stuck.last_error == "ProgrammingError: poison"
     assert f"Escalation of incident {poison.pk} failed" in caplog.text
     assert "A batch of 6 escalations failed: running them one by one" in caplog.text
 
+    # Tried again later and later, not at every sweep.
+    assert escalations_sweep(now=minutes(0.5)) == 0
+    assert escalations_sweep(now=minutes(1)) == 0
+    stuck.refresh_from_db()
+    assert (stuck.failures, stuck.next_step_at) == (2, minutes(3))
+
     with connection.cursor() as cursor:
         cursor.execute("DROP TRIGGER test_poison_page ON oncall_escalationpage")
-    assert escalations_sweep(now=minutes(1)) == 1
+    assert escalations_sweep(now=minutes(3)) == 1
     assert paged(poison) == [(0, 0, ["tech@acme.example"])]
     assert escalation_notices(technician_a) == 6
+    stuck.refresh_from_db()
+    assert (stuck.step, stuck.failures, stuck.last_error) == (1, 0, "")
+
+
+def test_a_failing_escalation_is_tried_again_after_growing_delays_an_hour_at_most():
+    assert [retry_delay(n) for n in range(1, 10)] == [
+        timedelta(minutes=m) for m in (1, 2, 4, 8, 16, 32, 60, 60, 60)
+    ]
 
 
 def test_an_escalation_whose_recipients_fail_is_skipped_and_the_others_page(
@@ -433,7 +449,11 @@ def test_an_escalation_whose_recipients_fail_is_skipped_and_the_others_page(
     assert not EscalationPage.objects.filter(incident=poison).exists()
     assert EscalationPage.objects.count() == escalation_notices(technician_a) == 3
     monkeypatch.setattr(Sweep, "recipients", looked_up)
-    assert escalations_sweep(now=T0) == 1
+    assert escalations_sweep(now=T0) == 0
+    assert IncidentEscalation.objects.get(incident=poison).last_error == (
+        "RuntimeError: the directory is down"
+    )
+    assert escalations_sweep(now=minutes(1)) == 1
     assert paged(poison) == [(0, 0, ["tech@acme.example"])]
 
 

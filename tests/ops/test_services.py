@@ -4,6 +4,8 @@ announced to the MSP admins only."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.permissions import scope
@@ -11,8 +13,11 @@ from apps.alerts import services as alerts_services
 from apps.incidents.correlation import correlate_company
 from apps.incidents.models import Incident
 from apps.notifications.models import Notification
+from apps.oncall.escalation import escalations_sweep
+from apps.oncall.models import IncidentEscalation
 from apps.ops.services import (
     CORRELATION_LAGGING,
+    ESCALATIONS_FAILING,
     PLATFORM_SLUG,
     WORKER_SILENT,
     heartbeat_record,
@@ -20,6 +25,7 @@ from apps.ops.services import (
     watchdog_run,
 )
 from apps.tenants.models import Company
+from tests.oncall.test_escalation import _first_steps, _poison_page_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -133,3 +139,40 @@ def test_platform_incidents_are_for_msp_admins_only(people, settings, client):
     client.force_login(people["msp"])
     assert client.get(f"/incidents/{incident.pk}/").status_code == 200
     assert WORKER_SILENT.signature in client.get("/api/v1/incidents/").content.decode()
+
+
+def test_a_failing_escalation_opens_a_platform_incident_until_it_pages_again(
+    people, worker_alive, company_a, django_capture_on_commit_callbacks, client
+):
+    """Nobody is paged about an incident whose escalation fails: the MSP admins are told
+    through a platform incident naming it and the error, resolved once it pages again."""
+    now = timezone.now()
+    stuck = _first_steps([company_a], 2, now)[0]
+    _poison_page_rows(stuck.pk)
+    escalations_sweep(now=now)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        [alert] = watchdog_run()
+    assert alert.signature == ESCALATIONS_FAILING.signature
+    assert alert.message == (
+        f"Escalation is failing for 1 incident(s) (#{stuck.pk}): nobody is paged about them "
+        "until it runs again. Last error: ProgrammingError: poison"
+    )
+    incident = platform_incidents().get()
+    assert incident.is_open and incident.signature == ESCALATIONS_FAILING.signature
+    notified = Notification.objects.filter(url=f"/incidents/{incident.pk}/")
+    assert [n.user for n in notified] == [people["msp"]]
+    assert watchdog_run() == []
+    client.force_login(people["msp"])
+    failing = client.get(reverse("admin:oncall_incidentescalation_changelist"), {"failing": "yes"})
+    assert [e.incident_id for e in failing.context["cl"].result_list] == [stuck.pk]
+    assert "ProgrammingError: poison" in failing.content.decode()
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER test_poison_page ON oncall_escalationpage")
+    assert escalations_sweep(now=now + timedelta(minutes=1)) == 1
+    [alert] = watchdog_run()
+    assert alert.status == "resolved"
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+    assert not IncidentEscalation.objects.filter(failures__gt=0).exists()
