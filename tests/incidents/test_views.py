@@ -606,7 +606,9 @@ def storm(company_a, company_b, technician_a):
         alert_count=5,
         last_alert_at=now - timedelta(minutes=5),
     )
-    AlertFactory(incident=db, tool_source="Zabbix", labels={"team": "storage"})
+    AlertFactory(
+        incident=db, tool_source="Zabbix", labels={"team": "storage"}, event_time=db.last_alert_at
+    )
     web = IncidentFactory(
         company=company_a,
         asset_name="srv-web-02",
@@ -619,7 +621,12 @@ def storm(company_a, company_b, technician_a):
         status="in_progress",
         last_alert_at=now - timedelta(hours=3),
     )
-    AlertFactory(incident=web, tool_source="Datadog", message="nginx is not running")
+    AlertFactory(
+        incident=web,
+        tool_source="Datadog",
+        message="nginx is not running",
+        event_time=web.last_alert_at,
+    )
     done = IncidentFactory(
         company=company_a, status="resolved", title="cpu_high on srv-app-03", priority_score=10
     )
