@@ -8,8 +8,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "alertwhisperer.settings")
 # Each ASGI request runs its view in a thread of its own: a persistent connection would
 # stay open after it, unused, until it expired (docs/decisions.md, session 20).
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
-# A web request's queries stop after 30 s (settings, DATABASE_STATEMENT_TIMEOUT).
-os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT", "30s")
+# A web server: its requests' queries stop after WEB_STATEMENT_TIMEOUT (settings).
+os.environ.setdefault("AW_SERVER", "web")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

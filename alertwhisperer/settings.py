@@ -150,7 +150,18 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EMBEDDED = not REDIS_URL
-DATABASE_STATEMENT_TIMEOUT = os.environ.get("DATABASE_STATEMENT_TIMEOUT", "")
+# How long one statement of a web request may run: the web servers' modules say which
+# process serves requests (AW_SERVER); Celery, beat and commands read the same environment
+# file but get no limit (retention, archiving and seeding run long statements on purpose).
+WEB_STATEMENT_TIMEOUT = os.environ.get("WEB_STATEMENT_TIMEOUT", "30s")
+if not re.fullmatch(r"[0-9]+(ms|s|min)?", WEB_STATEMENT_TIMEOUT):
+    raise ImproperlyConfigured(
+        "WEB_STATEMENT_TIMEOUT must be a whole number of ms, s or min, such as 30s; it is "
+        f"{WEB_STATEMENT_TIMEOUT!r}."
+    )
+DATABASE_STATEMENT_TIMEOUT = (
+    WEB_STATEMENT_TIMEOUT if os.environ.get("AW_SERVER") in {"web", "webhooks"} else ""
+)
 
 if DATABASE_URL:
     # Persistent connections (60 s) for the WSGI servers and Celery, whose threads live on.
@@ -167,16 +178,10 @@ if DATABASE_URL:
         # thousands of open incidents, say) and takes longer doing so (~250 ms) than the
         # query runs: off for the application's short queries (docs/decisions.md, issue 16).
         DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
-        # A web request's statements stop after DATABASE_STATEMENT_TIMEOUT (the web servers'
-        # modules set 30 s; Celery and commands have none): a query that runs away answers
-        # 503 and frees its connection, instead of running on for minutes after the browser
-        # or the monitoring tool gave up (docs/decisions.md, "Statement timeout").
+        # A web request's statements stop after WEB_STATEMENT_TIMEOUT: a query that runs
+        # away answers 503 and frees its connection, instead of running on for minutes
+        # after the browser or the monitoring tool gave up (docs/decisions.md).
         if DATABASE_STATEMENT_TIMEOUT:
-            if not re.fullmatch(r"\d+(ms|s|min)?", DATABASE_STATEMENT_TIMEOUT):
-                raise ImproperlyConfigured(
-                    "DATABASE_STATEMENT_TIMEOUT must be a whole number of ms, s or min, such "
-                    f"as 30s; it is {DATABASE_STATEMENT_TIMEOUT!r}."
-                )
             DATABASES["default"]["OPTIONS"]["options"] += (
                 f" -c statement_timeout={DATABASE_STATEMENT_TIMEOUT}"
             )

@@ -282,11 +282,13 @@ def test_the_asgi_server_closes_its_database_connections_after_each_request():
     assert ages == {"asgi": "0", "wsgi": "60"}
 
 
-def test_web_requests_have_a_statement_timeout_and_workers_none():
-    """The web servers' modules give their connections a 30 s statement timeout (a query
-    that runs away answers 503 instead of running on after the client gave up); Celery
-    and management commands, whose retention and seeding statements may run long, have
-    none. Read from a real PostgreSQL connection of each entry point."""
+@pytest.mark.parametrize("configured", ["", "5s"])
+def test_web_requests_have_a_statement_timeout_and_workers_none(configured):
+    """The web servers' connections have a statement timeout (30 s, or WEB_STATEMENT_TIMEOUT)
+    so that a query that runs away answers 503 instead of running on after the client gave
+    up; Celery and management commands, whose retention and seeding statements may run
+    long, have none even with the variable in their (shared) environment. Read from a real
+    PostgreSQL connection of each entry point."""
     probe = (
         "import django, {module}; from django.db import connection; django.setup(); "
         "cursor = connection.cursor(); cursor.execute('SHOW statement_timeout'); "
@@ -297,7 +299,10 @@ def test_web_requests_have_a_statement_timeout_and_workers_none():
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
         "DJANGO_SETTINGS_MODULE": "alertwhisperer.settings",
     }
-    env.pop("DATABASE_STATEMENT_TIMEOUT", None)
+    env.pop("AW_SERVER", None)
+    env.pop("WEB_STATEMENT_TIMEOUT", None)
+    if configured:
+        env["WEB_STATEMENT_TIMEOUT"] = configured
     timeouts = {
         module: subprocess.run(
             [sys.executable, "-c", probe.format(module=module)],
@@ -315,10 +320,11 @@ def test_web_requests_have_a_statement_timeout_and_workers_none():
             "django.core.management",
         )
     }
+    web = configured or "30s"
     assert timeouts == {
-        "alertwhisperer.asgi": "30s",
-        "alertwhisperer.wsgi": "30s",
-        "alertwhisperer.webhooks_wsgi": "30s",
+        "alertwhisperer.asgi": web,
+        "alertwhisperer.wsgi": web,
+        "alertwhisperer.webhooks_wsgi": web,
         "alertwhisperer.celery": "0",
         "django.core.management": "0",
     }
@@ -329,7 +335,7 @@ def test_a_statement_timeout_that_is_not_a_duration_stops_the_start():
         **os.environ,
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
         "DJANGO_SETTINGS_MODULE": "alertwhisperer.settings",
-        "DATABASE_STATEMENT_TIMEOUT": "30s -c search_path=evil",
+        "WEB_STATEMENT_TIMEOUT": "30s -c search_path=evil",
     }
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
@@ -339,4 +345,4 @@ def test_a_statement_timeout_that_is_not_a_duration_stops_the_start():
         cwd=ROOT,
     )
     assert result.returncode != 0
-    assert "DATABASE_STATEMENT_TIMEOUT must be a whole number of ms, s or min" in result.stderr
+    assert "WEB_STATEMENT_TIMEOUT must be a whole number of ms, s or min" in result.stderr

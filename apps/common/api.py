@@ -90,13 +90,15 @@ DETAIL_ERRORS = error_responses(
 
 def service_unavailable(exc: Exception) -> ServiceUnavailable | None:
     cause = exc.__cause__ if isinstance(exc, DatabaseOperationalError) else None
-    if isinstance(cause, QueryCanceled) and "statement timeout" in str(cause):
-        logger.warning("A query ran past the statement timeout, answering 503: %r", exc)
+    if isinstance(cause, QueryCanceled):
+        # The statement timeout, or an administrator's pg_cancel_backend (one SQLSTATE).
+        logger.warning("A query was cancelled, answering 503: %r", exc)
         limit = settings.DATABASE_STATEMENT_TIMEOUT
         return ServiceUnavailable(
             "The database stopped this request: one of its queries ran past the "
-            f"{limit + ' ' if limit else ''}time limit. Try again in {RETRY_AFTER_SECONDS} s; "
-            "if it happens again, narrow the filter or tell your administrator.",
+            f"{limit + ' ' if limit else ''}time limit or was cancelled. Try again in "
+            f"{RETRY_AFTER_SECONDS} s; if it happens again, narrow the filter or tell your "
+            "administrator.",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     for service, errors in OUTAGES:

@@ -33,6 +33,14 @@ from psycopg.types.json import Jsonb
 M = TypeVar("M", bound=Model)
 
 
+def without_statement_timeout(model: type[Model]) -> None:
+    """Lift the web request's statement timeout until the end of the current transaction,
+    for the rare work that must run long in a request (deleting a whole company)."""
+    if is_postgresql(model):
+        with connections[router.db_for_write(model)].cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = 0")
+
+
 def is_postgresql(model: type[Model]) -> bool:
     return connections[router.db_for_write(model)].vendor == "postgresql"
 

@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from apps.accounts.admin_site import MSPModelAdmin, MSPRolePermissions
 from apps.audit.choices import AuditAction
 from apps.audit.services import record
+from apps.common.db import without_statement_timeout
 from apps.tenants import services
 from apps.tenants.models import ApiKey, Asset, AssetDependency, Company, MaintenanceWindow
 
@@ -169,6 +170,9 @@ class CompanyAdmin(MSPModelAdmin):
         )
 
     def delete_model(self, request, obj: Company) -> None:
+        # Its alerts, incidents and the rest go in a few statements that can run past a
+        # web request's statement timeout for a large client (admin's delete is atomic).
+        without_statement_timeout(Company)
         record(
             action=AuditAction.COMPANY_DELETED,
             actor=request.user,
