@@ -162,6 +162,12 @@ class Alert(models.Model):
             ),
             # What deleting an asset sets to NULL.
             models.Index(fields=["asset"], condition=Q(asset__isnull=False), name="alert_asset"),
+            # The few quarantined alerts: the platform watchdog and the admin's filter.
+            models.Index(
+                fields=["quarantined_at"],
+                condition=Q(quarantined_at__isnull=False),
+                name="alert_quarantined",
+            ),
         ]
         # The two indexes on foreign keys leave out NULL: no query looks alerts up by a
         # missing incident or asset, and every alert is stored with neither, so the webhook's

@@ -15,6 +15,7 @@ from apps.oncall.models import (
     RotationMember,
     Schedule,
 )
+from apps.ops.selectors import failing_escalation_rows
 
 
 class RotationInline(MSPRolePermissions, admin.TabularInline):
@@ -97,7 +98,7 @@ class FailingFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(failures__gt=0, finished_at__isnull=True)
+            return queryset.filter(pk__in=failing_escalation_rows().values("pk"))
         return queryset
 
 

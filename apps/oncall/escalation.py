@@ -26,8 +26,8 @@ The rules:
    at a time, each in a savepoint of its own: a poison row is logged and skipped, the
    others move.
 7. An escalation whose step fails alone counts the failure and keeps the error on its row
-   and is tried again after ``retry_delay``: 1 minute, then twice as long each time, an hour
-   at most, not at every sweep. While any is failing the platform watchdog holds an
+   and is tried again after ``retry_delay``: 1 minute, then twice as long each time, 10
+   minutes at most, not at every sweep. While any is failing the platform watchdog holds an
    incident open for the MSP admins (``apps.ops.services``): nobody is paged about those
    incidents. The first step that runs again resets the count.
 """
@@ -70,7 +70,7 @@ from apps.silences.selectors import silenced_incidents, snoozed_now
 logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 100
-RETRY_DELAY_MAX = timedelta(hours=1)
+RETRY_DELAY_MAX = timedelta(minutes=10)
 ERROR_LENGTH = 500
 
 
@@ -311,7 +311,11 @@ def _advance(due: list[IncidentEscalation], sweep: Sweep, failed: set[int]) -> i
         except Exception as error:
             logger.exception("Escalation of incident %s failed", escalation.incident_id)
             failed.add(escalation.pk)
-            _record_failure(escalation, error, sweep.now)
+            try:
+                _record_failure(escalation, error, sweep.now)
+            except Exception:
+                # Its row itself may be what fails: the others must still page.
+                logger.exception("Could not record the failure of %s", escalation)
         else:
             sweep.changed |= changed
             moved += 1
@@ -320,7 +324,7 @@ def _advance(due: list[IncidentEscalation], sweep: Sweep, failed: set[int]) -> i
 
 def retry_delay(failures: int) -> timedelta:
     """How long after its ``failures``-th failure in a row an escalation is tried again."""
-    return min(timedelta(minutes=2 ** min(failures - 1, 6)), RETRY_DELAY_MAX)
+    return min(timedelta(minutes=2 ** min(failures - 1, 4)), RETRY_DELAY_MAX)
 
 
 def _record_failure(escalation: IncidentEscalation, error: Exception, now: datetime) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.db.models import Subquery
+from django.db.models import QuerySet, Subquery
 
 from apps.alerts.models import Alert
 from apps.incidents.choices import OPEN_STATUSES
@@ -49,24 +49,48 @@ def correlation_lag(*, now: datetime) -> float | None:
 
 
 @dataclass(frozen=True)
-class FailingEscalations:
+class SetAside:
+    """Rows the platform could not process: how many, the first few ids, an error."""
+
     count: int
-    incident_ids: list[int]  # the first few, by incident
-    last_error: str  # of the first of them
+    ids: list[int]
+    error: str  # of the first of them
 
 
-def failing_escalations(*, shown: int = 5) -> FailingEscalations:
-    """The escalations whose last attempt failed and that are not finished: nobody is
-    paged about their incidents until they run again (``apps.oncall.escalation`` rule 7).
-    Read through the partial index of failing rows."""
-    failing = IncidentEscalation.objects.filter(failures__gt=0, finished_at__isnull=True)
-    first = list(failing.order_by("incident_id").values_list("incident_id", "last_error")[:shown])
-    count = len(first) if len(first) < shown else failing.count()
-    return FailingEscalations(
-        count=count,
-        incident_ids=[incident_id for incident_id, _ in first],
-        last_error=first[0][1] if first else "",
+def _set_aside(rows: QuerySet, id_field: str, error_field: str, shown: int) -> SetAside:
+    first = list(rows.values_list(id_field, error_field)[:shown])
+    return SetAside(
+        count=len(first) if len(first) < shown else rows.count(),
+        ids=[pk for pk, _ in first],
+        error=first[0][1] if first else "",
     )
+
+
+def failing_escalation_rows() -> QuerySet[IncidentEscalation]:
+    """Escalations whose last attempt failed, of incidents still open and unacknowledged
+    (those stop at their next attempt: nobody waits for their pages)."""
+    return IncidentEscalation.objects.filter(
+        failures__gt=0,
+        finished_at__isnull=True,
+        incident__status__in=OPEN_STATUSES,
+        incident__acknowledged_at__isnull=True,
+    )
+
+
+def failing_escalations(*, shown: int = 5) -> SetAside:
+    """The escalations whose last attempt failed and that are not finished (by incident):
+    nobody is paged about their incidents until they run again (``apps.oncall.escalation``
+    rule 7). Read through the partial index of failing rows."""
+    failing = failing_escalation_rows()
+    return _set_aside(failing.order_by("incident_id"), "incident_id", "last_error", shown)
+
+
+def quarantined_alerts(*, shown: int = 5) -> SetAside:
+    """The quarantined alerts, oldest first: correlation failed on each alone, so they
+    open no incident until an admin releases them. Read through the partial index of
+    quarantined alerts (one probe per month's partition)."""
+    quarantined = Alert.objects.filter(quarantined_at__isnull=False)
+    return _set_aside(quarantined.order_by("quarantined_at", "id"), "id", "quarantine_error", shown)
 
 
 def platform_open_signatures(*, company_id: int) -> set[str]:

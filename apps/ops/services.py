@@ -3,13 +3,15 @@
 The worker proves it is alive by running the ``heartbeat`` task that beat schedules
 (``heartbeat_record``). The watchdog (``watchdog_run``) runs in the beat process on a timer
 (``apps.ops.receivers``), not on the worker, so it still runs when the worker is dead or
-buried under a backlog. It checks three conditions, each reported the way every incident
+buried under a backlog. It checks four conditions, each reported the way every incident
 in the product is made: as an alert of a company, here the internal platform company.
 
 - the worker's heartbeat is older than ``OPS_HEARTBEAT_MAX_AGE`` seconds (or never came);
 - the oldest uncorrelated alert is older than ``OPS_CORRELATION_LAG_MAX`` seconds;
 - an incident's escalation is failing (its last attempt's writes failed): nobody is paged
-  about that incident until it runs again.
+  about that incident until it runs again;
+- an alert is quarantined (correlation failed on it alone): it opens no incident until an
+  admin releases it.
 
 A condition that starts failing is stored as a firing critical alert of the platform company
 and correlated in this process (the worker may be the thing that is down); the incident it
@@ -37,10 +39,12 @@ from apps.notifications.live import company_changed
 from apps.ops.models import Heartbeat
 from apps.ops.selectors import (
     WORKER,
+    SetAside,
     correlation_lag,
     failing_escalations,
     heartbeat_age,
     platform_open_signatures,
+    quarantined_alerts,
 )
 from apps.tenants.models import Company
 from apps.tenants.services import company_create
@@ -65,7 +69,8 @@ class Condition:
 WORKER_SILENT = Condition(signature="WorkerHeartbeatStale", asset_name="celery-worker")
 CORRELATION_LAGGING = Condition(signature="CorrelationLagging", asset_name="correlation")
 ESCALATIONS_FAILING = Condition(signature="EscalationsFailing", asset_name="escalation")
-CONDITIONS = (WORKER_SILENT, CORRELATION_LAGGING, ESCALATIONS_FAILING)
+ALERTS_QUARANTINED = Condition(signature="AlertsQuarantined", asset_name="correlation")
+CONDITIONS = (WORKER_SILENT, CORRELATION_LAGGING, ESCALATIONS_FAILING, ALERTS_QUARANTINED)
 
 
 def heartbeat_record(*, now: datetime) -> None:
@@ -106,14 +111,25 @@ def failing_conditions(*, now: datetime) -> dict[Condition, str]:
         )
     escalations = failing_escalations()
     if escalations.count:
-        listed = ", ".join(f"#{pk}" for pk in escalations.incident_ids)
-        if more := escalations.count - len(escalations.incident_ids):
-            listed += f" and {more} more"
         failing[ESCALATIONS_FAILING] = (
-            f"Escalation is failing for {escalations.count} incident(s) ({listed}): nobody "
-            f"is paged about them until it runs again. Last error: {escalations.last_error}"
+            f"Escalation is failing for {escalations.count} incident(s) ({_listed(escalations)})"
+            f": nobody is paged about them until it runs again. Last error: {escalations.error}"
+        )
+    quarantined = quarantined_alerts()
+    if quarantined.count:
+        failing[ALERTS_QUARANTINED] = (
+            f"{quarantined.count} alert(s) quarantined ({_listed(quarantined)}): correlation "
+            "fails on each alone, so they open no incident until an MSP admin releases them "
+            f"(Django admin, Alerts, filter quarantined). First error: {quarantined.error}"
         )
     return failing
+
+
+def _listed(rows: SetAside) -> str:
+    listed = ", ".join(f"#{pk}" for pk in rows.ids)
+    if more := rows.count - len(rows.ids):
+        listed += f" and {more} more"
+    return listed
 
 
 def _alert(condition: Condition, status: AlertStatus, message: str) -> NormalizedAlert:

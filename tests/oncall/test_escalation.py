@@ -426,9 +426,9 @@ def test_an_escalation_whose_writes_fail_is_skipped_and_the_others_page(
     assert (stuck.step, stuck.failures, stuck.last_error) == (1, 0, "")
 
 
-def test_a_failing_escalation_is_tried_again_after_growing_delays_an_hour_at_most():
-    assert [retry_delay(n) for n in range(1, 10)] == [
-        timedelta(minutes=m) for m in (1, 2, 4, 8, 16, 32, 60, 60, 60)
+def test_a_failing_escalation_is_tried_again_after_growing_delays_ten_minutes_at_most():
+    assert [retry_delay(n) for n in range(1, 8)] == [
+        timedelta(minutes=m) for m in (1, 2, 4, 8, 10, 10, 10)
     ]
 
 
@@ -484,3 +484,27 @@ def test_a_batch_reads_the_due_escalations_in_index_order_without_sorting(compan
         plan = escalations_due(now=T0)[:100].explain()
     assert "oncall_escalation_due_order" in plan
     assert "Sort" not in plan
+
+
+def test_an_escalation_whose_own_row_cannot_be_written_never_stops_the_others(
+    company_a, technician_a, caplog
+):
+    """Its failure cannot be recorded either (the row itself refuses writes): it is logged
+    and the sweep moves on, the others page."""
+    incidents = _first_steps([company_a], 3, T0)
+    poison = IncidentEscalation.objects.get(incident=incidents[1])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_poison_state() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.id = {int(poison.pk)} THEN RAISE EXCEPTION 'broken row'; END IF; "
+            "RETURN NEW; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER test_poison_state BEFORE UPDATE ON oncall_incidentescalation "
+            "FOR EACH ROW EXECUTE FUNCTION test_poison_state()"
+        )
+    assert escalations_sweep(now=T0) == 2
+    assert escalation_notices(technician_a) == 2
+    assert f"Could not record the failure of {poison}" in caplog.text
+    poison.refresh_from_db()
+    assert (poison.step, poison.failures) == (0, 0)

@@ -10,12 +10,15 @@ from django.utils import timezone
 
 from apps.accounts.permissions import scope
 from apps.alerts import services as alerts_services
-from apps.incidents.correlation import correlate_company
+from apps.alerts.services import alerts_release
+from apps.incidents.correlation import correlate_companies, correlate_company
 from apps.incidents.models import Incident
 from apps.notifications.models import Notification
 from apps.oncall.escalation import escalations_sweep
 from apps.oncall.models import IncidentEscalation
+from apps.ops.selectors import failing_escalations
 from apps.ops.services import (
+    ALERTS_QUARANTINED,
     CORRELATION_LAGGING,
     ESCALATIONS_FAILING,
     PLATFORM_SLUG,
@@ -25,6 +28,8 @@ from apps.ops.services import (
     watchdog_run,
 )
 from apps.tenants.models import Company
+from tests.incidents.test_correlation import alert, ingest
+from tests.incidents.test_quarantine import stored
 from tests.oncall.test_escalation import _first_steps, _poison_page_rows
 
 pytestmark = pytest.mark.django_db
@@ -176,3 +181,48 @@ def test_a_failing_escalation_opens_a_platform_incident_until_it_pages_again(
     incident.refresh_from_db()
     assert incident.status == "resolved"
     assert not IncidentEscalation.objects.filter(failures__gt=0).exists()
+
+
+def test_a_quarantined_alert_opens_a_platform_incident_until_it_is_released(
+    people, worker_alive, company_a, django_capture_on_commit_callbacks
+):
+    """An alert correlation fails on is set aside and opens no incident: the MSP admins are
+    told through a platform incident naming it and the error, resolved once released."""
+    ingest(company_a, alert())
+    correlate_companies(company_ids=[company_a.pk])
+    poison = stored(company_a)
+    correlate_companies(company_ids=[company_a.pk])
+    poison.refresh_from_db()
+    assert poison.quarantined_at is not None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        [reported] = watchdog_run()
+    assert reported.signature == ALERTS_QUARANTINED.signature
+    assert reported.message.startswith(
+        f"1 alert(s) quarantined (#{poison.pk}): correlation fails on each alone, so they "
+        "open no incident until an MSP admin releases them (Django admin, Alerts, filter "
+        "quarantined). First error: OverflowError"
+    )
+    incident = platform_incidents().get()
+    assert incident.is_open and incident.signature == ALERTS_QUARANTINED.signature
+    notified = Notification.objects.filter(url=f"/incidents/{incident.pk}/")
+    assert [n.user for n in notified] == [people["msp"]]
+    assert watchdog_run() == []
+
+    assert alerts_release(alert_ids=[poison.pk]) == 1
+    [reported] = watchdog_run()
+    assert reported.status == "resolved"
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+
+
+def test_a_failing_escalation_of_an_acknowledged_incident_is_not_reported(worker_alive, company_a):
+    """Someone is on it: nobody waits for its pages (it stops at its next attempt)."""
+    now = timezone.now()
+    stuck = _first_steps([company_a], 1, now)[0]
+    _poison_page_rows(stuck.pk)
+    escalations_sweep(now=now)
+    assert failing_escalations().ids == [stuck.pk]
+    Incident.objects.filter(pk=stuck.pk).update(acknowledged_at=now)
+    assert failing_escalations().count == 0
+    assert watchdog_run() == []
