@@ -205,6 +205,10 @@ def incident_split(*, incident: Incident, alert_ids: Iterable[int], actor: User)
     ):
         raise ValidationError("Splitting out every alert would leave the incident empty.")
     first = moving.filter(status=AlertStatus.FIRING).order_by("event_time", "id").first()
+    if first is None:
+        raise ValidationError(
+            "The chosen alerts are resolutions only: choose firing alerts to split out."
+        )
     new = Incident.objects.create(
         company=source.company,
         key=aggregation_key(source.company, first),

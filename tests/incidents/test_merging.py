@@ -6,8 +6,11 @@ from django.urls import reverse
 
 from apps.alerts.models import Alert
 from apps.audit.models import AuditLog
+from apps.common.errors import ValidationError
 from apps.incidents.dependencies import dependencies_replace
+from apps.incidents.merging import incident_split
 from apps.incidents.models import Incident, IncidentEvent, IncidentKey
+from tests.incidents.factories import AlertFactory, IncidentFactory
 from tests.incidents.invariants import assert_times_span_firing_alerts
 from tests.incidents.test_cascades import alert, deliver
 
@@ -118,3 +121,14 @@ def test_the_card_offers_merge_and_split_to_those_who_may(client, technician_a, 
     assert reverse("incidents:merge", args=[incident.pk]) in page
     assert "Split out into a new incident" not in page  # one asset and signature only
     assert 'name="csrfmiddlewaretoken"' in page
+
+
+def test_splitting_out_only_resolutions_is_refused_with_a_reason(technician_a, company_a):
+    incident = IncidentFactory(company=company_a, asset_name="web-01", signature="http_5xx")
+    AlertFactory(incident=incident)
+    resolution = AlertFactory(
+        incident=incident, asset_name="web-02", signature="latency", status="resolved"
+    )
+    with pytest.raises(ValidationError, match="resolutions only: choose firing alerts"):
+        incident_split(incident=incident, alert_ids=[resolution.pk], actor=technician_a)
+    assert live(company_a).count() == 1
