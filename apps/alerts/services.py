@@ -28,7 +28,7 @@ from apps.alerts.adapters.base import build_alert
 from apps.alerts.models import DELIVERY_IDS_KEPT, MERGEABLE, Alert, Delivery, Occurrence
 from apps.audit.services import record
 from apps.common.db import is_postgresql, unnest, unnest_sql
-from apps.common.errors import ValidationError
+from apps.common.errors import ValidationError, error_summary
 from apps.incidents.choices import OPEN_STATUSES
 from apps.incidents.services import incident_acknowledge
 from apps.incidents.tasks import schedule_correlation
@@ -439,7 +439,7 @@ def sns_subscription_failed(
     correlation turns into an incident for its technicians (CloudWatch alarms on the topic
     will not arrive until someone confirms it)."""
     company = Company.objects.get(pk=company_id)
-    reason = f"{type(error).__name__}: {error}"[:500]
+    reason = error_summary(error, 500)
     record(
         action="sns_subscription_failed",
         company=company,

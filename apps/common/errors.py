@@ -7,6 +7,13 @@ field is to blame, ``fields`` mapping field names to lists of messages.
 from __future__ import annotations
 
 
+def error_summary(error: BaseException, limit: int) -> str:
+    """``Type: message`` of an error kept on a row or an audit record, the message's first
+    line only (the log has the traceback), cut to ``limit`` characters."""
+    message = str(error).partition("\n")[0]
+    return f"{type(error).__name__}: {message}"[:limit]
+
+
 class ApplicationError(Exception):
     """Base class: a client-visible error with an HTTP status."""
 

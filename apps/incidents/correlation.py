@@ -50,6 +50,7 @@ from apps.alerts.choices import SEVERITY_RANK, AlertStatus
 from apps.alerts.models import Alert
 from apps.audit.services import record
 from apps.common.db import binding_cursor, bulk_insert, bulk_set, is_postgresql, planner, unsaved
+from apps.common.errors import error_summary
 from apps.incidents import grouping
 from apps.incidents.choices import (
     MERGE_AUDIT_ACTION,
@@ -297,7 +298,7 @@ def _quarantine(alert_id: int, error: Exception) -> None:
     logger.error("Alert %s quarantined: correlation fails on it alone.", alert_id, exc_info=error)
     Alert.objects.filter(pk=alert_id).update(
         quarantined_at=timezone.now(),
-        quarantine_error=f"{type(error).__name__}: {error}"[:QUARANTINE_ERROR_LENGTH],
+        quarantine_error=error_summary(error, QUARANTINE_ERROR_LENGTH),
     )
 
 

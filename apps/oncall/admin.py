@@ -15,7 +15,7 @@ from apps.oncall.models import (
     RotationMember,
     Schedule,
 )
-from apps.ops.selectors import failing_escalation_rows
+from apps.oncall.selectors import failing_escalations
 
 
 class RotationInline(MSPRolePermissions, admin.TabularInline):
@@ -98,7 +98,7 @@ class FailingFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(pk__in=failing_escalation_rows().values("pk"))
+            return queryset.filter(pk__in=failing_escalations().values("pk"))
         return queryset
 
 

@@ -48,6 +48,7 @@ from apps.accounts.models import Membership, User
 from apps.accounts.permissions import msp_admins
 from apps.accounts.roles import Role
 from apps.common.db import bulk_insert, bulk_set, planner
+from apps.common.errors import error_summary
 from apps.incidents.choices import OPEN_STATUSES, EventKind
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.selectors import on_call_technicians
@@ -328,14 +329,12 @@ def retry_delay(failures: int) -> timedelta:
 
 
 def _record_failure(escalation: IncidentEscalation, error: Exception, now: datetime) -> None:
-    """Rule 7, in a savepoint of its own: the failed attempt's was rolled back. The error's
-    first line is kept (the log has the rest)."""
+    """Rule 7, in a savepoint of its own: the failed attempt's was rolled back."""
     failures = escalation.failures + 1
-    first_line = str(error).partition("\n")[0]
     with transaction.atomic():
         IncidentEscalation.objects.filter(pk=escalation.pk).update(
             failures=failures,
-            last_error=f"{type(error).__name__}: {first_line}"[:ERROR_LENGTH],
+            last_error=error_summary(error, ERROR_LENGTH),
             next_step_at=now + retry_delay(failures),
         )
 

@@ -10,8 +10,21 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from apps.accounts.models import User
 from apps.accounts.roles import Role
-from apps.oncall.models import Override, RotationMember, Schedule
+from apps.incidents.choices import OPEN_STATUSES
+from apps.oncall.models import IncidentEscalation, Override, RotationMember, Schedule
 from apps.oncall.schedules import Handoff, next_handoff, who_is_on_call
+
+
+def failing_escalations() -> QuerySet[IncidentEscalation]:
+    """Escalations whose last attempt failed, of incidents still open and unacknowledged
+    (the others stop at their next attempt: nobody waits for their pages). Read through
+    the partial index of failing rows (``apps.oncall.escalation`` rule 7)."""
+    return IncidentEscalation.objects.filter(
+        failures__gt=0,
+        finished_at__isnull=True,
+        incident__status__in=OPEN_STATUSES,
+        incident__acknowledged_at__isnull=True,
+    )
 
 
 def schedules_loaded(*, company_ids: Iterable[int], at: datetime) -> QuerySet[Schedule]:

@@ -17,7 +17,7 @@ from django.db.models import QuerySet, Subquery
 from apps.alerts.models import Alert
 from apps.incidents.choices import OPEN_STATUSES
 from apps.incidents.models import Incident
-from apps.oncall.models import IncidentEscalation
+from apps.oncall import selectors as oncall
 from apps.ops.models import Heartbeat
 
 logger = logging.getLogger(__name__)
@@ -66,23 +66,11 @@ def _set_aside(rows: QuerySet, id_field: str, error_field: str, shown: int) -> S
     )
 
 
-def failing_escalation_rows() -> QuerySet[IncidentEscalation]:
-    """Escalations whose last attempt failed, of incidents still open and unacknowledged
-    (those stop at their next attempt: nobody waits for their pages)."""
-    return IncidentEscalation.objects.filter(
-        failures__gt=0,
-        finished_at__isnull=True,
-        incident__status__in=OPEN_STATUSES,
-        incident__acknowledged_at__isnull=True,
-    )
-
-
 def failing_escalations(*, shown: int = 5) -> SetAside:
-    """The escalations whose last attempt failed and that are not finished (by incident):
-    nobody is paged about their incidents until they run again (``apps.oncall.escalation``
-    rule 7). Read through the partial index of failing rows."""
-    failing = failing_escalation_rows()
-    return _set_aside(failing.order_by("incident_id"), "incident_id", "last_error", shown)
+    """The failing escalations (``apps.oncall.selectors.failing_escalations``), by
+    incident: nobody is paged about their incidents until they run again."""
+    failing = oncall.failing_escalations().order_by("incident_id")
+    return _set_aside(failing, "incident_id", "last_error", shown)
 
 
 def quarantined_alerts(*, shown: int = 5) -> SetAside:
