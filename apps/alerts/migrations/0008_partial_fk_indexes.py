@@ -3,8 +3,12 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from apps.common.operations import AddIndexWithoutLocking
+
 
 class Migration(migrations.Migration):
+    # Indexes of the partitioned alerts table are built without blocking the webhooks.
+    atomic = False
 
     dependencies = [
         ('alerts', '0007_partitioned_by_month'),
@@ -22,11 +26,11 @@ class Migration(migrations.Migration):
             name='asset',
             field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='alerts', to='tenants.asset'),
         ),
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name='alert',
             index=models.Index(condition=models.Q(('incident__isnull', False)), fields=['incident', 'event_time'], include=('severity', 'status', 'resolved_at'), name='alert_incident_time'),
         ),
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name='alert',
             index=models.Index(condition=models.Q(('asset__isnull', False)), fields=['asset'], name='alert_asset'),
         ),

@@ -2,8 +2,12 @@
 
 from django.db import migrations, models
 
+from apps.common.operations import AddIndexWithoutLocking
+
 
 class Migration(migrations.Migration):
+    # Indexes of the partitioned alerts table are built without blocking the webhooks.
+    atomic = False
 
     dependencies = [
         ('alerts', '0009_partitioned_statistics'),
@@ -12,7 +16,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name='alert',
             index=models.Index(condition=models.Q(('quarantined_at__isnull', False)), fields=['quarantined_at'], name='alert_quarantined'),
         ),
