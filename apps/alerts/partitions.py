@@ -16,6 +16,7 @@ from django.db import connection, transaction
 
 from apps.alerts.models import Alert, Occurrence
 from apps.alerts.services import EVENT_TIME_PAST
+from apps.incidents import open_counts
 from apps.incidents.models import CorrelationReason
 from apps.tenants.models import Company
 
@@ -184,10 +185,12 @@ def _finish(name: str, archive_dir: str) -> None:
         archive(name, Path(archive_dir))
     reasons = CorrelationReason._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
-        # Their alerts go with the partition (the reason has no foreign key to them).
+        # Their alerts go with the partition (the reason has no foreign key to them), and
+        # out of their incidents' open counts.
         cursor.execute(
             f'DELETE FROM "{reasons}" WHERE alert_id IN (SELECT id FROM "{name}")'  # noqa: S608
         )
+        cursor.execute(open_counts.forget(name))
         cursor.execute(f'DROP TABLE "{name}"')
     logger.info("Dropped the alerts partition %s", name)
 

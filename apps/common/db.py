@@ -149,13 +149,21 @@ def unnest_sql(model: type[Model], fields: tuple[str, ...], alias: str) -> tuple
 
 
 def bulk_set(
-    model: type[Model], objs: Sequence[Any], fields: Sequence[str], *, match: Sequence[str] = ()
+    model: type[Model],
+    objs: Sequence[Any],
+    fields: Sequence[str],
+    *,
+    match: Sequence[str] = (),
+    then: tuple[Sequence[str], str] | None = None,
 ) -> None:
     """Write ``fields`` of every object in ``objs`` to its row: ``bulk_update`` semantics,
     as one ``UPDATE … FROM unnest(…)`` on PostgreSQL. The objects are model instances or
     plain objects with the same attribute names (``id``, ``incident_id``…). ``match``:
     columns the rows are found by besides the primary key, such as the partition key of a
-    partitioned table (each row is then looked for in its partition only)."""
+    partitioned table (each row is then looked for in its partition only). ``then``
+    (PostgreSQL only): (columns, statement): the update returns those columns of the rows
+    as written, and the statement, reading them as ``changed``, runs in the same
+    statement."""
     if not objs:
         return
     alias = router.db_for_write(model)
@@ -175,12 +183,13 @@ def bulk_set(
         )
     )
     found = " AND ".join(f't."{column.column}" = v."{column.column}"' for column in keys)
+    sql = f'UPDATE "{meta.db_table}" AS t SET {assignments} FROM {rows.source} WHERE {found}'  # noqa: S608
+    if then is not None:
+        returned, statement = then
+        columns = ", ".join(f't."{column}"' for column in returned)
+        sql = f"WITH changed AS ({sql} RETURNING {columns}) {statement}"
     with binding_cursor(connection) as cursor:
-        cursor.execute(
-            f'UPDATE "{meta.db_table}" AS t SET {assignments} '  # noqa: S608
-            f"FROM {rows.source} WHERE {found}",
-            rows.params,
-        )
+        cursor.execute(sql, rows.params)
 
 
 @contextmanager

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import Count, Q, QuerySet, Sum, TextField
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from apps.alerts.choices import AlertStatus, Severity
@@ -81,44 +81,18 @@ def dashboard_metrics(*, company_ids: list[int], since: datetime) -> Metrics:
 
 def open_counts(company_ids: list[int]) -> tuple[int, int, int]:
     """(critical active alerts, high active alerts, open incidents), as ``scan_open_counts``
-    counts them, in one PostgreSQL query: the open incidents are read once, each one's
-    active alerts counted from the index on (incident, event time) that covers severity,
-    status and resolved_at (an incident without any still counts: the lateral aggregate
-    always gives one row). The two ORM queries walked the open incidents twice.
-
-    An incident's firing alerts all lie between its first and last alert times (every path
-    that adds or moves one widens them: correlation's open, join and merge, a merge or
-    split by hand recounts them), so each incident's probe is limited to those times: the
-    monthly partitions outside them are pruned at run time, one probe per month the
-    incident spans instead of one per month of history."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT COALESCE(SUM(active.critical), 0), COALESCE(SUM(active.high), 0), COUNT(*)
-            FROM incidents_incident AS incident
-            CROSS JOIN LATERAL (
-                SELECT COUNT(*) FILTER (WHERE alert.severity = %(critical)s) AS critical,
-                       COUNT(*) FILTER (WHERE alert.severity = %(high)s) AS high
-                FROM alerts_alert AS alert
-                WHERE alert.incident_id = incident.id
-                  AND alert.event_time BETWEEN incident.first_alert_at AND incident.last_alert_at
-                  AND alert.status = %(firing)s
-                  AND alert.resolved_at IS NULL
-            ) AS active
-            WHERE incident.company_id = ANY(%(company_ids)s)
-              AND incident.status = ANY(%(open)s)
-              AND incident.visible
-            """,
-            {
-                "critical": Severity.CRITICAL.value,
-                "high": Severity.HIGH.value,
-                "firing": AlertStatus.FIRING.value,
-                "company_ids": list(company_ids),
-                "open": [str(status) for status in OPEN_STATUSES],
-            },
-        )
-        critical, high, active_incidents = cursor.fetchone()
-    return int(critical), int(high), active_incidents
+    counts them, from the open incidents alone: each keeps its open critical and high
+    alerts (``open_critical``, ``open_high``, kept by the database: apps/incidents/
+    open_counts.py), so no alert is read. Probing each open incident's alerts cost about
+    10 µs an incident, over 100 ms for an MSP's 15,000 open incidents."""
+    counts = Incident.objects.filter(
+        company_id__in=company_ids, status__in=OPEN_STATUSES, visible=True
+    ).aggregate(
+        critical=Coalesce(Sum("open_critical"), 0),
+        high=Coalesce(Sum("open_high"), 0),
+        incidents=Count("id"),
+    )
+    return counts["critical"], counts["high"], counts["incidents"]
 
 
 def scan_open_counts(company_ids: list[int]) -> tuple[int, int, int]:

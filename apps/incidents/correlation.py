@@ -51,7 +51,7 @@ from apps.alerts.models import Alert
 from apps.audit.services import record
 from apps.common.db import binding_cursor, bulk_insert, bulk_set, is_postgresql, planner, unsaved
 from apps.common.errors import error_summary
-from apps.incidents import grouping
+from apps.incidents import grouping, open_counts
 from apps.incidents.choices import (
     MERGE_AUDIT_ACTION,
     OPEN_STATUSES,
@@ -908,8 +908,18 @@ class _Batch:
             alert.asset_id = asset.pk if asset is not None else None
             alert.correlated_at = self.now
         # By id and event time: each alert is looked for in its month's partition only.
-        with planner(connection, hashjoin=False, mergejoin=False):
-            bulk_set(Alert, self.alerts, ALERT_UPDATE_FIELDS, match=["event_time"])
+        # Each statement adds its alerts' shares to their incidents' open counts.
+        with (
+            planner(connection, hashjoin=False, mergejoin=False),
+            open_counts.counted_by_statement(connection),
+        ):
+            bulk_set(
+                Alert,
+                self.alerts,
+                ALERT_UPDATE_FIELDS,
+                match=["event_time"],
+                then=(open_counts.RETURNED, open_counts.ALERTS_JOINED),
+            )
             bulk_set(
                 Alert,
                 [
@@ -918,6 +928,7 @@ class _Batch:
                 ],
                 ["resolved_at"],
                 match=["event_time"],
+                then=(open_counts.RETURNED, open_counts.ALERTS_RESOLVED),
             )
         self._write_keys(live)
         bulk_insert(

@@ -36,6 +36,10 @@ class Incident(models.Model):
     in_maintenance = models.BooleanField(default=False)
     alert_count = models.PositiveIntegerField(default=0)
     open_alert_count = models.PositiveIntegerField(default=0)
+    # Its firing, unresolved alerts of these severities, kept by the database on PostgreSQL
+    # (apps/incidents/open_counts.py); no save of an incident names them.
+    open_critical = models.IntegerField(default=0, db_default=0, editable=False)
+    open_high = models.IntegerField(default=0, db_default=0, editable=False)
     tool_sources = models.JSONField(default=list)
     first_alert_at = models.DateTimeField()
     last_alert_at = models.DateTimeField()

@@ -6,20 +6,19 @@ it commits, and the webhook's insert adds its alert to the same hour's buckets. 
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 from django.utils import timezone
 
 from alertwhisperer.celery import app
 from apps.alerts.models import Alert
-from apps.incidents.correlation import correlate_company
 from apps.incidents.models import Incident
 from apps.kpis.models import DailyRollup, HourlyRollup
 from tests.alerts.conftest import generic
 from tests.incidents.factories import AlertFactory
+from tests.incidents.held_sweep import sweep_held_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,36 +29,18 @@ def test_a_webhook_does_not_wait_for_an_open_sweep_of_its_company(tenant):
     app.conf.task_always_eager = False
     at = (timezone.now() - timedelta(hours=2)).replace(minute=30, second=0, microsecond=0)
     AlertFactory(company=tenant.company, event_time=at, correlated_at=None, asset_name="db-1")
-    swept, release, failures = threading.Event(), threading.Event(), []
-
-    def sweep() -> None:
-        """A sweep that opened an incident in the alert's hour and has not committed yet."""
-        try:
-            with transaction.atomic():
-                assert len(correlate_company(company_id=tenant.company.pk).became_visible) == 1
-                swept.set()
-                release.wait(30)
-        except Exception as error:  # the test reads what the sweep ended with
-            failures.append(error)
-            swept.set()
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=sweep)
-    thread.start()
     try:
-        assert swept.wait(30) and not failures, failures
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = '2s'")
-        response = tenant.post(generic(asset_name="web-1", timestamp=at.isoformat()))
+        with sweep_held_open(tenant.company.pk) as swept:
+            # The sweep opened an incident in the alert's hour and has not committed yet.
+            assert len(swept.became_visible) == 1
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")
+            response = tenant.post(generic(asset_name="web-1", timestamp=at.isoformat()))
     finally:
-        release.set()
-        thread.join(30)
         with connection.cursor() as cursor:
             cursor.execute("RESET lock_timeout")
         app.control.purge()
     assert response.status_code == 202, response.content
-    assert not failures, failures
     assert Alert.objects.filter(company=tenant.company).count() == 2
     assert Incident.objects.filter(company=tenant.company).count() == 1
     # Readers sum a bucket's rows: two alerts and one incident in that hour and that day.

@@ -1,6 +1,6 @@
 """The dashboard's live cards (critical and high active alerts, open incidents) from the
-one PostgreSQL query equal the direct counts: the ORM queries they replaced, and a count
-done in Python over the rows the test stored."""
+counts kept on the open incidents equal the direct counts: the ORM queries over the alerts
+(SQLite's), and a count done in Python over the rows the test stored."""
 
 from datetime import timedelta
 
@@ -98,7 +98,7 @@ def test_open_counts_equal_the_direct_counts(
 
 
 def test_an_open_incident_without_active_alerts_still_counts(client, msp_admin, company_a):
-    """The lateral count gives a row (of zeros) for an incident with no active alert."""
+    """An incident with no active alert counts as open, with no alert."""
     client.force_login(msp_admin)
     quiet = IncidentFactory(company=company_a)
     AlertFactory(incident=quiet, severity="critical", status="resolved")
@@ -109,22 +109,19 @@ def test_an_open_incident_without_active_alerts_still_counts(client, msp_admin, 
     assert 'data-metric="incidents">2<' in body
 
 
-def _loops_per_partition(plan: dict) -> dict[str, int]:
-    loops: dict[str, int] = {}
-    nodes = [plan]
+def _relations(plan: dict) -> set[str]:
+    found, nodes = set(), [plan]
     while nodes:
         node = nodes.pop()
-        name = node.get("Relation Name", "")
-        if name.startswith("alerts_alert_p"):
-            loops[name] = loops.get(name, 0) + node.get("Actual Loops", 0)
+        found.add(node.get("Relation Name", ""))
         nodes.extend(node.get("Plans", []))
-    return loops
+    return found - {""}
 
 
-def test_each_incident_is_looked_for_only_in_the_months_it_spans(company_a):
-    """The open counts look for an incident's active alerts in the monthly partitions of
-    its first to last alert only: with five months of partitions, an incident of one month
-    costs one probe and one spanning two months two, not one per month each."""
+def test_the_open_counts_read_the_open_incidents_only(company_a):
+    """The counts kept on each incident replace the probes of its alerts (about 10 µs an
+    open incident, 15,000 open incidents for the bench's MSP admin): one query, on the
+    incidents table alone, whatever the months the alerts span."""
     now = timezone.now()
     starts = [partitions.month_start(now)]
     for _ in range(3):
@@ -139,10 +136,8 @@ def test_each_incident_is_looked_for_only_in_the_months_it_spans(company_a):
 
     with CaptureQueriesContext(connection) as captured:
         assert selectors.open_counts([company_a.pk]) == (1, 2, 2)
+    assert len(captured.captured_queries) == 1
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + captured.captured_queries[0]["sql"])
+        cursor.execute("EXPLAIN (FORMAT JSON) " + captured.captured_queries[0]["sql"])
         plan = cursor.fetchone()[0][0]["Plan"]
-
-    loops = _loops_per_partition(plan)
-    assert len(loops) >= 5
-    assert sum(loops.values()) == 3, loops
+    assert _relations(plan) == {"incidents_incident"}

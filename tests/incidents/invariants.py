@@ -8,8 +8,8 @@ from apps.incidents.models import Incident
 
 def assert_times_span_firing_alerts(company) -> None:
     """Each live incident's first and last alert times are its firing alerts' earliest and
-    latest event times: the dashboard's open counts look for an incident's active alerts
-    between them only (``apps.dashboard.selectors.open_counts``)."""
+    latest event times, as the incident page shows them and the KPIs measure from the
+    first."""
     spans = {
         row["incident_id"]: (row["first"], row["last"])
         for row in Alert.objects.filter(company=company, status="firing", incident__isnull=False)
@@ -21,3 +21,26 @@ def assert_times_span_firing_alerts(company) -> None:
             assert (incident.first_alert_at, incident.last_alert_at) == spans[incident.pk], (
                 incident.pk
             )
+
+
+def assert_open_counts_kept(company) -> None:
+    """Each incident's open critical and high counts (kept by the database,
+    apps/incidents/open_counts.py) are its firing, unresolved alerts of that severity."""
+    expected: dict[int, list[int]] = {}
+    for incident_id, severity in Alert.objects.filter(
+        company=company,
+        incident__isnull=False,
+        status="firing",
+        resolved_at__isnull=True,
+        severity__in=("critical", "high"),
+    ).values_list("incident_id", "severity"):
+        counts = expected.setdefault(incident_id, [0, 0])
+        counts[severity == "high"] += 1
+    kept = {
+        pk: [critical, high]
+        for pk, critical, high in Incident.objects.filter(company=company).values_list(
+            "pk", "open_critical", "open_high"
+        )
+        if critical or high
+    }
+    assert kept == expected

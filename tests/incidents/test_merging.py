@@ -11,7 +11,7 @@ from apps.incidents.dependencies import dependencies_replace
 from apps.incidents.merging import incident_split
 from apps.incidents.models import Incident, IncidentEvent, IncidentKey
 from tests.incidents.factories import AlertFactory, IncidentFactory
-from tests.incidents.invariants import assert_times_span_firing_alerts
+from tests.incidents.invariants import assert_open_counts_kept, assert_times_span_firing_alerts
 from tests.incidents.test_cascades import alert, deliver
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +35,7 @@ def test_a_technician_merges_two_incidents_and_splits_them_again(client, technic
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.alert_count, first.grouped_by_hand) == (2, True)
+    assert (first.open_critical, second.open_critical) == (2, 0)
     assert (second.merged_into, second.resolution, second.visible) == (first, "merged", False)
     assert set(Alert.objects.values_list("incident", flat=True)) == {first.pk}
     assert not IncidentKey.objects.filter(incident=second).exists()
@@ -43,6 +44,7 @@ def test_a_technician_merges_two_incidents_and_splits_them_again(client, technic
     )
     assert IncidentEvent.objects.filter(incident=first, kind="merged").exists()
     assert_times_span_firing_alerts(company_a)
+    assert_open_counts_kept(company_a)
 
     latency = Alert.objects.get(signature="latency")
     response = client.post(reverse("incidents:split", args=[first.pk]), {"alerts": [latency.pk]})
@@ -51,10 +53,12 @@ def test_a_technician_merges_two_incidents_and_splits_them_again(client, technic
     assert response["Location"] == reverse("incidents:detail", args=[split.pk])
     first.refresh_from_db()
     assert (first.alert_count, split.alert_count) == (1, 1)
+    assert (first.open_critical, split.open_critical) == (1, 1)
     assert split.grouped_by_hand and first.grouped_by_hand
     assert AuditLog.objects.filter(action="incident_split_by_hand").count() == 1
     assert IncidentKey.objects.filter(incident=split, key="k:web-02|latency").exists()
     assert_times_span_firing_alerts(company_a)
+    assert_open_counts_kept(company_a)
 
 
 def test_merging_by_hand_keeps_the_absorbed_acknowledgement(client, technician_a, company_a):

@@ -38,6 +38,7 @@ from apps.accounts.services import user_set_role
 from apps.alerts import partitions
 from apps.alerts.models import Alert, Delivery, Occurrence
 from apps.audit.models import AuditLog
+from apps.incidents import open_counts
 from apps.incidents.models import CorrelationReason, Incident, IncidentEvent, IncidentKey
 from apps.kpis import rollups
 from apps.tenants.models import Asset, Company
@@ -224,6 +225,7 @@ class Command(BaseCommand):
                     f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
                 )
         self._step("rollups", lambda: rollups.rebuild())
+        self._step("open counts", open_counts.recount)
         self._step("vacuum analyze", self._vacuum)
         total = time.perf_counter() - started
         rows = sum(counts.values()) + options["audit"]
