@@ -32,7 +32,9 @@ from django.utils import timezone
 
 from apps.alerts.adapters import NormalizedAlert
 from apps.alerts.choices import AlertStatus
+from apps.alerts.models import Alert
 from apps.alerts.services import alerts_ingest
+from apps.incidents.choices import OPEN_STATUSES
 from apps.incidents.correlation import correlate_company
 from apps.incidents.services import incidents_announce
 from apps.notifications.live import company_changed
@@ -155,10 +157,13 @@ def watchdog_run(*, now: datetime | None = None) -> list[NormalizedAlert]:
     company = platform_company()
     open_signatures = platform_open_signatures(company_id=company.pk)
     alerts = []
+    refreshed = False
     for condition in CONDITIONS:
         if condition in failing and condition.signature not in open_signatures:
             logger.error("Platform watchdog: %s", failing[condition])
             alerts.append(_alert(condition, AlertStatus.FIRING, failing[condition]))
+        elif condition in failing:
+            refreshed |= _refresh(company, condition, failing[condition], now=now)
         elif condition not in failing and condition.signature in open_signatures:
             logger.warning("Platform watchdog: %s cleared", condition.signature)
             alerts.append(
@@ -166,7 +171,26 @@ def watchdog_run(*, now: datetime | None = None) -> list[NormalizedAlert]:
             )
     if alerts:
         _report(company=company, alerts=alerts, now=now)
+    elif refreshed:
+        company_changed(company.pk)
     return alerts
+
+
+def _refresh(company: Company, condition: Condition, message: str, *, now: datetime) -> bool:
+    """A condition still failing: its open platform alert takes the latest message (how
+    many alerts are quarantined now, which incidents' escalations fail, since when the
+    worker is silent), without a new alert or a second notice. Whether it changed."""
+    return bool(
+        Alert.objects.filter(
+            company=company,
+            fingerprint=condition.fingerprint,
+            status=AlertStatus.FIRING,
+            resolved_at__isnull=True,
+            incident__status__in=OPEN_STATUSES,
+        )
+        .exclude(message=message)
+        .update(message=message, last_seen_at=now)
+    )
 
 
 @transaction.atomic

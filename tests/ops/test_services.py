@@ -209,7 +209,15 @@ def test_a_quarantined_alert_opens_a_platform_incident_until_it_is_released(
     assert [n.user for n in notified] == [people["msp"]]
     assert watchdog_run() == []
 
-    assert alerts_release(alert_ids=[poison.pk]) == 1
+    # A second one: the open incident's alert says so, with no second alert or notice.
+    second = stored(company_a, fingerprint="fp-2", asset_name="srv-app-02")
+    correlate_companies(company_ids=[company_a.pk])
+    assert watchdog_run() == []
+    [told] = incident.alerts.all()
+    assert told.message.startswith(f"2 alert(s) quarantined (#{poison.pk}, #{second.pk})")
+    assert notified.count() == 1
+
+    assert alerts_release(alert_ids=[poison.pk, second.pk]) == 2
     [reported] = watchdog_run()
     assert reported.status == "resolved"
     incident.refresh_from_db()
