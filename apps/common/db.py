@@ -193,23 +193,30 @@ def bulk_set(
 
 
 @contextmanager
-def planner(connection: BaseDatabaseWrapper, **off: bool) -> Iterator[None]:
+def planner(
+    connection: BaseDatabaseWrapper, *, local: Mapping[str, str] | None = None, **off: bool
+) -> Iterator[None]:
     """Within a transaction on PostgreSQL: the planner's ``enable_<name>`` settings named
     False are off for the statements run inside, then back to default. For statements
     whose best plan is known whatever the statistics say (which the partitioned alerts
     table has only hourly, and a backlog outgrows in seconds): ``hashjoin``/``mergejoin``
     off for a write keyed by at most a batch of ids (``bulk_set``: probe the key), ``sort``
     off for the oldest rows of an ordered index under a LIMIT (merge the partitions'
-    ordered scans rather than read and sort every match)."""
-    names = [f"enable_{name}" for name, enabled in off.items() if not enabled]
-    if connection.vendor != "postgresql" or not names:
+    ordered scans rather than read and sort every match). ``local``: other settings
+    (name: value, from the code) set and reset in the same two statements, such as
+    ``apps.incidents.open_counts.COUNTED_BY_STATEMENT``."""
+    settings = {f"enable_{name}": "off" for name, enabled in off.items() if not enabled}
+    settings.update(local or {})
+    if connection.vendor != "postgresql" or not settings:
         yield
         return
     with connection.cursor() as cursor:
-        cursor.execute("; ".join(f"SET LOCAL {name} = off" for name in names))
+        cursor.execute(
+            "; ".join(f"SET LOCAL {name} = '{value}'" for name, value in settings.items())
+        )
     yield
     with connection.cursor() as cursor:
-        cursor.execute("; ".join(f"SET LOCAL {name} TO DEFAULT" for name in names))
+        cursor.execute("; ".join(f"SET LOCAL {name} TO DEFAULT" for name in settings))
 
 
 def bulk_insert(

@@ -43,15 +43,13 @@ class AddIndexWithoutLocking(AddIndexConcurrently):
         return f"Create index {self.index.name} on {self.model_name} without blocking writes"
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            model = to_state.apps.get_model(app_label, self.model_name)
-            if self.allow_migrate_model(schema_editor.connection.alias, model):
-                schema_editor.add_index(model, self.index)
-            return
-        self._ensure_not_in_transaction(schema_editor)
         model = to_state.apps.get_model(app_label, self.model_name)
         if not self.allow_migrate_model(schema_editor.connection.alias, model):
             return
+        if schema_editor.connection.vendor != "postgresql":
+            schema_editor.add_index(model, self.index)
+            return
+        self._ensure_not_in_transaction(schema_editor)
         table = model._meta.db_table
         if not _partitioned(schema_editor, table):
             schema_editor.add_index(model, self.index, concurrently=True)

@@ -909,9 +909,11 @@ class _Batch:
             alert.correlated_at = self.now
         # By id and event time: each alert is looked for in its month's partition only.
         # Each statement adds its alerts' shares to their incidents' open counts.
-        with (
-            planner(connection, hashjoin=False, mergejoin=False),
-            open_counts.counted_by_statement(connection),
+        with planner(
+            connection,
+            hashjoin=False,
+            mergejoin=False,
+            local=open_counts.COUNTED_BY_STATEMENT,
         ):
             bulk_set(
                 Alert,

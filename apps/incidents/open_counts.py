@@ -10,8 +10,8 @@ function, so an alert without incident (every webhook insert) costs nothing. The
 from the row as written (after waiting for a concurrent writer of it), so no race leaves a
 count wrong.
 
-A correlation sweep writes thousands of alerts at a time: inside ``counted_by_statement``
-the update trigger stands aside and the sweep's statements (``ALERTS_JOINED``,
+A correlation sweep writes thousands of alerts at a time: with ``COUNTED_BY_STATEMENT``
+set the update trigger stands aside and the sweep's statements (``ALERTS_JOINED``,
 ``ALERTS_RESOLVED``) add the counts themselves, in the same statement as the alerts they
 wrote, from the rows that statement returned.
 
@@ -21,16 +21,15 @@ SQLite has no triggers: the counts are not kept there, and the dashboard counts 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from django.db import connection, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
 
 ALERTS = "alerts_alert"
 INCIDENTS = "incidents_incident"
-# Set (transaction-local) while a sweep's statements count their own alerts.
+# Set (transaction-local) while a sweep's statements count their own alerts: the update
+# trigger stands aside (``apps.common.db.planner(local=COUNTED_BY_STATEMENT)``).
 SETTING = "alertwhisperer.counted_by_statement"
+COUNTED_BY_STATEMENT = {SETTING: "on"}
 
 
 def open_share(row: str) -> str:
@@ -88,15 +87,22 @@ UNINSTALL = [
 ]
 
 
+def _counted(rows: str, where: str) -> str:
+    """Per incident, the critical and high alerts of ``rows`` (as ``r``) matching ``where``."""
+    return (
+        "SELECT incident_id, count(*) FILTER (WHERE severity = 'critical') AS critical, "  # noqa: S608
+        f"count(*) FILTER (WHERE severity = 'high') AS high FROM {rows} AS r WHERE {where} "
+        "GROUP BY incident_id"
+    )
+
+
 def _from(rows: str, where: str, sign: str) -> str:
     """Add ``sign`` × the counted alerts of ``rows`` matching ``where`` to their incidents."""
     return (
         f"UPDATE {INCIDENTS} AS i SET "  # noqa: S608
         f"open_critical = i.open_critical {sign} d.critical, "
         f"open_high = i.open_high {sign} d.high "
-        "FROM (SELECT incident_id, count(*) FILTER (WHERE severity = 'critical') AS critical, "
-        f"count(*) FILTER (WHERE severity = 'high') AS high FROM {rows} AS r WHERE {where} "
-        "GROUP BY incident_id) AS d WHERE i.id = d.incident_id"
+        f"FROM ({_counted(rows, where)}) AS d WHERE i.id = d.incident_id"
     )
 
 
@@ -121,11 +127,7 @@ UPDATE {INCIDENTS} AS i
 SET open_critical = coalesce(d.critical, 0), open_high = coalesce(d.high, 0)
 FROM unnest(%(ids)s::bigint[]) AS x(id)
 LEFT JOIN (
-    SELECT incident_id, count(*) FILTER (WHERE severity = 'critical') AS critical,
-           count(*) FILTER (WHERE severity = 'high') AS high
-    FROM {ALERTS} AS r
-    WHERE r.incident_id >= %(low)s AND r.incident_id <= %(high)s AND {open_share("r")}
-    GROUP BY incident_id
+    {_counted(ALERTS, "r.incident_id BETWEEN %(low)s AND %(high)s AND " + open_share("r"))}
 ) AS d ON d.incident_id = x.id
 WHERE i.id = x.id
   AND (i.open_critical, i.open_high) IS DISTINCT FROM (coalesce(d.critical, 0), coalesce(d.high, 0))
@@ -174,18 +176,3 @@ def forget(table: str) -> str:
     alerts before it is dropped, out of their incidents' counts (dropping fires no
     trigger)."""
     return _from(f'"{table}"', open_share("r"), "-")
-
-
-@contextmanager
-def counted_by_statement(connection: BaseDatabaseWrapper) -> Iterator[None]:
-    """Within a transaction on PostgreSQL: the alert updates run inside count their
-    alerts themselves (``ALERTS_JOINED``, ``ALERTS_RESOLVED``), so the row trigger stands
-    aside for them."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL {SETTING} = 'on'")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL {SETTING} = 'off'")

@@ -358,12 +358,11 @@ def _second_round_queries(companies) -> int:
 def test_a_shared_sweep_costs_the_same_queries_for_one_company_or_twenty():
     """Per batch: asynchronous commit, lock, alerts, windows, assets, dependencies,
     incidents, their link keys, earlier firing alerts and the writes; the alerts' read and
-    their writes each between setting and resetting the planner, the writes also between
-    setting and resetting their own counting of the open counts (24 with the test's
+    their writes each between setting and resetting the planner (22 with the test's
     savepoint); none of them is repeated per company."""
     one = _second_round_queries([CompanyFactory()])
     twenty = _second_round_queries([CompanyFactory() for _ in range(20)])
-    assert one == twenty == 24
+    assert one == twenty == 22
     assert Incident.objects.filter(status="resolved").count() == 21
     assert Incident.objects.count() == 63
 

@@ -1,32 +1,25 @@
 """Each incident's open critical and high alerts, kept by triggers on the alerts table
-(apps/incidents/open_counts.py). PostgreSQL only.
+(apps/incidents/open_counts.py; PostgreSQL only): the columns and the triggers, in one
+transaction (a brief lock). The next migration counts the incidents there are."""
 
-The triggers are installed first (a brief lock), then every incident is counted a batch
-at a time while webhooks and sweeps go on (``open_counts.recount``): non-atomic."""
-
-from django.db import migrations, models, transaction
+from django.db import migrations, models
 
 from apps.incidents import open_counts
 
 
 def install(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    with transaction.atomic():
+    if schema_editor.connection.vendor == "postgresql":
         for statement in open_counts.INSTALL:
             schema_editor.execute(statement)
-    open_counts.recount()
 
 
 def uninstall(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        with transaction.atomic():
-            for statement in open_counts.UNINSTALL:
-                schema_editor.execute(statement)
+        for statement in open_counts.UNINSTALL:
+            schema_editor.execute(statement)
 
 
 class Migration(migrations.Migration):
-    atomic = False
 
     dependencies = [
         ('alerts', '0010_quarantined_index'),

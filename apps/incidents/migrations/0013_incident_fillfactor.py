@@ -24,7 +24,7 @@ def reset(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0011_open_severity_counts'),
+        ('incidents', '0012_open_severity_recount'),
     ]
 
     operations = [
