@@ -136,6 +136,27 @@ class Incident(models.Model):
         return self.acknowledged_at is not None
 
 
+class IncidentText(models.Model):
+    """What the search matches of an incident, kept by the database (PostgreSQL) in step
+    with it: apps/incidents/search_text.py. Its trigram indexes live here, so that the
+    many writes of an incident's counts and score do not write its text's trigrams
+    again."""
+
+    incident = models.OneToOneField(
+        Incident,
+        primary_key=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    title = models.CharField(max_length=600)
+    asset_name = models.CharField(max_length=255)
+    signature = models.CharField(max_length=255)
+
+    def __str__(self) -> str:
+        return self.title
+
+
 class IncidentEvent(models.Model):
     """The incident's timeline besides its alerts: status changes, assignments, notes,
     runbook runs. Append-only by convention (services only create)."""

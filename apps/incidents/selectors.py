@@ -24,9 +24,10 @@ from django.utils import timezone
 from apps.accounts.models import Membership, User
 from apps.accounts.roles import Role
 from apps.alerts.models import Alert
+from apps.common.db import is_postgresql
 from apps.incidents.choices import OPEN_STATUSES, EventKind, IncidentStatus
 from apps.incidents.filters import DEFAULT_SORT, SINCE, SORTS, IncidentFilters
-from apps.incidents.models import Incident, IncidentEvent
+from apps.incidents.models import Incident, IncidentEvent, IncidentText
 
 
 def open_incident_count(user_field: str = "pk") -> Expression:
@@ -224,8 +225,9 @@ def incident_timeline(
 def _text_search(query: str) -> Q:
     """Incidents whose number, title, host or signature match ``query``, or one of whose
     alerts matches it by message, tool or labels: case-insensitive substring, the same on
-    PostgreSQL and SQLite. On PostgreSQL each matched column has a trigram GIN index on
-    its UPPER() (migration incidents 0007), and the alerts' matches are one set read
+    PostgreSQL and SQLite. On PostgreSQL the incident's text is read from its copy in
+    ``IncidentText``, whose columns each have a trigram GIN index on their UPPER()
+    (apps/incidents/search_text.py), and the alerts' matches are one set read
     through those indexes (each side one IN set, not a per-incident EXISTS or a filter
     on the scanned rows), so the search stays an index scan on large tables."""
     alerts = (
@@ -237,9 +239,13 @@ def _text_search(query: str) -> Q:
         )
         .values("incident_id")
     )
-    incidents = Incident.objects.filter(
+    text = (
         Q(title__icontains=query) | Q(asset_name__icontains=query) | Q(signature__icontains=query)
-    ).values("pk")
+    )
+    if is_postgresql(Incident):
+        incidents = IncidentText.objects.filter(text).values("incident_id")
+    else:
+        incidents = Incident.objects.filter(text).values("pk")
     match = Q(pk__in=incidents) | Q(pk__in=alerts)
     number = query.removeprefix("#")
     if number.isdigit():

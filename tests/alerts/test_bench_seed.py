@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.alerts.models import Alert
+from apps.incidents import search_text
 
 pytestmark = pytest.mark.django_db
 
@@ -72,3 +73,13 @@ def test_the_indexes_it_drops_come_back_on_every_partition(settings):
         per_partition = dict(cursor.fetchall())
     assert "alert_incident_time" in parents and all(parents.values()), parents
     assert per_partition and set(per_partition.values()) == {len(parents)}, per_partition
+    # Loaded with triggers off, the incidents' search text is copied, and searchable.
+    from apps.incidents.models import Incident, IncidentText
+
+    assert IncidentText.objects.count() == Incident.objects.count() == 4
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'incidents_incidenttext' "
+            "AND indexdef LIKE '%gin_trgm_ops%'"
+        )
+        assert cursor.fetchone()[0] == len(search_text.TRIGRAM_INDEXES)

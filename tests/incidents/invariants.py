@@ -3,7 +3,8 @@
 from django.db.models import Max, Min
 
 from apps.alerts.models import Alert
-from apps.incidents.models import Incident
+from apps.incidents import search_text
+from apps.incidents.models import Incident, IncidentText
 
 
 def assert_times_span_firing_alerts(company) -> None:
@@ -44,3 +45,19 @@ def assert_open_counts_kept(company) -> None:
         if critical or high
     }
     assert kept == expected
+
+
+def assert_search_text_kept(company) -> None:
+    """Each incident's search text (kept by the database on PostgreSQL,
+    apps/incidents/search_text.py) is its title, host and signature, and no other row is
+    left."""
+    incidents = Incident.objects.filter(company=company)
+    expected = {row[0]: row for row in incidents.values_list("pk", *search_text.COLUMNS)}
+    kept = {
+        row[0]: row
+        for row in IncidentText.objects.filter(incident_id__in=incidents.values("pk")).values_list(
+            "incident_id", *search_text.COLUMNS
+        )
+    }
+    assert kept == expected
+    assert not IncidentText.objects.exclude(incident_id__in=Incident.objects.values("pk")).exists()

@@ -11,7 +11,11 @@ from apps.incidents.dependencies import dependencies_replace
 from apps.incidents.merging import incident_split
 from apps.incidents.models import Incident, IncidentEvent, IncidentKey
 from tests.incidents.factories import AlertFactory, IncidentFactory
-from tests.incidents.invariants import assert_open_counts_kept, assert_times_span_firing_alerts
+from tests.incidents.invariants import (
+    assert_open_counts_kept,
+    assert_search_text_kept,
+    assert_times_span_firing_alerts,
+)
 from tests.incidents.test_cascades import alert, deliver
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +49,7 @@ def test_a_technician_merges_two_incidents_and_splits_them_again(client, technic
     assert IncidentEvent.objects.filter(incident=first, kind="merged").exists()
     assert_times_span_firing_alerts(company_a)
     assert_open_counts_kept(company_a)
+    assert_search_text_kept(company_a)
 
     latency = Alert.objects.get(signature="latency")
     response = client.post(reverse("incidents:split", args=[first.pk]), {"alerts": [latency.pk]})
@@ -59,6 +64,7 @@ def test_a_technician_merges_two_incidents_and_splits_them_again(client, technic
     assert IncidentKey.objects.filter(incident=split, key="k:web-02|latency").exists()
     assert_times_span_firing_alerts(company_a)
     assert_open_counts_kept(company_a)
+    assert_search_text_kept(company_a)
 
 
 def test_merging_by_hand_keeps_the_absorbed_acknowledgement(client, technician_a, company_a):

@@ -21,7 +21,11 @@ from apps.incidents.correlation import correlate_company
 from apps.incidents.dependencies import dependencies_replace
 from apps.incidents.models import Incident
 from tests.factories import CompanyFactory
-from tests.incidents.invariants import assert_open_counts_kept, assert_times_span_firing_alerts
+from tests.incidents.invariants import (
+    assert_open_counts_kept,
+    assert_search_text_kept,
+    assert_times_span_firing_alerts,
+)
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -80,6 +84,7 @@ def partition(company) -> set[frozenset[str]]:
         assert incident.alert_count == len(groups[incident.pk])
     assert_times_span_firing_alerts(company)
     assert_open_counts_kept(company)
+    assert_search_text_kept(company)
     return {frozenset(messages) for messages in groups.values()}
 
 

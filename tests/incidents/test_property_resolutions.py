@@ -24,7 +24,11 @@ from apps.incidents.correlation import correlate_company
 from apps.incidents.dependencies import dependencies_replace
 from apps.incidents.models import Incident
 from tests.factories import CompanyFactory
-from tests.incidents.invariants import assert_open_counts_kept, assert_times_span_firing_alerts
+from tests.incidents.invariants import (
+    assert_open_counts_kept,
+    assert_search_text_kept,
+    assert_times_span_firing_alerts,
+)
 from tests.incidents.test_property_correlation import GRAPH, T0, deliver_in_batches, store
 
 pytestmark = pytest.mark.django_db
@@ -108,6 +112,7 @@ def outcome(company) -> tuple[dict, dict, frozenset]:
         states[frozenset(messages)] = state
     assert_times_span_firing_alerts(company)
     assert_open_counts_kept(company)
+    assert_search_text_kept(company)
     return states, closed, frozenset(lone)
 
 

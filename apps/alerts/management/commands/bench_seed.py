@@ -14,9 +14,10 @@ Two accounts log in to the seeded data (password ``--password``): ``seed-msp@ben
 
 Rows go in with PostgreSQL ``COPY`` (psycopg 3's ``cursor.copy``) with the secondary indexes
 dropped and foreign-key and rollup triggers off (``session_replication_role = replica``);
-the indexes are then built again, the rollups recomputed (``rollups_rebuild``) and the tables
-vacuumed and analysed. It empties the alert, incident and audit tables first (TRUNCATE …
-CASCADE), so it refuses to run unless the database name contains "bench".
+then the incidents' search text is copied, the indexes built again, the rollups recomputed
+(``rollups_rebuild``) and the tables vacuumed and analysed. It empties the alert, incident
+and audit tables first (TRUNCATE … CASCADE), so it refuses to run unless the database name
+contains "bench".
 """
 
 from __future__ import annotations
@@ -38,8 +39,14 @@ from apps.accounts.services import user_set_role
 from apps.alerts import partitions
 from apps.alerts.models import Alert, Delivery, Occurrence
 from apps.audit.models import AuditLog
-from apps.incidents import open_counts
-from apps.incidents.models import CorrelationReason, Incident, IncidentEvent, IncidentKey
+from apps.incidents import open_counts, search_text
+from apps.incidents.models import (
+    CorrelationReason,
+    Incident,
+    IncidentEvent,
+    IncidentKey,
+    IncidentText,
+)
 from apps.kpis import rollups
 from apps.tenants.models import Asset, Company
 
@@ -217,6 +224,7 @@ class Command(BaseCommand):
             indexes = self._drop_indexes(cursor)
             counts = self._incidents_and_alerts(cursor, incidents, alerts)
             self._audit(cursor, options["audit"])
+            self._step("search text", search_text.fill)
             self._restore_indexes(cursor, indexes)
             for model in (Incident, Alert, AuditLog, IncidentEvent):
                 table = model._meta.db_table
@@ -252,6 +260,7 @@ class Command(BaseCommand):
                 Incident,
                 IncidentEvent,
                 IncidentKey,
+                IncidentText,
                 CorrelationReason,
             )
         )
@@ -286,7 +295,9 @@ class Command(BaseCommand):
     def _drop_indexes(self, cursor) -> list[str]:
         """Drop the secondary indexes of the loaded tables (COPY then builds each index once
         instead of maintaining it row by row); returns their definitions."""
-        tables = [m._meta.db_table for m in (Alert, Incident, IncidentEvent, AuditLog)]
+        tables = [
+            m._meta.db_table for m in (Alert, Incident, IncidentText, IncidentEvent, AuditLog)
+        ]
         cursor.execute(
             "SELECT i.indexname, i.indexdef FROM pg_indexes i "
             "LEFT JOIN pg_constraint c ON c.conname = i.indexname "
@@ -558,6 +569,6 @@ class Command(BaseCommand):
 
     def _vacuum(self) -> None:
         with connection.cursor() as cursor:
-            for model in (Alert, Incident, IncidentEvent, AuditLog):
+            for model in (Alert, Incident, IncidentText, IncidentEvent, AuditLog):
                 cursor.execute(f"VACUUM (ANALYZE) {model._meta.db_table}")
             cursor.execute("VACUUM (ANALYZE) kpis_hourlyrollup, kpis_signaturedailyrollup")
