@@ -117,6 +117,8 @@ def page_urls(anchors: dict[str, Any]) -> list[tuple[str, str]]:
         ("incidents list", "/incidents/"),
         ("incidents list, all statuses", "/incidents/?status=all"),
         ("incident page", f"/incidents/{anchors['incident']}/"),
+        ("incidents search, a host", f"/incidents/?status=all&q={anchors['host']}"),
+        ("incidents search, no match", "/incidents/?status=all&q=no-such-thing"),
         ("audit log", "/audit/"),
         ("audit log, oldest", f"/audit/?{anchors['audit_oldest_query']}"),
         ("API alerts", "/api/v1/alerts/"),
@@ -142,8 +144,10 @@ def anchors_for(email: str) -> dict[str, Any]:
     user = User.objects.get(email=email)
     incidents = scope(Incident.objects.filter(visible=True), user)
     first, last = last_days(90, today=timezone.localdate())
+    latest = incidents.order_by("-last_alert_at").values_list("id", "asset_name").first()
     return {
-        "incident": incidents.order_by("-last_alert_at").values_list("id", flat=True).first(),
+        "incident": latest[0],
+        "host": latest[1],
         "alerts_oldest_query": "acursor=oldest",
         "audit_oldest_query": "cursor=oldest",
         "api_alerts_oldest": API_OLDEST,

@@ -28,6 +28,9 @@ SINCE = {
     "30d": timedelta(days=30),
 }
 SINCE_CHOICES = [("", "Any time"), *((key, f"Last {key}") for key in SINCE)]
+# How far back the search reads alerts' messages, tools and labels when no time is chosen
+# (apps.incidents.selectors._text_search): the incidents' own text, any age.
+ALERT_SEARCH_PERIOD = "24h"
 SNOOZED_CHOICES = [("", "Hidden"), ("show", "Shown"), ("only", "Only those")]
 # Sort keys of the URL → the ordering (ties broken by recency, then id, so pages are stable).
 SORTS = {

@@ -30,7 +30,7 @@ from apps.accounts.selection import companies_in_view, visible_companies_list
 from apps.common import errors
 from apps.common.pagination import paginate
 from apps.incidents import scoring
-from apps.incidents.filters import SORT_LABELS, IncidentFilterForm
+from apps.incidents.filters import ALERT_SEARCH_PERIOD, SORT_LABELS, IncidentFilterForm
 from apps.incidents.forms import AssignForm, BulkForm, NoteForm, StatusForm, TakeForm
 from apps.incidents.merging import BULK_MERGE, incidents_merge_many
 from apps.incidents.models import Incident
@@ -89,6 +89,7 @@ def _list_context(request: HttpRequest, bulk_form: BulkForm | None = None) -> di
     base = filters.query()
     return {
         "form": form,
+        "alert_search_period": ALERT_SEARCH_PERIOD,
         "filters": filters,
         "incident_page": page,
         "page_query": filters.query(page=str(page.number)),

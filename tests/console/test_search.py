@@ -2,9 +2,12 @@
 table) that the query really uses (EXPLAIN), and results that stay exact substring
 matches, scoped to the viewer."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.incidents.filters import IncidentFilters
 from apps.incidents.selectors import incident_search
@@ -84,3 +87,31 @@ def test_search_by_host_is_scoped_for_every_role(request, client, many, who):
     sees_b = who in ("msp_admin", "technician_b")
     assert (f'data-incident="{many["db"].pk}"' in body) is sees_a
     assert (f'data-incident="{many["other"].pk}"' in body) is sees_b
+
+
+def test_alerts_text_is_searched_over_the_time_chosen_incidents_text_at_any_age(
+    client, technician_a, company_a
+):
+    """An alert's message is matched within the last day unless a longer time is chosen;
+    the incident's own host matches whatever its age (docs/decisions.md, "The search text
+    kept apart from the incident")."""
+    old = timezone.now() - timedelta(days=3)
+    incident = IncidentFactory(
+        company=company_a,
+        asset_name="srv-archive-09",
+        first_alert_at=old,
+        last_alert_at=old,
+    )
+    AlertFactory(incident=incident, message="tape library jammed", event_time=old)
+    client.force_login(technician_a)
+
+    def found(**query) -> bool:
+        body = client.get(LIST, {"status": "all", **query}).content.decode()
+        return f'data-incident="{incident.pk}"' in body
+
+    assert found(q="srv-archive-09")
+    assert not found(q="tape library")
+    assert found(q="tape library", since="7d")
+    assert "alerts' messages, tools and labels of the time chosen, or the last 24h" in (
+        client.get(LIST).content.decode()
+    )

@@ -233,6 +233,9 @@ class Command(BaseCommand):
                     f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
                 )
         self._step("rollups", lambda: rollups.rebuild())
+        # Statistics first: the recount's batches are planned from them (without, each of
+        # its 400 batches read the alerts by a poor plan: 1,520 s at 10 M alerts).
+        self._step("analyze", self._analyze)
         self._step("open counts", open_counts.recount)
         self._step("vacuum analyze", self._vacuum)
         total = time.perf_counter() - started
@@ -566,6 +569,11 @@ class Command(BaseCommand):
                 )
         elapsed = time.perf_counter() - started
         self.stdout.write(f"  COPY audit: {count / elapsed:,.0f} rows/s")
+
+    def _analyze(self) -> None:
+        with connection.cursor() as cursor:
+            for model in (Alert, Incident):
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
 
     def _vacuum(self) -> None:
         with connection.cursor() as cursor:
