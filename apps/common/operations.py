@@ -6,6 +6,7 @@ import hashlib
 
 from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db.backends.ddl_references import Table
+from django.db.migrations import RunPython
 
 MAX_NAME = 63  # PostgreSQL's identifier length
 _COLUMNS = "%(using)s (%(columns)s)%(include)s%(extra)s%(condition)s"
@@ -111,3 +112,18 @@ def _drop_if_invalid(schema_editor, name: str) -> None:
         row = cursor.fetchone()
     if row and row[0]:
         schema_editor.execute(f"DROP INDEX CONCURRENTLY {schema_editor.quote_name(name)}")
+
+
+def run_on_postgresql(forwards: list[str], backwards: list[str]) -> RunPython:
+    """A ``RunPython`` that runs SQL statements (triggers, functions) on PostgreSQL and
+    nothing elsewhere (SQLite, the embedded mode, keeps none)."""
+
+    def run(statements: list[str]):
+        def apply(apps, schema_editor):
+            if schema_editor.connection.vendor == "postgresql":
+                for statement in statements:
+                    schema_editor.execute(statement)
+
+        return apply
+
+    return RunPython(run(forwards), run(backwards))

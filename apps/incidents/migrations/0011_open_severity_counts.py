@@ -4,19 +4,8 @@ transaction (a brief lock). The next migration counts the incidents there are.""
 
 from django.db import migrations, models
 
+from apps.common.operations import run_on_postgresql
 from apps.incidents import open_counts
-
-
-def install(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for statement in open_counts.INSTALL:
-            schema_editor.execute(statement)
-
-
-def uninstall(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for statement in open_counts.UNINSTALL:
-            schema_editor.execute(statement)
 
 
 class Migration(migrations.Migration):
@@ -37,5 +26,5 @@ class Migration(migrations.Migration):
             name='open_high',
             field=models.IntegerField(db_default=0, default=0, editable=False),
         ),
-        migrations.RunPython(install, uninstall),
+        run_on_postgresql(open_counts.INSTALL, open_counts.UNINSTALL),
     ]

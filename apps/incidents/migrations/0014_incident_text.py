@@ -5,19 +5,8 @@ incidents table). The next migration copies the text of the incidents there are.
 import django.db.models.deletion
 from django.db import migrations, models
 
+from apps.common.operations import run_on_postgresql
 from apps.incidents import search_text
-
-
-def install(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for statement in search_text.INSTALL:
-            schema_editor.execute(statement)
-
-
-def uninstall(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for statement in search_text.UNINSTALL:
-            schema_editor.execute(statement)
 
 
 class Migration(migrations.Migration):
@@ -36,5 +25,5 @@ class Migration(migrations.Migration):
                 ('signature', models.CharField(max_length=255)),
             ],
         ),
-        migrations.RunPython(install, uninstall),
+        run_on_postgresql(search_text.INSTALL, search_text.UNINSTALL),
     ]
