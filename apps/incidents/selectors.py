@@ -259,9 +259,11 @@ def _text_search(query: str, *, company_ids: list[int], alerts_since: datetime) 
         incidents = IncidentText.objects.filter(text).values("incident_id")
     else:
         incidents = Incident.objects.filter(text).values("pk")
+    # Without the models' default orders: SQLite refuses ORDER BY inside a UNION.
+    incidents = incidents.order_by()
     number = query.removeprefix("#")
     if number.isdigit():
-        incidents = incidents.union(Incident.objects.filter(pk=int(number)).values("pk"))
+        incidents = incidents.union(Incident.objects.filter(pk=int(number)).values("pk").order_by())
     return Q(pk__in=incidents.union(alerts))
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.incidents.filters import IncidentFilters
 from apps.incidents.selectors import incident_search
 from tests.incidents.factories import AlertFactory, IncidentFactory
+from tests.test_settings import run_python
 
 pytestmark = pytest.mark.django_db
 LIST = reverse("incidents:list")
@@ -115,3 +116,36 @@ def test_alerts_text_is_searched_over_the_time_chosen_incidents_text_at_any_age(
     assert "alerts' messages, tools and labels of the time chosen, or the last 24h" in (
         client.get(LIST).content.decode()
     )
+
+
+EMBEDDED_SEARCH = """
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from apps.accounts.models import User
+from apps.incidents.filters import IncidentFilters
+from apps.incidents.selectors import incident_search
+from tests.incidents.factories import AlertFactory, IncidentFactory
+incident = IncidentFactory(asset_name="srv-db-01")
+AlertFactory(incident=incident, message="/var is 100% full")
+user = User.objects.create(email="tech@example.com")
+for q in ("srv-db-01", "100% full", f"#{incident.pk}", "nothing-like-it"):
+    found = incident_search(
+        company_ids=[incident.company_id], filters=IncidentFilters(q=q, status="all"), user=user
+    )
+    print(q, [i.pk == incident.pk for i in found])
+"""
+
+
+def test_the_embedded_mode_searches_too(tmp_path):
+    """SQLite (``make run``) reads the incidents' own text and refuses ORDER BY inside the
+    search's UNION: the same search runs there."""
+    result = run_python(EMBEDDED_SEARCH, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [
+        "srv-db-01 [True]",
+        "100% full [True]",
+        "#1 [True]",
+        "nothing-like-it []",
+    ]
