@@ -11,12 +11,13 @@ from django.db import migrations, models
 
 from apps.common.operations import AddIndexWithoutLocking
 
-OLD_INDEXES = [
-    "incidents_incident_priority_score_4e97ae36",
-    "incidents_incident_acknowledged_by_id_825dc53a",
-    "incidents_incident_resolved_by_id_81c9e29b",
-    "incidents_incident_merged_into_id_75509a6d",
-]
+# The indexes Django made for these columns (name: column).
+OLD_INDEXES = {
+    "incidents_incident_priority_score_4e97ae36": "priority_score",
+    "incidents_incident_acknowledged_by_id_825dc53a": "acknowledged_by_id",
+    "incidents_incident_resolved_by_id_81c9e29b": "resolved_by_id",
+    "incidents_incident_merged_into_id_75509a6d": "merged_into_id",
+}
 
 
 def drop_old(apps, schema_editor):
@@ -27,8 +28,7 @@ def drop_old(apps, schema_editor):
 
 def create_old(apps, schema_editor):
     how = "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
-    for name in OLD_INDEXES:
-        column = name.removeprefix("incidents_incident_").rsplit("_", 1)[0]
+    for name, column in OLD_INDEXES.items():
         schema_editor.execute(
             f'CREATE INDEX {how}IF NOT EXISTS "{name}" ON "incidents_incident" ("{column}")'
         )
